@@ -1,0 +1,48 @@
+"""Top-level pytest configuration: the target option, markers, and the fake world.
+
+`--target fake` (the default, or env SPEC_TARGET) starts the embedded fake world
+once per session; `real` and `existing` point the same tests at a real account or
+an existing site (see README.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+TARGETS = ("fake", "real", "existing")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--target", choices=TARGETS, default=os.environ.get("SPEC_TARGET", "fake"),
+        help="where the spec runs: fake (embedded fakes, default), real (a DigitalOcean "
+             "account), existing (an already running site, read-only). Env: SPEC_TARGET",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    target = config.getoption("--target")
+    if target not in TARGETS:
+        raise pytest.UsageError(f"--target must be one of {', '.join(TARGETS)}, not {target!r}")
+
+
+@pytest.fixture(scope="session")
+def target_name(request: pytest.FixtureRequest) -> str:
+    return request.config.getoption("--target")
+
+
+@pytest.fixture(scope="session")
+def fake_world(tmp_path_factory: pytest.TempPathFactory):
+    """The embedded fake world, started once per session and always stopped."""
+    from fakes.world import World
+
+    state_dir: Path = tmp_path_factory.mktemp("fake-world")
+    world = World(state_dir)
+    world.start()
+    try:
+        yield world
+    finally:
+        world.stop()

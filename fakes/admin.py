@@ -1,0 +1,99 @@
+"""The fault-injection admin API: apart from `/v2`, guarded by its own secret.
+
+Faults only a fake can make go here (DESIGN.md): fail the next N requests that
+match a method and path, make the next action of a type errored, advance the
+clock, make a droplet's host fail, change the rate limits, and read the request
+journal. Every call needs the header `X-Admin-Secret`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from fakes.digitalocean.errors import ApiError
+
+if TYPE_CHECKING:
+    from fakes.world import World
+
+PREFIX = "/_admin"
+
+
+def admin_routes(world: World) -> list[Route]:
+    service = world.digitalocean
+
+    def guarded(handler):
+        async def endpoint(request: Request) -> Response:
+            supplied = request.headers.get("x-admin-secret", "")
+            if not hmac.compare_digest(supplied, world.admin_secret):
+                return JSONResponse({"error": "admin secret required"}, status_code=401)
+            raw = await request.body()
+            try:
+                body = json.loads(raw) if raw else {}
+            except ValueError:
+                return JSONResponse({"error": "body is not JSON"}, status_code=400)
+            try:
+                with service.backend.lock:
+                    service.clock.run_due()
+                    result = handler(body, request.path_params)
+            except (ValueError, KeyError, TypeError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            except ApiError as exc:
+                return JSONResponse({"error": exc.message}, status_code=exc.status)
+            return JSONResponse(result if result is not None else {})
+
+        return endpoint
+
+    def add_fault(body: dict, _params: dict) -> dict:
+        rule = service.faults.add(
+            method=body["method"], path=body["path"], status=int(body["status"]),
+            count=int(body.get("count", 1)), mode=body.get("mode", "before"),
+            retry_after=body.get("retry_after"),
+        )
+        return {"method": rule.method, "path": rule.path.pattern, "status": rule.status,
+                "remaining": rule.remaining, "mode": rule.mode}
+
+    def clear_faults(_body: dict, _params: dict) -> None:
+        service.faults.clear()
+
+    def fail_next_action(body: dict, _params: dict) -> None:
+        service.backend.actions.fail_next(body["type"], int(body.get("count", 1)))
+
+    def advance_clock(body: dict, _params: dict) -> dict:
+        service.clock.advance(float(body["seconds"]))
+        return clock_state(body, _params)
+
+    def clock_state(_body: dict, _params: dict) -> dict:
+        return {"now": service.clock.now(), "speed": service.clock.speed}
+
+    def host_failure(_body: dict, params: dict) -> dict:
+        droplet = service.backend.droplets.fail_host(int(params["droplet_id"]))
+        return {"droplet_id": droplet.id, "status": droplet.status}
+
+    def rate_limits(body: dict, _params: dict) -> dict:
+        service.limiter.configure(body.get("per_hour"), body.get("per_minute"))
+        return {"per_hour": service.limiter.per_hour, "per_minute": service.limiter.per_minute}
+
+    def requests_log(_body: dict, _params: dict) -> dict:
+        return {"requests": [entry.to_dict() for entry in service.journal]}
+
+    def clear_requests(_body: dict, _params: dict) -> None:
+        service.journal.clear()
+
+    table = [
+        ("POST", "/faults", add_fault),
+        ("DELETE", "/faults", clear_faults),
+        ("POST", "/actions/fail-next", fail_next_action),
+        ("POST", "/clock/advance", advance_clock),
+        ("GET", "/clock", clock_state),
+        ("POST", "/droplets/{droplet_id:int}/host-failure", host_failure),
+        ("POST", "/ratelimit", rate_limits),
+        ("GET", "/requests", requests_log),
+        ("DELETE", "/requests", clear_requests),
+    ]
+    return [Route(PREFIX + path, guarded(h), methods=[m]) for m, path, h in table]

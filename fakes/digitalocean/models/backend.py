@@ -1,0 +1,85 @@
+"""One fake DigitalOcean account: the stores, the clock, and the hooks between them.
+
+Every call into a store happens under `lock` (the HTTP adapter and the DNS server
+run on different threads). Events scheduled on the clock fire under the same lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from fakes.clock import VirtualClock
+from fakes.digitalocean.models.actions import ActionLog
+from fakes.digitalocean.models.addresses import AddressPool
+from fakes.digitalocean.models.domains import DomainStore
+from fakes.digitalocean.models.droplets import Droplet, DropletStore
+from fakes.digitalocean.models.images import ImageStore
+from fakes.digitalocean.models.snapshots import SnapshotStore
+from fakes.digitalocean.models.tags import TagStore
+from fakes.digitalocean.models.volumes import Volume, VolumeStore
+
+# Listeners told when the account's hardware changes (the fake TrueNAS hot-plugs
+# disks from these; the firewall enforcer follows droplets).
+VolumeHook = Callable[[Volume, Droplet], None]
+DropletHook = Callable[[Droplet], None]
+
+
+class DigitalOceanBackend:
+    def __init__(self, clock: VirtualClock, storage_dir: Path) -> None:
+        self.lock = threading.RLock()
+        self.clock = clock
+        self.storage_dir = storage_dir
+        self.account = {
+            "droplet_limit": 25,
+            "floating_ip_limit": 3,
+            "reserved_ip_limit": 3,
+            "volume_limit": 100,
+            "email": "spec@example.test",
+            "name": "Spec Suite",
+            "uuid": str(uuid.uuid4()),
+            "email_verified": True,
+            "status": "active",
+            "status_message": "",
+            "team": {"uuid": str(uuid.uuid4()), "name": "My Team"},
+        }
+        self.public_addresses = AddressPool("127.10.0.0/16")
+        self.private_addresses = AddressPool("127.30.0.0/16")
+        self.reserved_addresses = AddressPool("127.20.0.0/16")
+        self.actions = ActionLog(clock)
+        self.tags = TagStore(self)
+        self.images = ImageStore(self)
+        self.droplets = DropletStore(self)
+        self.volumes = VolumeStore(self)
+        self.snapshots = SnapshotStore(self)
+        self.domains = DomainStore(self)
+        self.volume_attached_hooks: list[VolumeHook] = []
+        self.volume_detached_hooks: list[VolumeHook] = []
+        self.droplet_gone_hooks: list[DropletHook] = []
+
+    # --- hooks between stores and the rest of the world ---------------------
+    def on_volume_attached(self, volume: Volume, droplet: Droplet) -> None:
+        for hook in self.volume_attached_hooks:
+            hook(volume, droplet)
+
+    def on_volume_detached(self, volume: Volume, droplet: Droplet) -> None:
+        for hook in self.volume_detached_hooks:
+            hook(volume, droplet)
+
+    def on_droplet_gone(self, droplet: Droplet) -> None:
+        for hook in self.droplet_gone_hooks:
+            hook(droplet)
+
+    def find_taggable(self, kind: str, resource_id: str):
+        if kind == "droplet" and resource_id.isdigit():
+            return self.droplets.droplets.get(int(resource_id))
+        if kind == "image" and resource_id.isdigit():
+            image = self.images.images.get(int(resource_id))
+            return image if image is not None and not image.public else None
+        if kind == "volume":
+            return self.volumes.volumes.get(resource_id)
+        if kind == "volume_snapshot":
+            return self.snapshots.snapshots.get(resource_id)
+        return None

@@ -1,0 +1,21 @@
+"""Route tables: (method, path, handler) per resource family, most specific first."""
+
+from fakes.digitalocean.routes import (
+    account,
+    domains,
+    droplets,
+    images,
+    snapshots,
+    tags,
+    volumes,
+)
+
+ALL_ROUTES = [
+    *account.ROUTES,
+    *droplets.ROUTES,
+    *volumes.ROUTES,
+    *snapshots.ROUTES,
+    *images.ROUTES,
+    *tags.ROUTES,
+    *domains.ROUTES,
+]

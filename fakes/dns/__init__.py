@@ -1,0 +1,1 @@
+"""Authoritative DNS for the fake account's domains."""

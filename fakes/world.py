@@ -1,0 +1,98 @@
+"""The fake world: one clock, one DigitalOcean account, its DNS, on loopback.
+
+Started in-process by a pytest fixture, or standalone with `python -m fakes`. It
+writes `world.json` describing itself (endpoints, token, CA bundle, DNS address)
+so that any client (pydo, curl, infra/) can be pointed at it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+from pathlib import Path
+
+from starlette.applications import Starlette
+
+from fakes.admin import admin_routes
+from fakes.clock import VirtualClock
+from fakes.digitalocean.api import DigitalOceanService, build_routes
+from fakes.digitalocean.models import DigitalOceanBackend
+from fakes.dns.server import DnsServer
+from fakes.serving import HttpsServer
+from fakes.tls import WorldCA
+
+DEFAULT_SPEED = 500.0
+# What a client should poll with against this world: 20 ms of wall time is
+# 10 virtual seconds at the default speed, close to what terraform uses.
+POLL_INTERVAL_SECONDS = 0.02
+TICK_SECONDS = 0.01
+
+
+class World:
+    def __init__(self, state_dir: Path, speed: float = DEFAULT_SPEED, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)
+        self.host = host
+        self.clock = VirtualClock(speed=speed)
+        self.token = "dop_v1_" + secrets.token_hex(32)
+        self.admin_secret = secrets.token_urlsafe(24)
+        self.ca = WorldCA(self.state_dir)
+        self.backend = DigitalOceanBackend(self.clock, self.state_dir / "storage")
+        self.digitalocean = DigitalOceanService(self.backend, self.clock, self.token)
+        app = Starlette(routes=[*admin_routes(self), *build_routes(self.digitalocean)])
+        cert = self.ca.issue("digitalocean", host, "localhost")
+        self.https = HttpsServer(app, host, cert, port)
+        self.dns = DnsServer(self.backend, host=host)
+        self._ticking = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="world-clock", daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return self.https.url
+
+    @property
+    def world_file(self) -> Path:
+        return self.state_dir / "world.json"
+
+    def describe(self) -> dict:
+        return {
+            "digitalocean": {"endpoint": self.endpoint, "token": self.token},
+            "admin": {"endpoint": f"{self.endpoint}/_admin", "secret": self.admin_secret},
+            "ca_bundle": str(self.ca.ca_path),
+            "dns": {"host": self.host, "port": self.dns.port},
+            "clock": {"speed": self.clock.speed},
+            "timing": {"poll_interval_seconds": POLL_INTERVAL_SECONDS,
+                       "time_scale": 1.0 / self.clock.speed},
+        }
+
+    def start(self) -> World:
+        self.https.start()
+        self.dns.start()
+        self._ticker.start()
+        # world.json holds the token and admin secret: 0600, inside a 0700 directory.
+        descriptor = os.open(self.world_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(self.describe(), handle, indent=2)
+        return self
+
+    def stop(self) -> None:
+        self._ticking.set()
+        if self._ticker.is_alive():
+            self._ticker.join(timeout=5)
+        self.dns.stop()
+        self.https.stop()
+
+    def __enter__(self) -> World:
+        return self.start()
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()
+
+    def _tick(self) -> None:
+        while not self._ticking.wait(TICK_SECONDS):
+            with self.backend.lock:
+                self.clock.run_due()
