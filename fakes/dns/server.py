@@ -102,7 +102,8 @@ class AccountResolver(BaseResolver):
         if cname and qtype != "CNAME":
             record = cname[0]
             target = _absolute(zone, record.data)
-            reply.add_answer(RR(name + ".", QTYPE.CNAME, ttl=record.ttl, rdata=_rdata(zone, record)))
+            reply.add_answer(RR(name + ".", QTYPE.CNAME, ttl=record.ttl,
+                                rdata=_rdata(zone, record)))
             target_zone = self._zone_for(target.rstrip("."))
             if target_zone is not None and depth < 8:
                 self._answer(reply, target_zone, target.rstrip("."), qtype, depth + 1)

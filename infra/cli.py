@@ -1,0 +1,160 @@
+"""The `truenas-site` command (also `python -m infra`).
+
+Exit codes: 0 ok, 1 a check failed or the cloud refused, 2 usage or site-file error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from infra.check import check as run_check
+from infra.console import RichReporter, check_table, run_table
+from infra.digitalocean import DigitalOcean
+from infra.down import Teardown
+from infra.errors import ConflictError, InfraError, SiteFileError, TargetError
+from infra.observe import observe
+from infra.plan import make_plan
+from infra.site import Site, load_site
+from infra.state import StateDir
+from infra.target import Target
+from infra.up import Provisioner
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Stand up, check and tear down a TrueNAS SCALE site on DigitalOcean.")
+console = Console()
+errors = Console(stderr=True)
+
+SiteOption = typer.Option(Path("site.toml"), "--site", "-s", help="the site file (TOML)")
+WorldOption = typer.Option(
+    None, "--world", envvar="FAKE_WORLD",
+    help="a fake world's world.json: run against it instead of a real account",
+)
+StateOption = typer.Option(
+    None, "--state-dir", help="state directory (default .truenas-site/<site>)"
+)
+JsonOption = typer.Option(False, "--json", help="print the report as JSON")
+
+
+def _fail(code: int, *lines: str) -> None:
+    for line in lines:
+        errors.print(f"[bold red]error:[/] {line}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _load(site_path: Path) -> Site:
+    try:
+        return load_site(site_path)
+    except SiteFileError as exc:
+        _fail(2, *[f"{site_path}: {p}" for p in exc.problems])
+        raise  # unreachable
+
+
+def _target(world: Path | None) -> Target:
+    try:
+        return Target.from_world_file(world) if world else Target.real_from_env()
+    except TargetError as exc:
+        _fail(2, str(exc))
+        raise
+
+
+def _state(site: Site, state_dir: Path | None) -> StateDir:
+    return StateDir(state_dir) if state_dir else StateDir.for_site(site.name)
+
+
+def _run(action):
+    try:
+        return action()
+    except SiteFileError as exc:
+        _fail(2, *exc.problems)
+    except (ConflictError, InfraError) as exc:
+        _fail(1, str(exc))
+
+
+def _print_run(report, as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+    else:
+        console.print(run_table(report))
+
+
+@app.command()
+def plan(site: Path = SiteOption, world: Path | None = WorldOption,
+         state_dir: Path | None = StateOption, as_json: bool = JsonOption) -> None:
+    """Show what `up` would change, changing nothing."""
+    loaded, target = _load(site), _target(world)
+    do = DigitalOcean(target)
+    result = _run(lambda: make_plan(loaded, observe(do, loaded),
+                                    _state(loaded, state_dir).created("records")))
+    if as_json:
+        console.print_json(json.dumps({"site": loaded.name, "changes": [
+            {"kind": c.kind, "subject": c.subject, "detail": c.detail} for c in result.changes
+        ]}))
+        return
+    if result.empty:
+        console.print("nothing to change: the site matches its file")
+    for change in result.changes:
+        console.print(f"[cyan]+[/] {change.describe()}")
+
+
+@app.command()
+def up(site: Path = SiteOption, world: Path | None = WorldOption,
+       state_dir: Path | None = StateOption, as_json: bool = JsonOption) -> None:
+    """Bring the site up (idempotent: a converged site gets no mutating request)."""
+    loaded, target = _load(site), _target(world)
+    reporter = RichReporter(errors if as_json else console)
+    provisioner = Provisioner(loaded, DigitalOcean(target), _state(loaded, state_dir), reporter)
+    _print_run(_run(provisioner.up), as_json)
+
+
+@app.command()
+def check(site: Path = SiteOption, world: Path | None = WorldOption,
+          as_json: bool = JsonOption) -> None:
+    """Read-only: report where the account differs from the site file (exit 1 if it does)."""
+    loaded, target = _load(site), _target(world)
+    report = _run(lambda: run_check(loaded, DigitalOcean(target)))
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+    else:
+        console.print(check_table(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def down(site: Path = SiteOption, world: Path | None = WorldOption,
+         state_dir: Path | None = StateOption, as_json: bool = JsonOption) -> None:
+    """Delete everything that carries the site's tag (idempotent)."""
+    loaded, target = _load(site), _target(world)
+    reporter = RichReporter(errors if as_json else console)
+    teardown = Teardown(loaded, DigitalOcean(target), _state(loaded, state_dir), reporter)
+    _print_run(_run(teardown.down), as_json)
+
+
+EXAMPLE_SITE = Path(__file__).resolve().parent.parent / "site.example.toml"
+
+
+@app.command()
+def demo(
+    site: Path = typer.Option(EXAMPLE_SITE, "--site", "-s", help="the site file to demo"),
+    speed: float = typer.Option(500.0, help="fake clock speed (virtual s per wall s)"),
+) -> None:
+    """Start the embedded fakes, bring a whole site up, check it, tear it down."""
+    from infra.demo import run_demo
+
+    loaded = _load(site)
+    code = run_demo(loaded, console, speed)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

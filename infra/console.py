@@ -1,0 +1,52 @@
+"""Rich output for the CLI: progress on waits, tables for reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.table import Table
+
+from infra.events import Reporter
+from infra.report import CheckReport, RunReport
+
+
+class RichReporter(Reporter):
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def step(self, message: str) -> None:
+        self.console.print(f"[bold cyan]→[/] {message}")
+
+    def note(self, message: str) -> None:
+        self.console.print(f"[dim]·[/] {message}")
+
+    @contextmanager
+    def waiting(self, what: str) -> Iterator[None]:
+        with self.console.status(f"waiting for {what}…"):
+            yield
+        self.console.print(f"[green]✓[/] {what}")
+
+
+def check_table(report: CheckReport) -> Table:
+    table = Table(title=f"check: site {report.site} on {report.target}")
+    table.add_column("requirement")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    for finding in report.findings:
+        result = "[green]pass[/]" if finding.ok else "[bold red]FAIL[/]"
+        table.add_row(finding.requirement, result, finding.detail)
+    return table
+
+
+def run_table(report: RunReport) -> Table:
+    table = Table(title=f"{report.command}: site {report.site} on {report.target}")
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    table.add_row("changes", "\n".join(report.changes) or "none")
+    table.add_row("requests sent", f"{report.requests_total} ({report.requests_mutating} mutating)")
+    table.add_row("wall time", f"{report.wall_seconds:.2f} s")
+    for key, value in report.resources.items():
+        table.add_row(key, str(value))
+    return table

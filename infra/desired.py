@@ -1,0 +1,86 @@
+"""What a site should look like in the account: names, tags and firewall rules.
+
+Every resource a site creates carries the site tag (what `down` keys on) and the
+run tag of the run that created it (what a sweeper keys on), and its name starts
+with the site name.
+"""
+
+from __future__ import annotations
+
+from infra.site import Site
+
+MIN_TRUENAS_MEMORY_MB = 8192
+PUBLIC = ["0.0.0.0/0", "::/0"]
+DROPLET_BOOT_SECONDS = 600       # real droplets: ~1 min, allow 10
+IMAGE_IMPORT_SECONDS = 3600      # a custom image import can take tens of minutes
+ACTION_SECONDS = 300
+DESTROY_SECONDS = 300
+
+
+def site_tag(site: Site) -> str:
+    return f"truenas-site:{site.name}"
+
+
+def run_tag(run_id: str) -> str:
+    return f"truenas-run:{run_id}"
+
+
+def tags_for(site: Site, run_id: str) -> list[str]:
+    return [site_tag(site), run_tag(run_id), *site.site.tags]
+
+
+def droplet_name(site: Site) -> str:
+    return f"{site.name}-truenas"
+
+
+def volume_names(site: Site) -> list[str]:
+    return [f"{site.name}-{volume.name}" for volume in site.volumes]
+
+
+def firewall_name(site: Site) -> str:
+    return f"{site.name}-firewall"
+
+
+def image_name(site: Site) -> str:
+    return f"{site.name}-{site.image.name}"
+
+
+def firewall_rules(site: Site) -> dict:
+    """80 and 443 open to the world; 22 and the TrueNAS admin port to admin CIDRs only."""
+    admins = list(site.access.admin_cidrs)
+    inbound = [
+        {"protocol": "tcp", "ports": "80", "sources": {"addresses": list(PUBLIC)}},
+        {"protocol": "tcp", "ports": "443", "sources": {"addresses": list(PUBLIC)}},
+        {"protocol": "tcp", "ports": "22", "sources": {"addresses": admins}},
+        {"protocol": "tcp", "ports": str(site.access.truenas_admin_port),
+         "sources": {"addresses": admins}},
+    ]
+    outbound = [
+        {"protocol": proto, "ports": "0" if proto != "icmp" else None,
+         "destinations": {"addresses": list(PUBLIC)}}
+        for proto in ("tcp", "udp", "icmp")
+    ]
+    for rule in outbound:
+        if rule["ports"] is None:
+            del rule["ports"]
+    return {"inbound_rules": inbound, "outbound_rules": outbound}
+
+
+def _rule_key(rule: dict, side: str) -> tuple:
+    ports = str(rule.get("ports", "0"))
+    if ports in ("all", "1-65535"):
+        ports = "0"
+    if rule.get("protocol") == "icmp":
+        ports = "0"
+    addresses = tuple(sorted(rule.get(side, {}).get("addresses", []) or []))
+    return (rule.get("protocol"), ports, addresses)
+
+
+def rules_match(actual: dict, wanted: dict) -> bool:
+    """Whether a firewall's rules are the wanted ones (order and spelling aside)."""
+    for key, side in (("inbound_rules", "sources"), ("outbound_rules", "destinations")):
+        have = sorted(_rule_key(r, side) for r in actual.get(key) or [])
+        want = sorted(_rule_key(r, side) for r in wanted.get(key) or [])
+        if have != want:
+            return False
+    return True

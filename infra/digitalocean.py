@@ -1,0 +1,208 @@
+"""A DigitalOcean client over pydo: bounded waits, our own retries, errors mapped.
+
+pydo's own retry policy is switched off (`retry_total=0`): it retries POSTs on
+500/503/504, which can create duplicate droplets (digitalocean-api.md §4). Here
+reads are retried on transient errors with backoff (honouring `retry-after`), and
+creations go through `create_once`, which looks the resource up before any retry.
+Operations whose documented OK codes include 404 come back from pydo as the error
+body instead of raising (§4); `_call` turns those into `NotFound` too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse
+
+import pydo
+from azure.core.exceptions import (
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from infra.errors import CloudError, NotFound, WaitTimeout
+from infra.target import Target
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+PAGE_SIZE = 200
+MAX_ATTEMPTS = 6
+
+
+class RequestLog:
+    """Counts every request sent (attempts included), by method and path."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.entries: list[tuple[str, str]] = []
+
+    def record(self, method: str, path: str) -> None:
+        with self._lock:
+            self.entries.append((method.upper(), path))
+
+    @property
+    def total(self) -> int:
+        return len(self.entries)
+
+    @property
+    def mutating(self) -> int:
+        return sum(1 for method, _ in self.entries if method in MUTATING)
+
+    def mutating_requests(self) -> list[tuple[str, str]]:
+        return [entry for entry in self.entries if entry[0] in MUTATING]
+
+    def by_method(self) -> dict[str, int]:
+        return dict(Counter(method for method, _ in self.entries))
+
+
+def _is_error_body(result: Any) -> bool:
+    return isinstance(result, dict) and "id" in result and "message" in result and len(result) <= 3
+
+
+def _retry_after(exc: HttpResponseError) -> float | None:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _error_from(operation: str, exc: Exception) -> CloudError:
+    if isinstance(exc, HttpResponseError) and exc.response is not None:
+        status = exc.status_code
+        request_id = exc.response.headers.get("x-request-id")
+        error_id, message = None, exc.reason or "request failed"
+        try:
+            body = exc.response.json()
+            error_id = body.get("id")
+            message = body.get("message", message)
+            request_id = body.get("request_id", request_id)
+        except Exception:  # a non-JSON error page (a proxy, a gateway)
+            pass
+        kind = NotFound if status == 404 else CloudError
+        return kind(operation, status, error_id, message, request_id)
+    return CloudError(operation, None, None, f"no answer from DigitalOcean ({type(exc).__name__})")
+
+
+class DigitalOcean:
+    def __init__(self, target: Target, log: RequestLog | None = None) -> None:
+        if target.do_token is None:
+            raise ValueError("this target has no DigitalOcean token")
+        self.target = target
+        self.timing = target.timing
+        self.log = log or RequestLog()
+        self.client = pydo.Client(
+            target.do_token.reveal(),
+            endpoint=target.do_endpoint,
+            connection_verify=target.ca_bundle or True,
+            retry_total=0,
+            timeout=60,
+            logging_enable=False,
+            raw_request_hook=self._count,
+        )
+
+    def _count(self, request) -> None:
+        http = request.http_request
+        self.log.record(http.method, urlparse(http.url).path)
+
+    # --- calling -----------------------------------------------------------
+    def call(self, operation: str, fn: Callable[..., Any], *args: Any,
+             retry: bool = True, **kwargs: Any) -> Any:
+        """Call one pydo operation; retry transient failures only if `retry`."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = fn(*args, **kwargs)
+            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+                error = _error_from(operation, exc)
+                if not (retry and error.transient and attempt < MAX_ATTEMPTS):
+                    raise error from None
+                self._sleep_before_retry(attempt, exc)
+                continue
+            if _is_error_body(result):
+                if result.get("id") == "not_found":
+                    raise NotFound(operation, 404, "not_found", result.get("message", ""),
+                                   result.get("request_id"))
+                raise CloudError(operation, None, result.get("id"), result.get("message", ""),
+                                 result.get("request_id"))
+            return result
+
+    def _sleep_before_retry(self, attempt: int, exc: Exception) -> None:
+        delay = _retry_after(exc) if isinstance(exc, HttpResponseError) else None
+        if delay is None:
+            delay = self.timing.backoff * (2 ** (attempt - 1))
+        time.sleep(min(delay, 60.0))
+
+    def list_all(self, operation: str, fn: Callable[..., Any], key: str, **filters: Any) -> list:
+        items: list = []
+        page = 1
+        while True:
+            body = self.call(operation, fn, per_page=PAGE_SIZE, page=page, **filters)
+            items.extend(body.get(key, []))
+            if not body.get("links", {}).get("pages", {}).get("next"):
+                return items
+            page += 1
+
+    def create_once(self, operation: str, create: Callable[[], Any],
+                    find: Callable[[], Any | None]) -> Any:
+        """Create something exactly once, even if an answer is lost or refused.
+
+        A 5xx or 429 may come after the resource was really made, so before every
+        retry the resource is looked up (by name and tag); if it is there, that is
+        the result. A 409 means it exists already: the lookup decides whose it is.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self.call(operation, create, retry=False)
+            except CloudError as error:
+                if not (error.transient or error.status == 409):
+                    raise
+                found = find()
+                if found is not None:
+                    return found
+                if error.status == 409 or attempt >= MAX_ATTEMPTS:
+                    raise
+                delay = None
+                if error.status == 429:
+                    delay = self.timing.backoff * (2 ** attempt)
+                time.sleep(delay or self.timing.backoff * (2 ** (attempt - 1)))
+
+    def ignore_missing(self, operation: str, fn: Callable[..., Any], *args: Any) -> bool:
+        """Delete-style call that is fine if the thing is already gone."""
+        try:
+            self.call(operation, fn, *args)
+            return True
+        except NotFound:
+            return False
+
+    # --- waiting -----------------------------------------------------------
+    def wait_until(self, what: str, check: Callable[[], Any], real_seconds: float) -> Any:
+        """Poll `check` until it returns something truthy, or fail after the deadline."""
+        deadline = time.monotonic() + self.timing.deadline(real_seconds)
+        while True:
+            result = check()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise WaitTimeout(
+                    f"gave up waiting for {what} after "
+                    f"{self.timing.deadline(real_seconds):.1f} s"
+                )
+            time.sleep(self.timing.poll_interval)
+
+    def wait_action(self, action_id: int, what: str, real_seconds: float = 300) -> dict:
+        def finished() -> dict | None:
+            action = self.call("get action", self.client.actions.get, action_id)["action"]
+            if action["status"] == "errored":
+                raise CloudError(what, None, "action_errored",
+                                 f"action {action_id} ({action['type']}) errored")
+            return action if action["status"] == "completed" else None
+
+        return self.wait_until(f"{what} (action {action_id})", finished, real_seconds)

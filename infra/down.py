@@ -1,0 +1,163 @@
+"""`down`: delete what carries the site's tag, in dependency order. Idempotent.
+
+Nothing without the site tag is touched, whatever the site file says. DNS records
+and domains cannot carry tags, so a record is this site's only if the state
+directory recorded creating it or it points at one of the site's droplets; a
+domain is deleted only if this site created it and nothing but its NS and SOA
+records is left.
+"""
+
+from __future__ import annotations
+
+import time
+
+from infra import desired
+from infra.digitalocean import DigitalOcean
+from infra.errors import CloudError, NotFound
+from infra.events import Reporter
+from infra.observe import a_records, domain_exists, find_firewall, public_ipv4
+from infra.report import RunReport
+from infra.site import Site
+from infra.state import StateDir
+
+
+class Teardown:
+    def __init__(self, site: Site, do: DigitalOcean, state: StateDir,
+                 reporter: Reporter | None = None) -> None:
+        self.site = site
+        self.do = do
+        self.state = state
+        self.reporter = reporter or Reporter()
+        self.tag = desired.site_tag(site)
+        self.report = RunReport("down", site.name, do.target.kind)
+
+    def _deleted(self, what: str) -> None:
+        self.reporter.step(f"delete {what}")
+        self.report.changes.append(f"delete {what}")
+
+    def down(self) -> RunReport:
+        started = time.monotonic()
+        do = self.do
+        droplets = do.list_all("list droplets", do.client.droplets.list, "droplets",
+                               tag_name=self.tag)
+        self._records({ip for d in droplets if (ip := public_ipv4(d))})
+        self._firewall()
+        self._droplets(droplets)
+        self._volumes()
+        self._snapshots()
+        self._images()
+        self._domain()
+        self._tag()
+        self.report.count(do.log)
+        self.report.wall_seconds = round(time.monotonic() - started, 3)
+        return self.report
+
+    def _records(self, droplet_ips: set[str]) -> None:
+        do = self.do
+        if not domain_exists(do, self.site):
+            return
+        owned = self.state.created("records")
+        for hostname in self.site.dns.hostnames:
+            for record in a_records(do, self.site, hostname):
+                if record["id"] == owned.get(hostname) or record["data"] in droplet_ips:
+                    do.ignore_missing(f"delete record {hostname}", do.client.domains.delete_record,
+                                      self.site.dns.domain, record["id"])
+                    self._deleted(f"A record {hostname} -> {record['data']}")
+            self.state.forget("records", hostname)
+
+    def _firewall(self) -> None:
+        firewall = find_firewall(self.do, self.site)
+        if firewall is not None:
+            self.do.ignore_missing("delete firewall", self.do.client.firewalls.delete,
+                                   firewall["id"])
+            self._deleted(f"firewall {firewall['name']}")
+
+    def _droplets(self, droplets: list[dict]) -> None:
+        do = self.do
+        for droplet in droplets:
+            do.ignore_missing(f"delete droplet {droplet['name']}", do.client.droplets.destroy,
+                              droplet["id"])
+            self._deleted(f"droplet {droplet['name']} ({droplet['id']})")
+        for droplet in droplets:
+            def gone(droplet_id: int = droplet["id"]) -> bool:
+                try:
+                    do.call("get droplet", do.client.droplets.get, droplet_id)
+                    return False
+                except NotFound:
+                    return True
+
+            with self.reporter.waiting(f"droplet {droplet['name']} to go away"):
+                do.wait_until(f"droplet {droplet['name']} to be deleted", gone,
+                              desired.DESTROY_SECONDS)
+
+    def _volumes(self) -> None:
+        do = self.do
+        volumes = [v for v in do.list_all("list volumes", do.client.volumes.list, "volumes")
+                   if self.tag in v.get("tags", [])]
+        for volume in volumes:
+            for droplet_id in volume.get("droplet_ids") or []:
+                # Our volume on a droplet that is not ours (moved by hand): detach it.
+                try:
+                    action = do.call(f"detach volume {volume['name']}",
+                                     do.client.volume_actions.post_by_id, volume["id"],
+                                     {"type": "detach", "droplet_id": droplet_id}, retry=False)
+                    do.wait_action(action["action"]["id"], f"detach {volume['name']}")
+                except NotFound:
+                    pass
+
+            def deleted(volume: dict = volume) -> bool:
+                try:
+                    do.call(f"delete volume {volume['name']}", do.client.volumes.delete,
+                            volume["id"], retry=False)
+                    return True
+                except NotFound:
+                    return True
+                except CloudError as error:
+                    if error.status == 409 or error.transient:
+                        return False  # still detaching after its droplet went away
+                    raise
+
+            do.wait_until(f"volume {volume['name']} to be deletable", deleted,
+                          desired.ACTION_SECONDS)
+            self._deleted(f"volume {volume['name']}")
+
+    def _snapshots(self) -> None:
+        do = self.do
+        snapshots = do.list_all("list snapshots", do.client.snapshots.list, "snapshots",
+                                resource_type="volume")
+        for snapshot in snapshots:
+            if self.tag in (snapshot.get("tags") or []):
+                do.ignore_missing("delete snapshot", do.client.snapshots.delete, snapshot["id"])
+                self._deleted(f"snapshot {snapshot['name']}")
+
+    def _images(self) -> None:
+        do = self.do
+        images = do.list_all("list images", do.client.images.list, "images", private=True,
+                             tag_name=self.tag)
+        for image in images:
+            if self.tag in image.get("tags", []):
+                do.ignore_missing("delete image", do.client.images.delete, image["id"])
+                self._deleted(f"image {image['name']}")
+
+    def _domain(self) -> None:
+        do = self.do
+        domain = self.site.dns.domain
+        if domain not in self.state.created("domains") or not domain_exists(do, self.site):
+            return
+        records = do.list_all("list DNS records", do.client.domains.list_records,
+                              "domain_records", domain_name=domain)
+        if all(r["type"] in ("NS", "SOA") for r in records):
+            do.ignore_missing("delete domain", do.client.domains.delete, domain)
+            self._deleted(f"domain {domain}")
+            self.state.forget("domains", domain)
+        else:
+            self.reporter.note(f"domain {domain} still has other records; left in place")
+
+    def _tag(self) -> None:
+        do = self.do
+        try:
+            tag = do.call("get tag", do.client.tags.get, self.tag)["tag"]
+        except NotFound:
+            return
+        if tag["resources"]["count"] == 0:
+            do.ignore_missing("delete tag", do.client.tags.delete, self.tag)

@@ -1,0 +1,36 @@
+"""How long work reports progress: the CLI shows it with rich, tests record it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class Reporter:
+    """Default: silent. Subclasses show steps and waits."""
+
+    def step(self, message: str) -> None:
+        """A change made (or about to be made)."""
+
+    def note(self, message: str) -> None:
+        """Something worth saying that changes nothing."""
+
+    @contextmanager
+    def waiting(self, what: str) -> Iterator[None]:
+        yield
+
+
+class RecordingReporter(Reporter):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def step(self, message: str) -> None:
+        self.lines.append(f"step: {message}")
+
+    def note(self, message: str) -> None:
+        self.lines.append(f"note: {message}")
+
+    @contextmanager
+    def waiting(self, what: str) -> Iterator[None]:
+        self.lines.append(f"wait: {what}")
+        yield

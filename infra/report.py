@@ -1,0 +1,54 @@
+"""What a run reports: the changes made, the requests sent, how long it took."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from infra.digitalocean import RequestLog
+
+
+@dataclass
+class RunReport:
+    command: str
+    site: str
+    target: str
+    changes: list[str] = field(default_factory=list)
+    resources: dict = field(default_factory=dict)
+    requests_total: int = 0
+    requests_mutating: int = 0
+    wall_seconds: float = 0.0
+
+    def count(self, log: RequestLog) -> None:
+        self.requests_total = log.total
+        self.requests_mutating = log.mutating
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Finding:
+    requirement: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class CheckReport:
+    site: str
+    target: str
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, requirement: str, ok: bool, detail: str = "") -> None:
+        self.findings.append(Finding(requirement, ok, detail))
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.findings)
+
+    def failures(self) -> list[Finding]:
+        return [f for f in self.findings if not f.ok]
+
+    def to_dict(self) -> dict:
+        return {"site": self.site, "target": self.target, "ok": self.ok,
+                "findings": [asdict(f) for f in self.findings]}

@@ -1,0 +1,218 @@
+"""The site file (TOML), validated into typed models.
+
+Every invalid input yields one clear message per problem naming the field
+(`volumes[1].size_gigabytes: ...`); callers turn `SiteFileError` into exit code 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from infra.errors import SiteFileError
+
+# Regions a custom image can be imported into (images_create_custom.yml's enum).
+REGIONS = {
+    "ams1", "ams2", "ams3", "blr1", "fra1", "lon1", "nyc1", "nyc2", "nyc3",
+    "sfo1", "sfo2", "sfo3", "sgp1", "tor1", "syd1",
+}
+SITE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,28}[a-z0-9]$")
+VOLUME_NAME = re.compile(r"^[a-z][a-z0-9-]{0,20}[a-z0-9]$")
+TAG = re.compile(r"^[a-zA-Z0-9_\-:]{1,255}$")
+HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+MIN_TRUENAS_MEMORY_MB = 8192
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteSection(_Strict):
+    name: str = Field(description="short lowercase name; prefixes every resource")
+    region: str
+    droplet_size: str
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not SITE_NAME.match(value):
+            raise ValueError("must be 2-30 lowercase letters, digits or dashes, "
+                             "starting with a letter")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value not in REGIONS:
+            raise ValueError(f"unknown region {value!r}; one of {', '.join(sorted(REGIONS))}")
+        return value
+
+    @field_validator("droplet_size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if not re.match(r"^[a-z0-9-]+$", value):
+            raise ValueError(f"{value!r} is not a size slug such as s-4vcpu-8gb")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            if not TAG.match(tag):
+                raise ValueError(f"tag {tag!r} may only hold letters, digits, ':', '-', '_'")
+        return value
+
+
+class ImageSection(_Strict):
+    name: str
+    url: str
+    distribution: str = "Unknown"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+/\S+$", value):
+            raise ValueError("must be an http(s) URL of the image file")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class VolumeSpec(_Strict):
+    name: str
+    size_gigabytes: Annotated[int, Field(ge=1, le=16384)]
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not VOLUME_NAME.match(value):
+            raise ValueError("must be 2-22 lowercase letters, digits or dashes, "
+                             "starting with a letter")
+        return value
+
+
+class DnsSection(_Strict):
+    domain: str
+    hostnames: list[str]
+    ttl: Annotated[int, Field(ge=30, le=86400)] = 300
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        value = value.lower().rstrip(".")
+        if "." not in value or not all(HOST_LABEL.match(p) for p in value.split(".")):
+            raise ValueError(f"{value!r} is not a domain name")
+        return value
+
+    @model_validator(mode="after")
+    def _hostnames(self) -> DnsSection:
+        if not self.hostnames:
+            raise ValueError("hostnames: name at least one public hostname")
+        for host in self.hostnames:
+            host_l = host.lower().rstrip(".")
+            if host_l != self.domain and not host_l.endswith("." + self.domain):
+                raise ValueError(f"hostnames: {host!r} is not inside the domain {self.domain}")
+            if not all(HOST_LABEL.match(p) for p in host_l.split(".")):
+                raise ValueError(f"hostnames: {host!r} is not a valid hostname")
+        if len({h.lower().rstrip(".") for h in self.hostnames}) != len(self.hostnames):
+            raise ValueError("hostnames: a hostname is listed twice")
+        return self
+
+
+class AccessSection(_Strict):
+    admin_cidrs: list[str]
+    truenas_admin_port: Annotated[int, Field(ge=1, le=65535)] = 8443
+
+    @field_validator("admin_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one CIDR the admins connect from")
+        for cidr in value:
+            try:
+                network = ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IP network such as 203.0.113.0/24") \
+                    from None
+            if network.prefixlen == 0:
+                raise ValueError(f"{cidr} would open the admin ports to the whole internet")
+        return value
+
+    @field_validator("truenas_admin_port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if value in (80, 443):
+            raise ValueError("80 and 443 are the public ports; pick another for the admin UI")
+        return value
+
+
+class Site(_Strict):
+    site: SiteSection
+    image: ImageSection
+    volumes: list[VolumeSpec]
+    dns: DnsSection
+    access: AccessSection
+
+    @field_validator("volumes")
+    @classmethod
+    def _two_volumes(cls, value: list[VolumeSpec]) -> list[VolumeSpec]:
+        if len(value) != 2:
+            raise ValueError(f"the pool is a mirror of exactly two volumes; found {len(value)}")
+        if value[0].name == value[1].name:
+            raise ValueError("the two volumes need different names")
+        return value
+
+    @property
+    def name(self) -> str:
+        return self.site.name
+
+
+def _location(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def parse_site(data: dict) -> Site:
+    try:
+        return Site.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = _location(error["loc"]) or "site file"
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "missing":
+                message = "is required"
+            elif error["type"] == "extra_forbidden":
+                message = "is not a known field (check its spelling)"
+            problems.append(f"{where}: {message}")
+        raise SiteFileError(problems) from None
+
+
+def load_site(path: Path) -> Site:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise SiteFileError([f"{path}: no such site file"]) from None
+    except OSError as exc:
+        raise SiteFileError([f"{path}: cannot read ({exc.strerror})"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SiteFileError([f"{path}: not valid TOML ({exc})"]) from None
+    return parse_site(data)

@@ -1,0 +1,95 @@
+"""Targets: where a run goes. Just endpoints, credentials, a CA bundle and timing.
+
+- `fake`: read from the fake world's `world.json` (written by `python -m fakes`);
+- `real`: a DigitalOcean account, credentials from the environment;
+- `existing`: an already running site, read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.errors import TargetError
+from infra.secrets import Secret
+
+REAL_ENDPOINT = "https://api.digitalocean.com"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How to wait on this target. Deadlines in infra/ are written in real-world
+    seconds (how long DigitalOcean may take); `time_scale` maps them onto this
+    target (a fake world runs faster), never below `min_deadline`."""
+
+    poll_interval: float = 5.0
+    time_scale: float = 1.0
+    min_deadline: float = 20.0
+    backoff: float = 1.0
+
+    def deadline(self, real_seconds: float) -> float:
+        return max(self.min_deadline, real_seconds * self.time_scale)
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str
+    do_endpoint: str
+    do_token: Secret | None
+    ca_bundle: str | None
+    timing: Timing
+    dns_server: tuple[str, int] | None = None
+    admin_endpoint: str | None = None
+    admin_secret: Secret | None = None
+
+    @property
+    def read_only(self) -> bool:
+        return self.kind == "existing"
+
+    @classmethod
+    def from_world_file(cls, path: Path) -> Target:
+        try:
+            world = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise TargetError(f"no fake world description at {path}; start one with "
+                              "`python -m fakes --state-dir DIR`") from None
+        except ValueError as exc:
+            raise TargetError(f"{path} is not valid JSON ({exc})") from None
+        try:
+            timing = world.get("timing", {})
+            return cls(
+                kind="fake",
+                do_endpoint=world["digitalocean"]["endpoint"],
+                do_token=Secret(world["digitalocean"]["token"]),
+                ca_bundle=world["ca_bundle"],
+                timing=Timing(
+                    poll_interval=float(timing.get("poll_interval_seconds", 0.02)),
+                    time_scale=float(timing.get("time_scale", 1 / 500)),
+                    min_deadline=10.0,
+                    backoff=0.05,
+                ),
+                dns_server=(world["dns"]["host"], int(world["dns"]["port"])),
+                admin_endpoint=world.get("admin", {}).get("endpoint"),
+                admin_secret=Secret(world["admin"]["secret"]) if "admin" in world else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TargetError(f"{path} lacks a field this tool needs: {exc}") from None
+
+    @classmethod
+    def real_from_env(cls, environ: dict[str, str] | None = None) -> Target:
+        env = os.environ if environ is None else environ
+        token = env.get("DIGITALOCEAN_TOKEN", "")
+        if not token:
+            raise TargetError(
+                "DIGITALOCEAN_TOKEN is not set: export a DigitalOcean API token with "
+                "read and write scope (Control panel > API > Tokens) before a real run"
+            )
+        return cls(
+            kind="real",
+            do_endpoint=env.get("DIGITALOCEAN_API_URL", REAL_ENDPOINT),
+            do_token=Secret(token),
+            ca_bundle=env.get("DIGITALOCEAN_CA_BUNDLE") or None,
+            timing=Timing(),
+        )

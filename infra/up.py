@@ -1,0 +1,234 @@
+"""`up`: bring the site to what its file says, changing only what differs.
+
+Order: the image import and the volumes are independent, so they run in
+parallel; then the droplet (with the volumes attached at creation), any volume
+still to attach (one at a time: a droplet takes one event at a time), the
+firewall, then DNS. A second `up` on a converged site sends no mutating request.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from infra import desired
+from infra.digitalocean import DigitalOcean
+from infra.errors import CloudError, ConflictError
+from infra.events import Reporter
+from infra.observe import (
+    a_records,
+    domain_exists,
+    find_droplet,
+    find_firewall,
+    find_image,
+    find_volume,
+    observe,
+    public_ipv4,
+)
+from infra.plan import make_plan
+from infra.report import RunReport
+from infra.site import Site
+from infra.state import StateDir
+
+
+class Provisioner:
+    def __init__(self, site: Site, do: DigitalOcean, state: StateDir,
+                 reporter: Reporter | None = None) -> None:
+        self.site = site
+        self.do = do
+        self.state = state
+        self.reporter = reporter or Reporter()
+        self.tag = desired.site_tag(site)
+
+    # --- the whole run -------------------------------------------------------
+    def up(self) -> RunReport:
+        started = time.monotonic()
+        report = RunReport("up", self.site.name, self.do.target.kind)
+        seen = observe(self.do, self.site)
+        plan = make_plan(self.site, seen, self.state.created("records"))
+        if plan.empty:
+            self.reporter.note("nothing to change: the site matches its file")
+        else:
+            self.tags = desired.tags_for(self.site, self.state.run_id())
+            image, volumes = self._image_and_volumes(seen)
+            self._resize_volumes(plan.changes, volumes)
+            droplet = self._droplet(seen.droplet, image, volumes)
+            self._attach_missing(droplet, volumes)
+            self._firewall(seen.firewall)
+            self._dns(seen.domain_exists, public_ipv4(droplet))
+            report.changes = [c.describe() for c in plan.changes]
+        final = observe(self.do, self.site)
+        report.resources = {
+            "droplet": final.droplet and {"id": final.droplet["id"], "ip": final.droplet_ip()},
+            "volumes": {name: v["id"] for name, v in final.volumes.items()},
+            "image": final.image and final.image["id"],
+            "firewall": final.firewall and final.firewall["id"],
+        }
+        report.count(self.do.log)
+        report.wall_seconds = round(time.monotonic() - started, 3)
+        return report
+
+    # --- image and volumes, in parallel --------------------------------------
+    def _image_and_volumes(self, seen) -> tuple[dict, dict[str, dict]]:
+        names = desired.volume_names(self.site)
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            image_job = pool.submit(self._image, seen.image)
+            volume_jobs = {
+                name: pool.submit(self._volume, name, spec.size_gigabytes, seen.volumes.get(name))
+                for name, spec in zip(names, self.site.volumes, strict=True)
+            }
+            # Wait for every job before raising, so nothing runs on after a failure.
+            errors = [job.exception() for job in [image_job, *volume_jobs.values()]]
+        for error in errors:
+            if error is not None:
+                raise error
+        return image_job.result(), {name: job.result() for name, job in volume_jobs.items()}
+
+    def _image(self, image: dict | None) -> dict:
+        do = self.do
+        if image is None:
+            name = desired.image_name(self.site)
+            self.reporter.step(f"import image {name} from {self.site.image.url}")
+            body = {"name": name, "url": self.site.image.url, "region": self.site.site.region,
+                    "distribution": self.site.image.distribution,
+                    "description": "TrueNAS SCALE for this site", "tags": self.tags}
+            image = do.create_once(
+                f"import image {name}", lambda: do.client.images.create_custom(body),
+                lambda: (found := find_image(do, self.site)) and {"image": found},
+            )["image"]
+        if image["status"] == "available":
+            return image
+
+        def imported() -> dict | None:
+            current = do.call("get image", do.client.images.get, image["id"])["image"]
+            if current.get("error_message"):
+                raise CloudError(f"import image {image['name']}", None, "import_failed",
+                                 current["error_message"])
+            return current if current["status"] == "available" else None
+
+        with self.reporter.waiting(f"image {image['name']} to import"):
+            return do.wait_until(f"image {image['name']} to become available", imported,
+                                 desired.IMAGE_IMPORT_SECONDS)
+
+    def _volume(self, name: str, size: int, volume: dict | None) -> dict:
+        if volume is not None:
+            return volume
+        do = self.do
+        self.reporter.step(f"create volume {name} ({size} GiB)")
+        body = {"name": name, "size_gigabytes": size, "region": self.site.site.region,
+                "description": f"TrueNAS pool member for site {self.site.name}",
+                "tags": self.tags}
+
+        def find() -> dict | None:
+            found = find_volume(do, self.site, name)
+            if found is not None and self.tag not in found.get("tags", []):
+                raise ConflictError(f"volume {name} exists but is not this site's")
+            return found and {"volume": found}
+
+        return do.create_once(f"create volume {name}",
+                              lambda: do.client.volumes.create(body), find)["volume"]
+
+    def _resize_volumes(self, changes, volumes: dict[str, dict]) -> None:
+        sizes = dict(zip(desired.volume_names(self.site),
+                         (v.size_gigabytes for v in self.site.volumes), strict=True))
+        for change in changes:
+            if change.kind != "resize_volume":
+                continue
+            volume = volumes[change.subject]
+            self.reporter.step(f"resize volume {change.subject} to {sizes[change.subject]} GiB")
+            action = self.do.call(
+                f"resize volume {change.subject}", self.do.client.volume_actions.post_by_id,
+                volume["id"], {"type": "resize", "size_gigabytes": sizes[change.subject],
+                               "region": self.site.site.region}, retry=False,
+            )["action"]
+            self.do.wait_action(action["id"], f"resize of {change.subject}")
+
+    # --- droplet ---------------------------------------------------------------
+    def _droplet(self, droplet: dict | None, image: dict, volumes: dict[str, dict]) -> dict:
+        do = self.do
+        if droplet is None:
+            name = desired.droplet_name(self.site)
+            free = [v["id"] for v in volumes.values() if not v.get("droplet_ids")]
+            self.reporter.step(f"create droplet {name} ({self.site.site.droplet_size}, "
+                               f"{len(free)} volumes attached)")
+            body = {"name": name, "region": self.site.site.region,
+                    "size": self.site.site.droplet_size, "image": image["id"],
+                    "tags": self.tags, "volumes": free, "ipv6": False, "monitoring": False}
+            droplet = do.create_once(
+                f"create droplet {name}", lambda: do.client.droplets.create(body),
+                lambda: (found := find_droplet(do, self.site)) and {"droplet": found},
+            )["droplet"]
+        if droplet["status"] == "active" and public_ipv4(droplet):
+            return droplet
+
+        def active() -> dict | None:
+            current = do.call("get droplet", do.client.droplets.get, droplet["id"])["droplet"]
+            ready = current["status"] == "active" and public_ipv4(current)
+            return current if ready else None
+
+        with self.reporter.waiting(f"droplet {droplet['name']} to boot"):
+            return do.wait_until(f"droplet {droplet['name']} to become active", active,
+                                 desired.DROPLET_BOOT_SECONDS)
+
+    def _attach_missing(self, droplet: dict, volumes: dict[str, dict]) -> None:
+        do = self.do
+        for name, volume in volumes.items():
+            current = do.call("get volume", do.client.volumes.get, volume["id"])["volume"]
+            if droplet["id"] in current.get("droplet_ids", []):
+                continue
+            if current.get("droplet_ids"):
+                raise ConflictError(f"volume {name} is attached to another droplet")
+            self.reporter.step(f"attach volume {name} to {droplet['name']}")
+            action = do.call(
+                f"attach volume {name}", do.client.volume_actions.post_by_id, volume["id"],
+                {"type": "attach", "droplet_id": droplet["id"], "region": self.site.site.region},
+                retry=False,
+            )["action"]
+            with self.reporter.waiting(f"volume {name} to attach"):
+                do.wait_action(action["id"], f"attach volume {name}", desired.ACTION_SECONDS)
+
+    # --- firewall and DNS -------------------------------------------------------
+    def _firewall(self, firewall: dict | None) -> None:
+        do = self.do
+        name = desired.firewall_name(self.site)
+        body = {"name": name, "tags": [self.tag], **desired.firewall_rules(self.site)}
+        if firewall is None:
+            self.reporter.step(f"create firewall {name}")
+            do.create_once(f"create firewall {name}", lambda: do.client.firewalls.create(body),
+                           lambda: (f := find_firewall(do, self.site)) and {"firewall": f})
+        elif not desired.rules_match(firewall, body):
+            self.reporter.step(f"update firewall {name} rules")
+            do.call(f"update firewall {name}", do.client.firewalls.update, firewall["id"], body)
+
+    def _dns(self, has_domain: bool, ip: str) -> None:
+        do = self.do
+        domain = self.site.dns.domain
+        if not has_domain:
+            self.reporter.step(f"create domain {domain}")
+            do.create_once(f"create domain {domain}",
+                           lambda: do.client.domains.create({"name": domain}),
+                           lambda: domain_exists(do, self.site) or None)
+            self.state.record_created("domains", domain)
+        owned = self.state.created("records")
+        for hostname in self.site.dns.hostnames:
+            records = a_records(do, self.site, hostname)
+            if [r["data"] for r in records] == [ip]:
+                continue
+            relative = "@" if hostname == domain else hostname[: -len(domain) - 1]
+            body = {"type": "A", "name": relative, "data": ip, "ttl": self.site.dns.ttl}
+            mine = [r for r in records if r["id"] == owned.get(hostname)]
+            if mine:
+                self.reporter.step(f"point {hostname} at {ip}")
+                do.call(f"update record {hostname}", do.client.domains.update_record,
+                        domain, mine[0]["id"], body)
+                continue
+            self.reporter.step(f"create A record {hostname} -> {ip}")
+
+            def find(host: str = hostname) -> dict | None:
+                matching = [r for r in a_records(do, self.site, host) if r["data"] == ip]
+                return matching and {"domain_record": matching[0]}
+
+            record = do.create_once(f"create record {hostname}",
+                                    lambda b=body: do.client.domains.create_record(domain, b),
+                                    find)["domain_record"]
+            self.state.record_created("records", hostname, record["id"])
