@@ -46,3 +46,19 @@ def fake_world(tmp_path_factory: pytest.TempPathFactory):
         yield world
     finally:
         world.stop()
+
+
+# Step definitions and their fixtures live in steps/; registering them here makes
+# them visible to every feature (pytest-bdd's recommended layout for shared steps).
+pytest_plugins = ["steps.fixtures", "steps.node_steps"]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    target = item.config.getoption("--target")
+    marks = {mark.name for mark in item.iter_markers()}
+    if "fake_only" in marks and target != "fake":
+        pytest.skip(f"needs the fake world's fault injection; target is {target}")
+    if "real_only" in marks and target != "real":
+        pytest.skip(f"only meaningful against a real account; target is {target}")
+    if "destructive" in marks and target == "existing":
+        pytest.skip("changes the site, and the existing target is read-only")

@@ -27,7 +27,7 @@ from infra.up import Provisioner
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Stand up, check and tear down a TrueNAS SCALE site on DigitalOcean.")
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 SiteOption = typer.Option(Path("site.toml"), "--site", "-s", help="the site file (TOML)")
 WorldOption = typer.Option(

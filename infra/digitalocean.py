@@ -84,7 +84,7 @@ def _error_from(operation: str, exc: Exception) -> CloudError:
         except Exception:  # a non-JSON error page (a proxy, a gateway)
             pass
         kind = NotFound if status == 404 else CloudError
-        return kind(operation, status, error_id, message, request_id)
+        return kind(operation, status, error_id, message, request_id, _retry_after(exc))
     return CloudError(operation, None, None, f"no answer from DigitalOcean ({type(exc).__name__})")
 
 
@@ -169,10 +169,10 @@ class DigitalOcean:
                     return found
                 if error.status == 409 or attempt >= MAX_ATTEMPTS:
                     raise
-                delay = None
-                if error.status == 429:
-                    delay = self.timing.backoff * (2 ** attempt)
-                time.sleep(delay or self.timing.backoff * (2 ** (attempt - 1)))
+                delay = error.retry_after
+                if delay is None:
+                    delay = self.timing.backoff * (2 ** (attempt - 1))
+                time.sleep(min(delay, 60.0))
 
     def ignore_missing(self, operation: str, fn: Callable[..., Any], *args: Any) -> bool:
         """Delete-style call that is fine if the thing is already gone."""

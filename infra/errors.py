@@ -24,8 +24,10 @@ class CloudError(InfraError):
     """DigitalOcean refused or failed a request."""
 
     def __init__(self, operation: str, status: int | None, error_id: str | None,
-                 message: str, request_id: str | None = None) -> None:
+                 message: str, request_id: str | None = None,
+                 retry_after: float | None = None) -> None:
         self.operation = operation
+        self.retry_after = retry_after
         self.status = status
         self.error_id = error_id
         self.message = message

@@ -12,7 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from infra.errors import SiteFileError
 
@@ -115,19 +122,21 @@ class DnsSection(_Strict):
             raise ValueError(f"{value!r} is not a domain name")
         return value
 
-    @model_validator(mode="after")
-    def _hostnames(self) -> DnsSection:
-        if not self.hostnames:
-            raise ValueError("hostnames: name at least one public hostname")
-        for host in self.hostnames:
+    @field_validator("hostnames")
+    @classmethod
+    def _hostnames(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        domain = info.data.get("domain")
+        if not value:
+            raise ValueError("name at least one public hostname")
+        for host in value:
             host_l = host.lower().rstrip(".")
-            if host_l != self.domain and not host_l.endswith("." + self.domain):
-                raise ValueError(f"hostnames: {host!r} is not inside the domain {self.domain}")
             if not all(HOST_LABEL.match(p) for p in host_l.split(".")):
-                raise ValueError(f"hostnames: {host!r} is not a valid hostname")
-        if len({h.lower().rstrip(".") for h in self.hostnames}) != len(self.hostnames):
-            raise ValueError("hostnames: a hostname is listed twice")
-        return self
+                raise ValueError(f"{host!r} is not a valid hostname")
+            if domain and host_l != domain and not host_l.endswith("." + domain):
+                raise ValueError(f"{host!r} is not inside the domain {domain}")
+        if len({h.lower().rstrip(".") for h in value}) != len(value):
+            raise ValueError("a hostname is listed twice")
+        return [h.lower().rstrip(".") for h in value]
 
 
 class AccessSection(_Strict):

@@ -1,0 +1,5 @@
+"""Binds features/node.feature to its steps (steps/node_steps.py)."""
+
+from pytest_bdd import scenarios
+
+scenarios("node.feature")

@@ -1,0 +1,1 @@
+"""Step definitions: parse a step, call infra/, assert. No HTTP and no sleeps here."""

@@ -1,0 +1,45 @@
+"""The fake world's admin API, for faults only a fake can make (`@fake_only`)."""
+
+from __future__ import annotations
+
+import requests
+
+from infra.target import Target
+
+
+class FakeAdmin:
+    def __init__(self, target: Target) -> None:
+        if target.admin_endpoint is None or target.admin_secret is None:
+            raise RuntimeError("this target has no fake admin API (a @fake_only step ran "
+                               "against a real target)")
+        self.endpoint = target.admin_endpoint
+        # verify goes on every call: requests lets REQUESTS_CA_BUNDLE override a
+        # session-wide `verify`, and the fake's CA must win here.
+        self.verify = target.ca_bundle
+        self.session = requests.Session()
+        self.session.headers["X-Admin-Secret"] = target.admin_secret.reveal()
+
+    def _post(self, path: str, body: dict) -> dict:
+        response = self.session.post(self.endpoint + path, json=body, timeout=10,
+                                     verify=self.verify)
+        response.raise_for_status()
+        return response.json()
+
+    def fail_requests(self, method: str, path: str, status: int, count: int = 1,
+                      mode: str = "before", retry_after: int | None = None) -> None:
+        body = {"method": method, "path": path, "status": status, "count": count, "mode": mode}
+        if retry_after is not None:
+            body["retry_after"] = retry_after
+        self._post("/faults", body)
+
+    def clear_faults(self) -> None:
+        self.session.delete(self.endpoint + "/faults", timeout=10, verify=self.verify).raise_for_status()
+
+    def fail_next_action(self, action_type: str, count: int = 1) -> None:
+        self._post("/actions/fail-next", {"type": action_type, "count": count})
+
+    def advance_clock(self, seconds: float) -> None:
+        self._post("/clock/advance", {"seconds": seconds})
+
+    def fail_host(self, droplet_id: int) -> None:
+        self._post(f"/droplets/{droplet_id}/host-failure", {})

@@ -1,0 +1,136 @@
+"""Fixtures the steps share: the target, a state root, the scenario's context, and
+resources that belong to no site (seeded once, removed at the end of the session)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from infra.digitalocean import DigitalOcean, RequestLog
+from infra.errors import NotFound
+from infra.report import RunReport
+from infra.target import Target
+from steps import inventory
+
+
+@pytest.fixture(scope="session")
+def target(target_name: str, request: pytest.FixtureRequest) -> Target:
+    if target_name == "fake":
+        world = request.getfixturevalue("fake_world")
+        return Target.from_world_file(world.world_file)
+    if target_name == "real":
+        return Target.real_from_env()
+    pytest.skip("the existing target needs a site description (not yet supported)")
+
+
+@pytest.fixture(scope="session")
+def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("site-state")
+
+
+@dataclass
+class ScenarioContext:
+    """What one scenario's steps pass along."""
+
+    target: Target
+    state_root: Path
+    last_run: RunReport | None = None
+    last_log: RequestLog | None = None
+    last_error: Exception | None = None
+    before: dict[str, dict] = field(default_factory=dict)
+    site_snapshots: dict[str, dict] = field(default_factory=dict)
+    cli_exit: int | None = None
+    cli_output: str = ""
+    site_file: Path | None = None
+
+    def client(self, log: RequestLog | None = None) -> DigitalOcean:
+        return DigitalOcean(self.target, log)
+
+
+@pytest.fixture
+def spec(target: Target, state_root: Path) -> ScenarioContext:
+    context = ScenarioContext(target, state_root)
+    yield context
+    if target.kind == "fake":
+        from steps.fake_admin import FakeAdmin
+
+        FakeAdmin(target).clear_faults()
+
+
+@dataclass
+class Bystanders:
+    """Resources no site owns, and how they looked when seeded."""
+
+    keys: set[str]
+    baseline: dict[str, dict]
+
+
+def _seed(do: DigitalOcean) -> list[tuple[str, object]]:
+    c = do.client
+    created: list[tuple[str, object]] = []
+    volume = do.call("seed volume", c.volumes.create,
+                     {"name": "bystander-data", "size_gigabytes": 10, "region": "nyc3"})["volume"]
+    created.append(("volume", volume["id"]))
+    droplet = do.call("seed droplet", c.droplets.create,
+                      {"name": "bystander", "size": "s-1vcpu-1gb", "region": "nyc3",
+                       "image": "debian-12-x64", "volumes": [volume["id"]]})["droplet"]
+    created.append(("droplet", droplet["id"]))
+    do.wait_until("the bystander droplet to boot",
+                  lambda: do.call("get", c.droplets.get, droplet["id"])["droplet"]["status"]
+                  == "active", 600)
+    other = do.call("seed volume", c.volumes.create,
+                    {"name": "bystander-spare", "size_gigabytes": 5, "region": "nyc3"})["volume"]
+    created.append(("volume", other["id"]))
+    snapshot = do.call("seed snapshot", c.volume_snapshots.create, other["id"],
+                       {"name": "bystander-snap"})["snapshot"]
+    created.append(("snapshot", snapshot["id"]))
+    firewall = do.call("seed firewall", c.firewalls.create, {
+        "name": "bystander-fw", "droplet_ids": [droplet["id"]],
+        "inbound_rules": [{"protocol": "tcp", "ports": "22",
+                           "sources": {"addresses": ["0.0.0.0/0"]}}],
+    })["firewall"]
+    created.append(("firewall", firewall["id"]))
+    do.call("seed domain", c.domains.create, {"name": "example.test"})
+    created.append(("domain", "example.test"))
+    do.call("seed record", c.domains.create_record, "example.test",
+            {"type": "A", "name": "www", "data": "127.99.0.1", "ttl": 300})
+    return created
+
+
+def _unseed(do: DigitalOcean, created: list[tuple[str, object]]) -> None:
+    c = do.client
+    deleters = {"firewall": c.firewalls.delete, "droplet": c.droplets.destroy,
+                "snapshot": c.snapshots.delete, "domain": c.domains.delete}
+    for kind, ident in created:
+        if kind in deleters:
+            do.ignore_missing(f"remove bystander {kind}", deleters[kind], ident)
+    for kind, ident in created:
+        if kind == "volume":
+            def deleted(volume_id=ident) -> bool:
+                try:
+                    do.call("remove bystander volume", c.volumes.delete, volume_id, retry=False)
+                except NotFound:
+                    pass
+                except Exception:
+                    return False
+                return True
+
+            do.wait_until("a bystander volume to be deletable", deleted, 600)
+
+
+@pytest.fixture(scope="session")
+def bystanders(target: Target) -> Bystanders:
+    do = DigitalOcean(target)
+    if target.read_only:
+        yield Bystanders(set(), {})
+        return
+    before = set(inventory.take(do))
+    created = _seed(do)
+    after = inventory.take(do)
+    keys = set(after) - before
+    try:
+        yield Bystanders(keys, {k: after[k] for k in keys})
+    finally:
+        _unseed(do, created)

@@ -1,0 +1,47 @@
+"""Site files for the spec: one shape, a name per site, all in one account."""
+
+from __future__ import annotations
+
+import copy
+
+from infra.site import Site, parse_site
+
+DOMAIN = "example.test"
+
+
+def site_data(name: str) -> dict:
+    """A valid site file (as TOML data) for a site called `name`."""
+    return {
+        "site": {"name": name, "region": "nyc3", "droplet_size": "s-4vcpu-8gb",
+                 "tags": ["spec-suite"]},
+        "image": {"name": "truenas-scale-25-10",
+                  "url": "https://images.example.test/truenas-scale-25.10.img.gz"},
+        "volumes": [{"name": "pool-a", "size_gigabytes": 50},
+                    {"name": "pool-b", "size_gigabytes": 50}],
+        "dns": {"domain": DOMAIN, "hostnames": [f"{name}.{DOMAIN}", f"ci-{name}.{DOMAIN}"],
+                "ttl": 300},
+        "access": {"admin_cidrs": ["198.51.100.0/24"], "truenas_admin_port": 8443},
+    }
+
+
+def build_site(name: str) -> Site:
+    return parse_site(site_data(name))
+
+
+def set_field(data: dict, path: str, value: object) -> dict:
+    """Set (or with value `...`, delete) a field given as `a.b[1].c`."""
+    data = copy.deepcopy(data)
+    parts: list[str | int] = []
+    for piece in path.split("."):
+        name, _, rest = piece.partition("[")
+        parts.append(name)
+        if rest:
+            parts.append(int(rest.rstrip("]")))
+    holder = data
+    for part in parts[:-1]:
+        holder = holder[part]
+    if value is ...:
+        del holder[parts[-1]]
+    else:
+        holder[parts[-1]] = value
+    return data
