@@ -1,0 +1,67 @@
+"""Benchmark: `up`, `up` again and `down` of one site against the fake world.
+
+Prints wall time, the length of the virtual timeline the fake modelled (how long the
+same run would take on DigitalOcean, by the fake's durations), and request counts.
+Run: .venv/bin/python -m bench.bench_up [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from fakes.world import World
+from infra.digitalocean import DigitalOcean, RequestLog
+from infra.down import Teardown
+from infra.site import parse_site
+from infra.state import StateDir
+from infra.target import Target
+from steps.sites import site_data
+
+
+def one_run(world: World, target: Target, index: int) -> dict:
+    site = parse_site(site_data(f"bench-{index}"))
+    state = StateDir(world.state_dir / f"state-{index}")
+    figures = {}
+    for label, action in (("up", "up"), ("up again", "up"), ("down", "down")):
+        log = RequestLog()
+        do = DigitalOcean(target, log)
+        virtual_start, wall_start = world.clock.now(), time.perf_counter()
+        if action == "up":
+            from infra.up import Provisioner
+
+            Provisioner(site, do, state).up()
+        else:
+            Teardown(site, do, state).down()
+        figures[label] = {
+            "wall_s": time.perf_counter() - wall_start,
+            "virtual_s": world.clock.now() - virtual_start,
+            "requests": log.total,
+            "mutating": log.mutating,
+        }
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--speed", type=float, default=500.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch, World(Path(scratch), speed=args.speed) as world:
+        target = Target.from_world_file(world.world_file)
+        runs = [one_run(world, target, i) for i in range(args.runs)]
+    print(f"up/up-again/down against the fake world, clock x{args.speed:g}, {args.runs} runs")
+    print(f"{'step':<10} {'wall s (median)':>16} {'virtual s':>10} {'requests':>9} {'mutating':>9}")
+    for label in ("up", "up again", "down"):
+        rows = [run[label] for run in runs]
+        print(f"{label:<10} {statistics.median(r['wall_s'] for r in rows):>16.3f} "
+              f"{statistics.median(r['virtual_s'] for r in rows):>10.0f} "
+              f"{statistics.median(r['requests'] for r in rows):>9.0f} "
+              f"{statistics.median(r['mutating'] for r in rows):>9.0f}")
+
+
+if __name__ == "__main__":
+    main()
