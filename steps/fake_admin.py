@@ -33,7 +33,8 @@ class FakeAdmin:
         self._post("/faults", body)
 
     def clear_faults(self) -> None:
-        self.session.delete(self.endpoint + "/faults", timeout=10, verify=self.verify).raise_for_status()
+        response = self.session.delete(self.endpoint + "/faults", timeout=10, verify=self.verify)
+        response.raise_for_status()
 
     def fail_next_action(self, action_type: str, count: int = 1) -> None:
         self._post("/actions/fail-next", {"type": action_type, "count": count})

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from infra.digitalocean import DigitalOcean, RequestLog
-from infra.errors import NotFound
+from infra.errors import NotFound, TargetError
 from infra.report import RunReport
 from infra.target import Target
 from steps import inventory
@@ -21,7 +21,10 @@ def target(target_name: str, request: pytest.FixtureRequest) -> Target:
         world = request.getfixturevalue("fake_world")
         return Target.from_world_file(world.world_file)
     if target_name == "real":
-        return Target.real_from_env()
+        try:
+            return Target.real_from_env()
+        except TargetError as missing:
+            pytest.fail(str(missing), pytrace=False)
     pytest.skip("the existing target needs a site description (not yet supported)")
 
 

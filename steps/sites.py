@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import copy
+import os
 
 from infra.site import Site, parse_site
 
 DOMAIN = "example.test"
 
 
+# On a real account these come from the environment (a real, fetchable image).
+FAKE_IMAGE_URL = "https://images.example.test/truenas-scale-25.10.img.gz"
+
+
 def site_data(name: str) -> dict:
     """A valid site file (as TOML data) for a site called `name`."""
     return {
-        "site": {"name": name, "region": "nyc3", "droplet_size": "s-4vcpu-8gb",
+        "site": {"name": name, "region": os.environ.get("SPEC_REGION", "nyc3"),
+                 "droplet_size": os.environ.get("SPEC_DROPLET_SIZE", "s-4vcpu-8gb"),
                  "tags": ["spec-suite"]},
         "image": {"name": "truenas-scale-25-10",
-                  "url": "https://images.example.test/truenas-scale-25.10.img.gz"},
+                  "url": os.environ.get("TRUENAS_IMAGE_URL", FAKE_IMAGE_URL)},
         "volumes": [{"name": "pool-a", "size_gigabytes": 50},
                     {"name": "pool-b", "size_gigabytes": 50}],
         "dns": {"domain": DOMAIN, "hostnames": [f"{name}.{DOMAIN}", f"ci-{name}.{DOMAIN}"],
