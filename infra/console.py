@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from infra.events import Reporter
@@ -24,9 +26,13 @@ class RichReporter(Reporter):
 
     @contextmanager
     def waiting(self, what: str) -> Iterator[None]:
-        with self.console.status(f"waiting for {what}…"):
+        columns = (SpinnerColumn(), TextColumn("waiting for {task.description}"),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            progress.add_task(what, total=None)
+            started = time.monotonic()
             yield
-        self.console.print(f"[green]✓[/] {what}")
+        self.console.print(f"[green]✓[/] {what} [dim]({time.monotonic() - started:.1f} s)[/]")
 
 
 def check_table(report: CheckReport) -> Table:

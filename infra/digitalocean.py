@@ -30,6 +30,7 @@ from infra.target import Target
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PAGE_SIZE = 200
 MAX_ATTEMPTS = 6
+LOW_BUDGET = 50  # requests left in the hour below which we pace ourselves
 
 
 class RequestLog:
@@ -103,11 +104,28 @@ class DigitalOcean:
             timeout=60,
             logging_enable=False,
             raw_request_hook=self._count,
+            raw_response_hook=self._watch_rate_limit,
         )
+        self.ratelimit_remaining: int | None = None
 
     def _count(self, request) -> None:
         http = request.http_request
         self.log.record(http.method, urlparse(http.url).path)
+
+    def _watch_rate_limit(self, response) -> None:
+        remaining = response.http_response.headers.get("ratelimit-remaining")
+        if remaining is not None and remaining.isdigit():
+            self.ratelimit_remaining = int(remaining)
+
+    def _pace(self) -> None:
+        """Slow down as the hourly budget runs out, instead of running into 429s.
+
+        `ratelimit-reset` is an epoch on the server's clock (a fake world's runs fast),
+        so pacing uses only the remaining count: one poll interval per request while
+        fewer than LOW_BUDGET requests are left.
+        """
+        if self.ratelimit_remaining is not None and self.ratelimit_remaining < LOW_BUDGET:
+            time.sleep(self.timing.poll_interval)
 
     # --- calling -----------------------------------------------------------
     def call(self, operation: str, fn: Callable[..., Any], *args: Any,
@@ -116,6 +134,7 @@ class DigitalOcean:
         attempt = 0
         while True:
             attempt += 1
+            self._pace()
             try:
                 result = fn(*args, **kwargs)
             except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:

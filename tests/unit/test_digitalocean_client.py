@@ -125,3 +125,12 @@ def test_an_errored_action_fails_the_wait(do: DigitalOcean) -> None:
         "id": 5, "status": "errored", "type": "attach_volume"}})
     with pytest.raises(CloudError, match="errored"):
         do.wait_action(5, "attach volume")
+
+
+@responses.activate
+def test_the_client_reads_its_remaining_rate_limit_budget(do: DigitalOcean) -> None:
+    responses.get(f"{API}/v2/account", json={"account": {}},
+                  headers={"ratelimit-limit": "5000", "ratelimit-remaining": "12",
+                           "ratelimit-reset": "1700000000"})
+    do.call("get account", do.client.account.get)
+    assert do.ratelimit_remaining == 12
