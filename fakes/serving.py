@@ -15,7 +15,9 @@ from fakes.tls import ServerCert
 class HttpsServer:
     def __init__(self, app, host: str, cert: ServerCert, port: int = 0) -> None:
         self.host = host
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (else Nagle +
+        # delayed ACK hold every response body back ~40 ms).
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.port = self._sock.getsockname()[1]
@@ -45,5 +47,7 @@ class HttpsServer:
 
     def stop(self) -> None:
         self._server.should_exit = True
+        # Don't wait for idle keep-alive clients: a TLS close waits up to 30 s for them.
+        self._server.force_exit = True
         self._thread.join(timeout=10)
         self._sock.close()

@@ -16,7 +16,9 @@ from fakes.digitalocean.models.actions import ActionLog
 from fakes.digitalocean.models.addresses import AddressPool
 from fakes.digitalocean.models.domains import DomainStore
 from fakes.digitalocean.models.droplets import Droplet, DropletStore
+from fakes.digitalocean.models.firewalls import FirewallStore
 from fakes.digitalocean.models.images import ImageStore
+from fakes.digitalocean.models.reserved_ips import ReservedIPStore
 from fakes.digitalocean.models.snapshots import SnapshotStore
 from fakes.digitalocean.models.tags import TagStore
 from fakes.digitalocean.models.volumes import Volume, VolumeStore
@@ -48,6 +50,9 @@ class DigitalOceanBackend:
         self.public_addresses = AddressPool("127.10.0.0/16")
         self.private_addresses = AddressPool("127.30.0.0/16")
         self.reserved_addresses = AddressPool("127.20.0.0/16")
+        self.volume_attached_hooks: list[VolumeHook] = []
+        self.volume_detached_hooks: list[VolumeHook] = []
+        self.droplet_gone_hooks: list[DropletHook] = []
         self.actions = ActionLog(clock)
         self.tags = TagStore(self)
         self.images = ImageStore(self)
@@ -55,9 +60,8 @@ class DigitalOceanBackend:
         self.volumes = VolumeStore(self)
         self.snapshots = SnapshotStore(self)
         self.domains = DomainStore(self)
-        self.volume_attached_hooks: list[VolumeHook] = []
-        self.volume_detached_hooks: list[VolumeHook] = []
-        self.droplet_gone_hooks: list[DropletHook] = []
+        self.firewalls = FirewallStore(self)
+        self.reserved_ips = ReservedIPStore(self)
 
     # --- hooks between stores and the rest of the world ---------------------
     def on_volume_attached(self, volume: Volume, droplet: Droplet) -> None:

@@ -4,7 +4,9 @@ from fakes.digitalocean.routes import (
     account,
     domains,
     droplets,
+    firewalls,
     images,
+    reserved_ips,
     snapshots,
     tags,
     volumes,
@@ -18,4 +20,6 @@ ALL_ROUTES = [
     *images.ROUTES,
     *tags.ROUTES,
     *domains.ROUTES,
+    *firewalls.ROUTES,
+    *reserved_ips.ROUTES,
 ]
