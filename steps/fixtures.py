@@ -11,6 +11,7 @@ import pytest
 from infra.digitalocean import DigitalOcean, RequestLog
 from infra.errors import NotFound, TargetError
 from infra.report import RunReport
+from infra.state import StateDir
 from infra.target import Target
 from steps import inventory
 
@@ -33,12 +34,33 @@ def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("site-state")
 
 
+@pytest.fixture(scope="session")
+def sites_brought_up(target: Target, state_root: Path):
+    """Every site a scenario brought up; all are taken down when the session ends,
+    whatever happened (a real run must never leak a droplet)."""
+    names: set[str] = set()
+    yield names
+    if target.read_only:
+        return
+    from infra.down import Teardown
+    from steps.sites import build_site
+
+    failures = []
+    for name in sorted(names):
+        try:
+            Teardown(build_site(name), DigitalOcean(target), StateDir(state_root / name)).down()
+        except Exception as error:  # keep going: every other site must still go
+            failures.append(f"{name}: {error}")
+    assert not failures, "teardown left resources behind: " + "; ".join(failures)
+
+
 @dataclass
 class ScenarioContext:
     """What one scenario's steps pass along."""
 
     target: Target
     state_root: Path
+    brought_up: set[str]
     last_run: RunReport | None = None
     last_log: RequestLog | None = None
     last_error: Exception | None = None
@@ -53,8 +75,8 @@ class ScenarioContext:
 
 
 @pytest.fixture
-def spec(target: Target, state_root: Path) -> ScenarioContext:
-    context = ScenarioContext(target, state_root)
+def spec(target: Target, state_root: Path, sites_brought_up: set[str]) -> ScenarioContext:
+    context = ScenarioContext(target, state_root, sites_brought_up)
     yield context
     if target.kind == "fake":
         from steps.fake_admin import FakeAdmin

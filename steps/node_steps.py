@@ -27,6 +27,7 @@ def _state(spec: ScenarioContext, name: str) -> StateDir:
 
 
 def _up(spec: ScenarioContext, name: str) -> None:
+    spec.brought_up.add(name)
     spec.last_log = RequestLog()
     spec.last_error = None
     try:
