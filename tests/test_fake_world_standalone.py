@@ -1,0 +1,65 @@
+"""`python -m fakes` runs the world for any client; `python -m infra demo` uses it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pydo
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "the world did not write world.json"
+        time.sleep(0.05)
+    time.sleep(0.1)
+
+
+def test_the_standalone_world_describes_itself_and_serves_any_client(tmp_path: Path) -> None:
+    state = tmp_path / "world"
+    process = subprocess.Popen([sys.executable, "-m", "fakes", "--state-dir", str(state)],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for(state / "world.json", process)
+        world_file = state / "world.json"
+        assert world_file.stat().st_mode & 0o777 == 0o600  # it holds the token
+        assert state.stat().st_mode & 0o777 == 0o700
+        world = json.loads(world_file.read_text())
+        endpoint, token = world["digitalocean"]["endpoint"], world["digitalocean"]["token"]
+        assert endpoint.startswith("https://127.")
+        assert token.startswith("dop_v1_")
+        assert Path(world["ca_bundle"]).is_file()
+        assert world["dns"]["host"].startswith("127.") and world["dns"]["port"] > 0
+
+        # a plain HTTPS client trusting only the world's CA
+        answer = requests.get(f"{endpoint}/v2/account", verify=world["ca_bundle"],
+                              headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert answer.status_code == 200 and "account" in answer.json()
+        # pydo with its default authentication policy (bearer tokens need HTTPS)
+        client = pydo.Client(token, endpoint=endpoint, connection_verify=world["ca_bundle"],
+                             retry_total=0)
+        assert client.regions.list()["meta"]["total"] > 0
+        client.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert b"fake world stopped" in out
+
+
+def test_the_demo_brings_a_site_up_checks_it_and_leaves_nothing() -> None:
+    result = subprocess.run([sys.executable, "-m", "infra", "demo"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "demo passed" in result.stdout
+    assert "nothing left" in result.stdout
+    assert "dop_v1_" not in result.stdout + result.stderr
