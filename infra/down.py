@@ -16,19 +16,16 @@ from infra.digitalocean import DigitalOcean
 from infra.errors import CloudError, NotFound
 from infra.events import Reporter
 from infra.observe import a_records, domain_exists, find_firewall, public_ipv4
+from infra.operation import SiteOperation
 from infra.report import RunReport
 from infra.site import Site
 from infra.state import StateDir
 
 
-class Teardown:
+class Teardown(SiteOperation):
     def __init__(self, site: Site, do: DigitalOcean, state: StateDir,
                  reporter: Reporter | None = None) -> None:
-        self.site = site
-        self.do = do
-        self.state = state
-        self.reporter = reporter or Reporter()
-        self.tag = desired.site_tag(site)
+        super().__init__(site, do, state, reporter)
         self.report = RunReport("down", site.name, do.target.kind)
 
     def _deleted(self, what: str) -> None:

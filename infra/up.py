@@ -12,9 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from infra import desired
-from infra.digitalocean import DigitalOcean
 from infra.errors import CloudError, ConflictError
-from infra.events import Reporter
 from infra.observe import (
     a_records,
     domain_exists,
@@ -25,20 +23,12 @@ from infra.observe import (
     observe,
     public_ipv4,
 )
+from infra.operation import SiteOperation
 from infra.plan import make_plan
 from infra.report import RunReport
-from infra.site import Site
-from infra.state import StateDir
 
 
-class Provisioner:
-    def __init__(self, site: Site, do: DigitalOcean, state: StateDir,
-                 reporter: Reporter | None = None) -> None:
-        self.site = site
-        self.do = do
-        self.state = state
-        self.reporter = reporter or Reporter()
-        self.tag = desired.site_tag(site)
+class Provisioner(SiteOperation):
 
     # --- the whole run -------------------------------------------------------
     def up(self) -> RunReport:
