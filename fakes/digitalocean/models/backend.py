@@ -53,6 +53,7 @@ class DigitalOceanBackend:
         self.volume_attached_hooks: list[VolumeHook] = []
         self.volume_detached_hooks: list[VolumeHook] = []
         self.droplet_gone_hooks: list[DropletHook] = []
+        self.droplet_active_hooks: list[DropletHook] = []
         self.actions = ActionLog(clock)
         self.tags = TagStore(self)
         self.images = ImageStore(self)
@@ -71,6 +72,10 @@ class DigitalOceanBackend:
     def on_volume_detached(self, volume: Volume, droplet: Droplet) -> None:
         for hook in self.volume_detached_hooks:
             hook(volume, droplet)
+
+    def on_droplet_active(self, droplet: Droplet) -> None:
+        for hook in self.droplet_active_hooks:
+            hook(droplet)
 
     def on_droplet_gone(self, droplet: Droplet) -> None:
         for hook in self.droplet_gone_hooks:

@@ -200,6 +200,7 @@ class DropletStore:
         droplet.status = "active"
         droplet.public_ipv4 = self.backend.public_addresses.allocate()
         droplet.private_ipv4 = self.backend.private_addresses.allocate()
+        self.backend.on_droplet_active(droplet)
 
     def _failed_to_boot(self, droplet: Droplet) -> None:
         # An errored create leaves a droplet that never came up; DigitalOcean

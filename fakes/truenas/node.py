@@ -1,0 +1,87 @@
+"""One fake TrueNAS node: boot state, disks, storage, jobs, API keys.
+
+The node is the model side; `rpc.py` (the protocol adapter) calls `node.call(...)`
+under `node.lock` (the world's one lock, shared with the DigitalOcean fake, so disk
+hot-plug from a volume attach and an RPC never interleave).
+
+Boot: the node exists from the moment its droplet is active; `system.state` is
+BOOTING for BOOT_SECONDS of virtual time, then READY (truenas-api.md §4 System).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fakes.clock import VirtualClock
+from fakes.truenas.errors import CallError, MethodNotFound
+from fakes.truenas.jobs import JobManager
+
+BOOT_SECONDS = 90.0          # TrueNAS middleware takes a minute or two to come up
+TRUENAS_VERSION = "25.10.2"
+
+
+@dataclass
+class CallContext:
+    """What a handler may know about the call it serves."""
+
+    message_id: Any = None
+    username: str | None = None
+    legacy_jobs: bool = True
+    pipe_input: bytes | None = None      # the file part of a /_upload call
+
+
+Handler = Callable[["TrueNASNode", list, CallContext], Any]
+
+
+@dataclass
+class TrueNASNode:
+    droplet_id: int
+    hostname: str
+    address: str
+    clock: VirtualClock
+    lock: Any
+    state_dir: Path
+    api_keys: dict[str, str]               # "<id>-<secret>" -> username
+    state: str = "BOOTING"
+    booted_at: float | None = None
+    jobs: JobManager = field(init=False)
+    storage: Any = field(init=False)       # fakes.truenas.models.storage.NodeStorage
+
+    def __post_init__(self) -> None:
+        from fakes.truenas.models.storage import NodeStorage
+
+        self.jobs = JobManager(self.clock)
+        self.storage = NodeStorage(self)
+        self.clock.call_later(BOOT_SECONDS, self._ready)
+
+    def _ready(self) -> None:
+        if self.state == "BOOTING":
+            self.state = "READY"
+            self.booted_at = self.clock.now()
+
+    def shut_down(self) -> None:
+        """The droplet is gone: running jobs fail, the node answers no more."""
+        self.state = "SHUTTING_DOWN"
+        for job in list(self.jobs.jobs.values()):
+            if not job.finished:
+                job.fail(CallError("The system is shutting down"))
+
+    # --- disks (hot-plugged by the fleet from volume attach/detach) ---------
+    def plug_disk(self, serial: str, size_bytes: int, backing_dir: Path) -> None:
+        self.storage.plug_disk(serial, size_bytes, backing_dir)
+
+    def unplug_disk(self, serial: str) -> None:
+        self.storage.unplug_disk(serial)
+
+    # --- the one entry point for method calls --------------------------------
+    def call(self, method: str, params: list, context: CallContext) -> Any:
+        """Run a method: returns its result, or a Job for job methods."""
+        from fakes.truenas.methods import METHODS
+
+        handler = METHODS.get(method)
+        if handler is None:
+            raise MethodNotFound(method)
+        return handler(self, params, context)
