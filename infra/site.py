@@ -19,6 +19,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from infra.errors import SiteFileError
@@ -166,12 +167,93 @@ class AccessSection(_Strict):
         return value
 
 
+POOL_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.:-]{0,49}$")
+# zpool refuses these as pool names (zpool-create(8)); TrueNAS adds its own boot pool.
+RESERVED_POOL_NAMES = {"mirror", "raidz", "raidz1", "raidz2", "raidz3", "draid", "spare",
+                       "log", "cache", "special", "dedup", "boot-pool"}
+DATASET_NAME = re.compile(r"^[a-zA-Z0-9_.:-]+(/[a-zA-Z0-9_.:-]+)*$")
+LIFETIME_UNITS = ("HOUR", "DAY", "WEEK", "MONTH", "YEAR")
+CRON_FIELD = re.compile(r"^(\*|\*/\d+|\d+(-\d+)?(,\d+(-\d+)?)*)$")
+
+
+class TrueNASSection(_Strict):
+    username: str = "truenas_admin"
+    # A file holding the node's API key (relative to the site file, mode 0600);
+    # without it the key comes from the environment variable TRUENAS_API_KEY.
+    api_key_file: str | None = None
+    pool: str = "tank"
+    datasets: list[str] = Field(default_factory=lambda: ["apps", "data"])
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, value: str) -> str:
+        if not POOL_NAME.match(value) or value.lower() in RESERVED_POOL_NAMES:
+            raise ValueError(f"{value!r} is not a usable ZFS pool name")
+        return value
+
+    @field_validator("datasets")
+    @classmethod
+    def _datasets(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not DATASET_NAME.match(name):
+                raise ValueError(f"{name!r} is not a dataset path such as apps or data/media")
+        if len(set(value)) != len(value):
+            raise ValueError("a dataset is listed twice")
+        return value
+
+
+class SnapshotPolicy(_Strict):
+    dataset: str
+    minute: str = "0"
+    hour: str = "*"
+    dom: str = "*"
+    month: str = "*"
+    dow: str = "*"
+    lifetime_value: Annotated[int, Field(ge=1, le=10000)] = 2
+    lifetime_unit: str = "WEEK"
+    naming_schema: str = "auto-%Y-%m-%d_%H-%M"
+    recursive: bool = False
+
+    @field_validator("minute", "hour", "dom", "month", "dow")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not CRON_FIELD.match(value):
+            raise ValueError(f"{value!r} is not a cron field such as *, 0, */4 or 1,15")
+        return value
+
+    @field_validator("lifetime_unit")
+    @classmethod
+    def _unit(cls, value: str) -> str:
+        if value not in LIFETIME_UNITS:
+            raise ValueError(f"must be one of {', '.join(LIFETIME_UNITS)}")
+        return value
+
+    @field_validator("naming_schema")
+    @classmethod
+    def _schema(cls, value: str) -> str:
+        # TrueNAS needs %Y %m %d %H %M in a naming schema to order snapshots by time.
+        missing = [f for f in ("%Y", "%m", "%d", "%H", "%M") if f not in value]
+        if missing:
+            raise ValueError(f"must contain {' '.join(missing)}")
+        return value
+
+
 class Site(_Strict):
     site: SiteSection
     image: ImageSection
     volumes: list[VolumeSpec]
     dns: DnsSection
     access: AccessSection
+    truenas: TrueNASSection = Field(default_factory=TrueNASSection)
+    snapshots: list[SnapshotPolicy] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _snapshot_datasets(self) -> Site:
+        for index, policy in enumerate(self.snapshots):
+            if policy.dataset not in self.truenas.datasets:
+                raise ValueError(f"snapshots[{index}].dataset: {policy.dataset!r} is not one of "
+                                 "truenas.datasets")
+        return self
 
     @field_validator("volumes")
     @classmethod
@@ -209,7 +291,10 @@ def parse_site(data: dict) -> Site:
                 message = "is required"
             elif error["type"] == "extra_forbidden":
                 message = "is not a known field (check its spelling)"
-            problems.append(f"{where}: {message}")
+            if not error["loc"] and ": " in message:
+                problems.append(message)  # a rule across fields names its own field
+            else:
+                problems.append(f"{where}: {message}")
         raise SiteFileError(problems) from None
 
 

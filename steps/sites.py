@@ -27,6 +27,9 @@ def site_data(name: str) -> dict:
         "dns": {"domain": DOMAIN, "hostnames": [f"{name}.{DOMAIN}", f"ci-{name}.{DOMAIN}"],
                 "ttl": 300},
         "access": {"admin_cidrs": ["198.51.100.0/24"], "truenas_admin_port": 8443},
+        "truenas": {"username": "truenas_admin", "pool": "tank", "datasets": ["apps", "data"]},
+        "snapshots": [{"dataset": "data", "minute": "0", "hour": "*", "lifetime_value": 1,
+                       "lifetime_unit": "DAY"}],
     }
 
 

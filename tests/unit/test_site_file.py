@@ -107,3 +107,23 @@ def test_a_site_name_is_accepted_only_in_the_documented_shape(name: str) -> None
         accepted = False
         assert all(p.startswith("site.name:") for p in refused.problems)
     assert accepted == documented
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("truenas.pool", "mirror", "truenas.pool"),
+        ("truenas.datasets", ["ok", "bad name"], "truenas.datasets"),
+        ("snapshots", [{"dataset": "elsewhere"}], "snapshots[0].dataset"),
+        ("snapshots", [{"dataset": "data", "hour": "every"}], "snapshots[0].hour"),
+        ("snapshots", [{"dataset": "data", "lifetime_unit": "FORTNIGHT"}],
+         "snapshots[0].lifetime_unit"),
+        ("snapshots", [{"dataset": "data", "naming_schema": "snap-%Y"}],
+         "snapshots[0].naming_schema"),
+    ],
+)
+def test_truenas_settings_are_checked_too(field: str, value: object, named: str) -> None:
+    with pytest.raises(SiteFileError) as refused:
+        parse_site(set_field(site_data("alpha"), field, value))
+    assert any(problem.startswith(named + ":") for problem in refused.value.problems), \
+        refused.value.problems
