@@ -38,9 +38,16 @@ class VirtualClock:
         self._seq = itertools.count()
         self._lock = threading.RLock()
         self._firing = False
+        # While a callback fires, "now" on its thread is the event's due time, so
+        # whatever it schedules is timed from when it was due, not from whenever
+        # the clock happened to be read (a long jump runs every stage inside it).
+        self._firing_at: tuple[int, float] | None = None
 
     def now(self) -> float:
         """Virtual time as a Unix timestamp."""
+        firing = self._firing_at
+        if firing is not None and firing[0] == threading.get_ident():
+            return firing[1]
         elapsed = (time.monotonic() - self._start_wall) * self.speed
         return self._start_virtual + elapsed + self._offset
 
@@ -72,7 +79,11 @@ class VirtualClock:
                 while self._events and self._events[0].due <= self.now():
                     event = heapq.heappop(self._events)
                     if not event.cancelled:
-                        event.callback()
+                        self._firing_at = (threading.get_ident(), event.due)
+                        try:
+                            event.callback()
+                        finally:
+                            self._firing_at = None
                         fired += 1
             finally:
                 self._firing = False

@@ -7,15 +7,17 @@ from fakes.digitalocean.errors import not_found, unprocessable
 from fakes.digitalocean.models import DigitalOceanBackend
 
 
-def _action_links(actions) -> dict:
+def _action_links(call: Call, actions) -> dict:
+    # Absolute, as the real API's links are (and as links.pages are).
+    root = call.base_url.split("/v2/", 1)[0]
     return {"actions": [
-        {"id": a.id, "rel": "create", "href": f"/v2/actions/{a.id}"} for a in actions
+        {"id": a.id, "rel": "create", "href": f"{root}/v2/actions/{a.id}"} for a in actions
     ]}
 
 
 def create(backend: DigitalOceanBackend, call: Call) -> Reply:
     created, actions = backend.droplets.create(call.body)
-    links = _action_links(actions)
+    links = _action_links(call, actions)
     if isinstance(call.body, dict) and "names" in call.body:
         return Reply(202, {"droplets": [backend.droplets.to_dict(d) for d in created],
                            "links": links})
