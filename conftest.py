@@ -50,7 +50,12 @@ def fake_world(tmp_path_factory: pytest.TempPathFactory):
 
 # Step definitions and their fixtures live in steps/; registering them here makes
 # them visible to every feature (pytest-bdd's recommended layout for shared steps).
-pytest_plugins = ["steps.fixtures", "steps.node_steps"]
+pytest_plugins = [
+    "steps.fixtures",
+    "steps.node_steps",
+    "steps.storage_steps",
+    "steps.recovery_steps",
+]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -3,7 +3,8 @@
 Faults only a fake can make go here (DESIGN.md): fail the next N requests that
 match a method and path, make the next action of a type errored, advance the
 clock, make a droplet's host fail, change the rate limits, and read the request
-journal. Every call needs the header `X-Admin-Secret`.
+journal; for the fake TrueNAS, rot bits of one file on one mirror member and list
+the running nodes. Every call needs the header `X-Admin-Secret`.
 """
 
 from __future__ import annotations
@@ -85,6 +86,26 @@ def admin_routes(world: World) -> list[Route]:
     def clear_requests(_body: dict, _params: dict) -> None:
         service.journal.clear()
 
+    def truenas_bit_rot(body: dict, _params: dict) -> dict:
+        """Corrupt one file's bytes on one volume (one mirror member) only."""
+        volume = service.backend.volumes.get(str(body["volume_id"]))
+        dataset, path = str(body["dataset"]), str(body["path"])
+        # The on-disk layout of pool data belongs to the TrueNAS models.
+        try:
+            from fakes.truenas.models import inject_bit_rot
+        except ImportError:
+            raise ApiError(501, "not_implemented",
+                           "the fake TrueNAS models have no inject_bit_rot") from None
+        try:
+            result = inject_bit_rot(volume.backing_dir, dataset, path)
+        except FileNotFoundError as exc:
+            raise ApiError(404, "not_found", f"no such file on that volume: {exc}") from None
+        return {"volume_id": volume.id, "dataset": dataset, "path": path,
+                **(result if isinstance(result, dict) else {})}
+
+    def truenas_nodes(_body: dict, _params: dict) -> dict:
+        return {"nodes": world.truenas.describe_nodes(), "errors": list(world.truenas.errors)}
+
     table = [
         ("POST", "/faults", add_fault),
         ("DELETE", "/faults", clear_faults),
@@ -95,5 +116,7 @@ def admin_routes(world: World) -> list[Route]:
         ("POST", "/ratelimit", rate_limits),
         ("GET", "/requests", requests_log),
         ("DELETE", "/requests", clear_requests),
+        ("POST", "/truenas/bitrot", truenas_bit_rot),
+        ("GET", "/truenas/nodes", truenas_nodes),
     ]
     return [Route(PREFIX + path, guarded(h), methods=[m]) for m, path, h in table]

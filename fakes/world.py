@@ -1,8 +1,10 @@
 """The fake world: one clock, one DigitalOcean account, its DNS, on loopback.
 
 Started in-process by a pytest fixture, or standalone with `python -m fakes`. It
-writes `world.json` describing itself (endpoints, token, CA bundle, DNS address)
-so that any client (pydo, curl, infra/) can be pointed at it.
+writes `world.json` describing itself (endpoints, token, CA bundle, DNS address,
+the TrueNAS API key and ports) so that any client (pydo, curl, infra/) can be
+pointed at it. Droplets built from a TrueNAS image run a fake TrueNAS node
+(fakes/truenas/fleet.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from fakes.digitalocean.models import DigitalOceanBackend
 from fakes.dns.server import DnsServer
 from fakes.serving import HttpsServer
 from fakes.tls import WorldCA
+from fakes.truenas.fleet import TrueNASFleet, new_api_key
 
 DEFAULT_SPEED = 500.0
 # What a client should poll with against this world: 20 ms of wall time is
@@ -41,8 +44,14 @@ class World:
         self.token = "dop_v1_" + secrets.token_hex(32)
         self.admin_secret = secrets.token_urlsafe(24)
         self.ca = WorldCA(self.state_dir)
-        self.backend = DigitalOceanBackend(self.clock, self.state_dir / "storage")
+        # A random block of loopback addresses per world: two worlds on one machine
+        # (a test session and a demo) must not both put a droplet on 127.x.0.2:443.
+        self.backend = DigitalOceanBackend(self.clock, self.state_dir / "storage",
+                                           address_block=secrets.choice(range(10, 248, 3)))
         self.digitalocean = DigitalOceanService(self.backend, self.clock, self.token)
+        # The API key baked into the TrueNAS image: every node starts with it.
+        self.truenas = TrueNASFleet(self.state_dir / "truenas", self.backend, self.clock,
+                                    new_api_key())
         app = Starlette(routes=[*admin_routes(self), *build_routes(self.digitalocean)])
         cert = self.ca.issue("digitalocean", host, "localhost")
         self.https = HttpsServer(app, host, cert, port)
@@ -64,6 +73,7 @@ class World:
             "admin": {"endpoint": f"{self.endpoint}/_admin", "secret": self.admin_secret},
             "ca_bundle": str(self.ca.ca_path),
             "dns": {"host": self.host, "port": self.dns.port},
+            "truenas": self.truenas.describe(),
             "clock": {"speed": self.clock.speed},
             "timing": {"poll_interval_seconds": POLL_INTERVAL_SECONDS,
                        "time_scale": 1.0 / self.clock.speed},
@@ -83,6 +93,7 @@ class World:
         self._ticking.set()
         if self._ticker.is_alive():
             self._ticker.join(timeout=5)
+        self.truenas.stop_all()
         self.dns.stop()
         self.https.stop()
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from infra import desired
 from infra.digitalocean import DigitalOcean
+from infra.errors import InfraError
+from infra.node import api_key_for, pool_report
 from infra.observe import observe
 from infra.report import CheckReport
 from infra.site import Site
+from infra.state import StateDir
+from infra.truenas.calllog import CallLog
+from infra.truenas.connect import connect_node
 
 
-def check(site: Site, do: DigitalOcean) -> CheckReport:
+def check(site: Site, do: DigitalOcean, state: StateDir | None = None,
+          node_log: CallLog | None = None) -> CheckReport:
+    """Cloud findings, then (given a state directory for the node's certificate pin)
+    what the TrueNAS node says about its pool and snapshot tasks."""
     report = CheckReport(site.name, do.target.kind)
     seen = observe(do, site)
     tag = desired.site_tag(site)
@@ -60,4 +68,42 @@ def check(site: Site, do: DigitalOcean) -> CheckReport:
         data = [r["data"] for r in seen.records.get(hostname, [])]
         report.add(f"{hostname} points at the droplet", ip is not None and data == [ip],
                    f"A {', '.join(data) or 'none'}; droplet {ip or 'has no address'}")
+    if state is not None and ip is not None:
+        _node_findings(report, site, do, state, ip, node_log)
     return report
+
+
+def _node_findings(report: CheckReport, site: Site, do: DigitalOcean, state: StateDir,
+                   address: str, node_log: CallLog | None) -> None:
+    try:
+        client = connect_node(address, api_key_for(site, do.target), site.truenas.username,
+                              state.path, do.target.timing, port=do.target.truenas_https_port,
+                              log=node_log)
+    except InfraError as error:
+        report.add("TrueNAS answers over WSS", False, str(error))
+        return
+    with client:
+        report.add("TrueNAS answers over WSS", True, client.call("system.state"))
+        pool = pool_report(client, site)
+        name = site.truenas.pool
+        if not pool.exists:
+            report.add(f"pool {name} exists", False, "no such pool: its data is not here")
+            return
+        report.add(f"pool {name} is healthy", pool.status == "ONLINE" and pool.healthy,
+                   f"status {pool.status}")
+        wanted = sorted(desired.volume_names(site))
+        report.add(f"pool {name} is a MIRROR of the site's two volumes",
+                   pool.layout == "MIRROR" and sorted(pool.member_serials or []) == wanted,
+                   f"{pool.layout} of {', '.join(pool.member_serials or [])}")
+        datasets = {d["name"] for d in client.call("pool.dataset.query",
+                                                   [["pool", "=", name]])}
+        for relative in site.truenas.datasets:
+            report.add(f"dataset {name}/{relative} exists", f"{name}/{relative}" in datasets)
+        tasks = client.call("pool.snapshottask.query")
+        snapshots = client.call("pool.snapshot.query")
+        for policy in site.snapshots:
+            dataset = f"{name}/{policy.dataset}"
+            task = [t for t in tasks if t["dataset"] == dataset and t.get("enabled")]
+            taken = [s for s in snapshots if s.get("dataset") == dataset]
+            report.add(f"snapshot task on {dataset} is enabled", bool(task),
+                       f"{len(taken)} snapshots of it on the node")

@@ -12,15 +12,19 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from infra import snapshots
 from infra.check import check as run_check
 from infra.console import RichReporter, check_table, run_table
 from infra.digitalocean import DigitalOcean
 from infra.down import Teardown
 from infra.errors import ConflictError, InfraError, SiteFileError, TargetError
-from infra.observe import observe
+from infra.failover import Failover
+from infra.node import open_node
+from infra.observe import find_droplet, observe, public_ipv4
 from infra.plan import make_plan
 from infra.site import Site, load_site
 from infra.state import StateDir
+from infra.storage import Repair
 from infra.target import Target
 from infra.up import Provisioner
 
@@ -113,10 +117,10 @@ def up(site: Path = SiteOption, world: Path | None = WorldOption,
 
 @app.command()
 def check(site: Path = SiteOption, world: Path | None = WorldOption,
-          as_json: bool = JsonOption) -> None:
+          state_dir: Path | None = StateOption, as_json: bool = JsonOption) -> None:
     """Read-only: report where the account differs from the site file (exit 1 if it does)."""
     loaded, target = _load(site), _target(world)
-    report = _run(lambda: run_check(loaded, DigitalOcean(target)))
+    report = _run(lambda: run_check(loaded, DigitalOcean(target), _state(loaded, state_dir)))
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
     else:
@@ -133,6 +137,95 @@ def down(site: Path = SiteOption, world: Path | None = WorldOption,
     reporter = RichReporter(errors if as_json else console)
     teardown = Teardown(loaded, DigitalOcean(target), _state(loaded, state_dir), reporter)
     _print_run(_run(teardown.down), as_json)
+
+
+@app.command()
+def repair(site: Path = SiteOption, world: Path | None = WorldOption,
+           state_dir: Path | None = StateOption) -> None:
+    """Bring a degraded pool back: re-attach or replace lost volumes, resilver."""
+    loaded, target = _load(site), _target(world)
+    state = _state(loaded, state_dir)
+    reporter = RichReporter(console)
+
+    def run() -> list[str]:
+        do = DigitalOcean(target)
+        droplet = find_droplet(do, loaded)
+        if droplet is None or public_ipv4(droplet) is None:
+            raise InfraError("the site has no running droplet; run `up` first")
+        with open_node(loaded, target, state, public_ipv4(droplet), reporter=reporter) as node:
+            return Repair(loaded, do, node, state, reporter).run()
+
+    changes = _run(run)
+    console.print("\n".join(changes) if changes else "the pool is healthy: nothing to repair")
+
+
+@app.command()
+def failover(site: Path = SiteOption, world: Path | None = WorldOption,
+             state_dir: Path | None = StateOption,
+             force: bool = typer.Option(False, help="replace the droplet even if it answers"),
+             as_json: bool = JsonOption) -> None:
+    """The droplet or its host is lost: bring the site back on a new droplet."""
+    loaded, target = _load(site), _target(world)
+    reporter = RichReporter(errors if as_json else console)
+    result = _run(lambda: Failover(loaded, DigitalOcean(target), _state(loaded, state_dir),
+                                   reporter).run(force=force))
+    summary = {"site": result.site, "reason": result.reason, "changes": result.changes,
+               "old_droplet": result.old_droplet and result.old_droplet["id"],
+               "new_droplet": result.new_droplet and result.new_droplet["id"],
+               "wall_seconds": result.wall_seconds}
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    console.print(f"failover of {result.site}: {result.reason}")
+    for change in result.changes:
+        console.print(f"  {change}")
+
+
+def _with_node(loaded: Site, target: Target, state_dir: Path | None, action):
+    state = _state(loaded, state_dir)
+
+    def run():
+        do = DigitalOcean(target)
+        droplet = find_droplet(do, loaded)
+        if droplet is None or public_ipv4(droplet) is None:
+            raise InfraError("the site has no running droplet; run `up` first")
+        with open_node(loaded, target, state, public_ipv4(droplet)) as node:
+            return action(node)
+
+    return _run(run)
+
+
+@app.command()
+def snapshot(dataset: str = typer.Argument(..., help="a dataset of the site, e.g. data"),
+             name: str = typer.Argument(..., help="the snapshot's name"),
+             site: Path = SiteOption, world: Path | None = WorldOption,
+             state_dir: Path | None = StateOption) -> None:
+    """Take a snapshot of one of the site's datasets."""
+    loaded, target = _load(site), _target(world)
+    taken = _with_node(loaded, target, state_dir,
+                       lambda node: snapshots.take(node, loaded, dataset, name))
+    console.print(f"snapshot {taken['id']} taken")
+
+
+@app.command()
+def restore(dataset: str = typer.Argument(..., help="a dataset of the site, e.g. data"),
+            name: str = typer.Argument(..., help="the snapshot to restore"),
+            clone_to: str | None = typer.Option(None, help="clone into this new dataset "
+                                                "instead of rolling back in place"),
+            discard_newer: bool = typer.Option(False, help="allow a rollback to destroy "
+                                               "snapshots taken after this one"),
+            site: Path = SiteOption, world: Path | None = WorldOption,
+            state_dir: Path | None = StateOption) -> None:
+    """Restore a dataset from a snapshot: roll back in place, or clone beside it."""
+    loaded, target = _load(site), _target(world)
+    if clone_to:
+        where = _with_node(loaded, target, state_dir,
+                           lambda node: snapshots.clone(node, loaded, dataset, name, clone_to))
+        console.print(f"snapshot {name} of {dataset} cloned to {where}")
+        return
+    _with_node(loaded, target, state_dir,
+               lambda node: snapshots.rollback(node, loaded, dataset, name, discard_newer))
+    console.print(f"{dataset} rolled back to {name}")
 
 
 EXAMPLE_SITE = Path(__file__).resolve().parent.parent / "site.example.toml"

@@ -51,7 +51,9 @@ def run_table(report: RunReport) -> Table:
     table.add_column("what")
     table.add_column("value", overflow="fold")
     table.add_row("changes", "\n".join(report.changes) or "none")
-    table.add_row("requests sent", f"{report.requests_total} ({report.requests_mutating} mutating)")
+    table.add_row("DigitalOcean requests",
+                  f"{report.requests_total} ({report.requests_mutating} mutating)")
+    table.add_row("TrueNAS calls", f"{report.truenas_calls} ({report.truenas_mutating} mutating)")
     table.add_row("wall time", f"{report.wall_seconds:.2f} s")
     for key, value in report.resources.items():
         table.add_row(key, str(value))

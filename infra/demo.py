@@ -23,6 +23,7 @@ from infra.errors import InfraError
 from infra.site import Site
 from infra.state import StateDir
 from infra.target import Target
+from infra.truenas.calllog import CallLog
 from infra.up import Provisioner
 
 WORLD_START_SECONDS = 30.0
@@ -66,7 +67,8 @@ def run_demo(site: Site, console: Console, speed: float) -> int:
             console.print(f"fake DigitalOcean at {target.do_endpoint} (clock ×{speed:g})")
             state = StateDir(scratch_dir / "state")
             summary = Table(title="demo summary")
-            for column in ("step", "result", "requests (mutating)", "wall s"):
+            for column in ("step", "result", "DO requests (mutating)",
+                           "TrueNAS calls (mutating)", "wall s"):
                 summary.add_column(column)
 
             console.rule("[bold]up")
@@ -74,36 +76,40 @@ def run_demo(site: Site, console: Console, speed: float) -> int:
             console.print(run_table(first))
             summary.add_row("up", f"{len(first.changes)} changes",
                             f"{first.requests_total} ({first.requests_mutating})",
+                            f"{first.truenas_calls} ({first.truenas_mutating})",
                             f"{first.wall_seconds:.2f}")
 
             console.rule("[bold]check")
-            do = DigitalOcean(target)
-            report = check(site, do)
+            do, node_log = DigitalOcean(target), CallLog()
+            report = check(site, do, state, node_log)
             console.print(check_table(report))
             summary.add_row("check", "pass" if report.ok else "FAIL",
-                            f"{do.log.total} ({do.log.mutating})", "")
+                            f"{do.log.total} ({do.log.mutating})",
+                            f"{node_log.total} ({node_log.mutating})", "")
 
             console.rule("[bold]up again (must change nothing)")
             second = Provisioner(site, DigitalOcean(target), state, reporter).up()
             summary.add_row("up again", f"{len(second.changes)} changes",
                             f"{second.requests_total} ({second.requests_mutating})",
+                            f"{second.truenas_calls} ({second.truenas_mutating})",
                             f"{second.wall_seconds:.2f}")
 
             console.rule("[bold]down")
             gone = Teardown(site, DigitalOcean(target), state, reporter).down()
             console.print(run_table(gone))
             summary.add_row("down", f"{len(gone.changes)} deletions",
-                            f"{gone.requests_total} ({gone.requests_mutating})",
+                            f"{gone.requests_total} ({gone.requests_mutating})", "",
                             f"{gone.wall_seconds:.2f}")
 
             after = check(site, DigitalOcean(target))
             leftovers = [f.requirement for f in after.findings if f.ok and "exists" in
                          f.requirement and "domain" not in f.requirement]
             summary.add_row("after down", "nothing left" if not leftovers else
-                            "LEFT: " + ", ".join(leftovers), "", "")
+                            "LEFT: " + ", ".join(leftovers), "", "", "")
             console.rule("[bold]report")
             console.print(summary)
-            ok = report.ok and not second.requests_mutating and not leftovers
+            ok = (report.ok and not second.requests_mutating and not second.truenas_mutating
+                  and not leftovers)
             console.print("[bold green]demo passed[/]" if ok else "[bold red]demo failed[/]")
             return 0 if ok else 1
         except InfraError as exc:

@@ -39,7 +39,7 @@ class Teardown(SiteOperation):
                                tag_name=self.tag)
         self._records({ip for d in droplets if (ip := public_ipv4(d))})
         self._firewall()
-        self._droplets(droplets)
+        self.delete_droplets(droplets)
         self._volumes()
         self._snapshots()
         self._images()
@@ -69,7 +69,7 @@ class Teardown(SiteOperation):
                                    firewall["id"])
             self._deleted(f"firewall {firewall['name']}")
 
-    def _droplets(self, droplets: list[dict]) -> None:
+    def delete_droplets(self, droplets: list[dict]) -> None:
         do = self.do
         for droplet in droplets:
             do.ignore_missing(f"delete droplet {droplet['name']}", do.client.droplets.destroy,

@@ -7,6 +7,7 @@ from infra.digitalocean import DigitalOcean
 from infra.events import Reporter
 from infra.site import Site
 from infra.state import StateDir
+from infra.truenas.calllog import CallLog
 
 
 class SiteOperation:
@@ -17,3 +18,4 @@ class SiteOperation:
         self.state = state
         self.reporter = reporter or Reporter()
         self.tag = desired.site_tag(site)
+        self.node_log = CallLog()

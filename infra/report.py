@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from infra.digitalocean import RequestLog
+from infra.truenas.calllog import CallLog
 
 
 @dataclass
@@ -16,11 +17,16 @@ class RunReport:
     resources: dict = field(default_factory=dict)
     requests_total: int = 0
     requests_mutating: int = 0
+    truenas_calls: int = 0
+    truenas_mutating: int = 0
     wall_seconds: float = 0.0
 
-    def count(self, log: RequestLog) -> None:
+    def count(self, log: RequestLog, node_log: CallLog | None = None) -> None:
         self.requests_total = log.total
         self.requests_mutating = log.mutating
+        if node_log is not None:
+            self.truenas_calls = node_log.total
+            self.truenas_mutating = node_log.mutating
 
     def to_dict(self) -> dict:
         return asdict(self)

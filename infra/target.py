@@ -43,6 +43,11 @@ class Target:
     dns_server: tuple[str, int] | None = None
     admin_endpoint: str | None = None
     admin_secret: Secret | None = None
+    # The TrueNAS API key the nodes accept, when the target knows it (a fake world
+    # bakes one into its image; a real run reads TRUENAS_API_KEY). A site file's
+    # `truenas.api_key_file` wins over this.
+    truenas_api_key: Secret | None = None
+    truenas_https_port: int = 443
 
     @property
     def read_only(self) -> bool:
@@ -59,6 +64,7 @@ class Target:
             raise TargetError(f"{path} is not valid JSON ({exc})") from None
         try:
             timing = world.get("timing", {})
+            truenas = world.get("truenas", {})
             return cls(
                 kind="fake",
                 do_endpoint=world["digitalocean"]["endpoint"],
@@ -73,6 +79,8 @@ class Target:
                 dns_server=(world["dns"]["host"], int(world["dns"]["port"])),
                 admin_endpoint=world.get("admin", {}).get("endpoint"),
                 admin_secret=Secret(world["admin"]["secret"]) if "admin" in world else None,
+                truenas_api_key=Secret(truenas["api_key"]) if truenas.get("api_key") else None,
+                truenas_https_port=int(truenas.get("ports", {}).get("https", 443)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TargetError(f"{path} lacks a field this tool needs: {exc}") from None
@@ -92,4 +100,5 @@ class Target:
             do_token=Secret(token),
             ca_bundle=env.get("DIGITALOCEAN_CA_BUNDLE") or None,
             timing=Timing(),
+            truenas_api_key=Secret(env["TRUENAS_API_KEY"]) if env.get("TRUENAS_API_KEY") else None,
         )

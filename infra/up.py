@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from infra import desired
 from infra.errors import CloudError, ConflictError
+from infra.node import NodeProblem, NodeSetup, open_node
 from infra.observe import (
     a_records,
     domain_exists,
@@ -29,6 +30,8 @@ from infra.report import RunReport
 
 
 class Provisioner(SiteOperation):
+    # Set by failover: the node is new, so its certificate is pinned afresh.
+    repin_node = False
 
     # --- the whole run -------------------------------------------------------
     def up(self) -> RunReport:
@@ -48,15 +51,25 @@ class Provisioner(SiteOperation):
             self._dns(seen.domain_exists, public_ipv4(droplet))
             report.changes = [c.describe() for c in plan.changes]
         final = observe(self.do, self.site)
+        report.changes += self._node(final.droplet_ip())
         report.resources = {
             "droplet": final.droplet and {"id": final.droplet["id"], "ip": final.droplet_ip()},
             "volumes": {name: v["id"] for name, v in final.volumes.items()},
             "image": final.image and final.image["id"],
             "firewall": final.firewall and final.firewall["id"],
         }
-        report.count(self.do.log)
+        report.count(self.do.log, self.node_log)
         report.wall_seconds = round(time.monotonic() - started, 3)
         return report
+
+    # --- the TrueNAS node --------------------------------------------------------
+    def _node(self, address: str | None) -> list[str]:
+        if address is None:
+            raise NodeProblem("the droplet has no public address to reach TrueNAS on")
+        client = open_node(self.site, self.do.target, self.state, address, self.node_log,
+                           self.reporter, repin=self.repin_node)
+        with client:
+            return NodeSetup(self.site, client, self.reporter).converge()
 
     # --- image and volumes, in parallel --------------------------------------
     def _image_and_volumes(self, seen) -> tuple[dict, dict[str, dict]]:

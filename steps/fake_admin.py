@@ -42,5 +42,10 @@ class FakeAdmin:
     def advance_clock(self, seconds: float) -> None:
         self._post("/clock/advance", {"seconds": seconds})
 
+    def bit_rot(self, volume_id: str, dataset: str, path: str) -> None:
+        """Flip bytes of one file on one mirror member only."""
+        self._post("/truenas/bitrot", {"volume_id": volume_id, "dataset": dataset,
+                                       "path": path})
+
     def fail_host(self, droplet_id: int) -> None:
         self._post(f"/droplets/{droplet_id}/host-failure", {})

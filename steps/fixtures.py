@@ -13,6 +13,7 @@ from infra.errors import NotFound, TargetError
 from infra.report import RunReport
 from infra.state import StateDir
 from infra.target import Target
+from infra.truenas.calllog import CallLog
 from steps import inventory
 
 
@@ -63,9 +64,16 @@ class ScenarioContext:
     brought_up: set[str]
     last_run: RunReport | None = None
     last_log: RequestLog | None = None
+    last_node_log: CallLog | None = None
     last_error: Exception | None = None
     before: dict[str, dict] = field(default_factory=dict)
     site_snapshots: dict[str, dict] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    files_site: str | None = None
+    repair_changes: list[str] = field(default_factory=list)
+    scan: dict | None = None
+    old_droplet: dict | None = None
+    failover: object = None
     cli_exit: int | None = None
     cli_output: str = ""
     site_file: Path | None = None

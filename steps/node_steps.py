@@ -16,6 +16,7 @@ from infra.down import Teardown
 from infra.errors import InfraError
 from infra.observe import observe
 from infra.state import StateDir
+from infra.storage import Repair
 from infra.up import Provisioner
 from steps import inventory
 from steps.fixtures import Bystanders, ScenarioContext
@@ -30,9 +31,10 @@ def _up(spec: ScenarioContext, name: str) -> None:
     spec.brought_up.add(name)
     spec.last_log = RequestLog()
     spec.last_error = None
+    provisioner = Provisioner(build_site(name), spec.client(spec.last_log), _state(spec, name))
+    spec.last_node_log = provisioner.node_log
     try:
-        spec.last_run = Provisioner(build_site(name), spec.client(spec.last_log),
-                                    _state(spec, name)).up()
+        spec.last_run = provisioner.up()
     except InfraError as error:
         spec.last_error = error
 
@@ -63,8 +65,13 @@ def _not_up(spec: ScenarioContext, name: str) -> None:
 
 @given(parsers.parse('the site "{name}" is up'))
 def _is_up(spec: ScenarioContext, name: str) -> None:
+    """Up, and healthy: a pool left degraded by an earlier scenario is repaired."""
     _up(spec, name)
     assert spec.last_error is None, spec.last_error
+    from steps.storage_steps import node
+
+    with node(spec, name) as client:
+        Repair(build_site(name), spec.client(), client, _state(spec, name)).run()
     spec.site_snapshots[name] = _site_inventory(spec, name)
 
 
@@ -236,7 +243,7 @@ def _tagged(spec: ScenarioContext) -> None:
 @then(parsers.parse('check finds nothing wrong with the site "{name}"'))
 def _check_ok(spec: ScenarioContext, name: str) -> None:
     assert spec.last_error is None, spec.last_error
-    report = check(build_site(name), spec.client())
+    report = check(build_site(name), spec.client(), _state(spec, name))
     assert report.ok, [f"{f.requirement}: {f.detail}" for f in report.failures()]
 
 
@@ -245,6 +252,9 @@ def _no_mutation(spec: ScenarioContext) -> None:
     assert spec.last_error is None, spec.last_error
     assert spec.last_log.total > 0
     assert spec.last_log.mutating_requests() == []
+    if spec.last_node_log is not None:
+        assert spec.last_node_log.total > 0, "the node was not even looked at"
+        assert spec.last_node_log.mutating_calls() == []
 
 
 @then(parsers.parse('the site "{name}" is as it was'))

@@ -42,8 +42,10 @@ class CallError(RpcError):
         self.extra = extra
 
     def data(self) -> dict:
-        return {"error": self.errno, "errname": ERRNAMES.get(self.errno, "EFAULT"),
-                "reason": self.message, "trace": None, "extra": self.extra}
+        errname = ERRNAMES.get(self.errno, "EFAULT")
+        # middleware sends str(CallError), which prefixes the errno's name
+        return {"error": self.errno, "errname": errname,
+                "reason": f"[{errname}] {self.message}", "trace": None, "extra": self.extra}
 
 
 class ValidationErrors(RpcError):

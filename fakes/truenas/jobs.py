@@ -70,7 +70,7 @@ class Job:
         if self.finished:
             return
         if isinstance(error, ValidationErrors):
-            self.error = "[EINVAL] " + error.reason().strip()
+            self.error = error.reason().strip()  # already "[EINVAL] attr: message"
             self.exc_info = {"repr": repr(error), "type": "VALIDATION", "errno": 22,
                              "extra": [list(e) for e in error.errors]}
         elif isinstance(error, CallError):
@@ -89,8 +89,7 @@ class Job:
             return
         if self._on_abort:
             self._on_abort()
-        self.state = "ABORTED"
-        self.error = "Job aborted"
+        self.state = "ABORTED"  # middleware sets no error on a cancelled job
         self._finish()
 
     def _finish(self) -> None:

@@ -21,6 +21,10 @@ class AddressPool:
         self._lock = threading.Lock()
 
     @property
+    def network(self):
+        return self._network
+
+    @property
     def gateway(self) -> str:
         return str(self._network.network_address + 1)
 

@@ -24,13 +24,20 @@ from fakes.digitalocean.models.tags import TagStore
 from fakes.digitalocean.models.volumes import Volume, VolumeStore
 
 # Listeners told when the account's hardware changes (the fake TrueNAS hot-plugs
-# disks from these; the firewall enforcer follows droplets).
+# disks from these; the firewall enforcer follows droplets). "Down" is a droplet
+# that stops running without being removed yet (host failure, power off, delete
+# requested); "active" is one that runs again (booted, powered on, rebooted).
 VolumeHook = Callable[[Volume, Droplet], None]
 DropletHook = Callable[[Droplet], None]
 
 
 class DigitalOceanBackend:
-    def __init__(self, clock: VirtualClock, storage_dir: Path) -> None:
+    def __init__(self, clock: VirtualClock, storage_dir: Path, address_block: int = 10) -> None:
+        """`address_block`: the second octet of this account's loopback ranges
+        (public 127.B, reserved 127.B+1, private 127.B+2), so that two worlds on one
+        machine never hand out the same droplet address."""
+        if not 1 <= address_block <= 250:
+            raise ValueError("address_block must be between 1 and 250")
         self.lock = threading.RLock()
         self.clock = clock
         self.storage_dir = storage_dir
@@ -47,13 +54,14 @@ class DigitalOceanBackend:
             "status_message": "",
             "team": {"uuid": str(uuid.uuid4()), "name": "My Team"},
         }
-        self.public_addresses = AddressPool("127.10.0.0/16")
-        self.private_addresses = AddressPool("127.30.0.0/16")
-        self.reserved_addresses = AddressPool("127.20.0.0/16")
+        self.public_addresses = AddressPool(f"127.{address_block}.0.0/16")
+        self.reserved_addresses = AddressPool(f"127.{address_block + 1}.0.0/16")
+        self.private_addresses = AddressPool(f"127.{address_block + 2}.0.0/16")
         self.volume_attached_hooks: list[VolumeHook] = []
         self.volume_detached_hooks: list[VolumeHook] = []
         self.droplet_gone_hooks: list[DropletHook] = []
         self.droplet_active_hooks: list[DropletHook] = []
+        self.droplet_down_hooks: list[DropletHook] = []
         self.actions = ActionLog(clock)
         self.tags = TagStore(self)
         self.images = ImageStore(self)
@@ -75,6 +83,10 @@ class DigitalOceanBackend:
 
     def on_droplet_active(self, droplet: Droplet) -> None:
         for hook in self.droplet_active_hooks:
+            hook(droplet)
+
+    def on_droplet_down(self, droplet: Droplet) -> None:
+        for hook in self.droplet_down_hooks:
             hook(droplet)
 
     def on_droplet_gone(self, droplet: Droplet) -> None:

@@ -220,6 +220,7 @@ class DropletStore:
         if droplet.deleting:
             return
         droplet.deleting = True
+        self.backend.on_droplet_down(droplet)
         self.backend.actions.abort_for_droplet(droplet.id)
         self.backend.volumes.release_all(droplet)
         self.backend.actions.start(
@@ -239,6 +240,7 @@ class DropletStore:
         droplet = self.get(droplet_id)
         droplet.host_failed = True
         droplet.status = "off"
+        self.backend.on_droplet_down(droplet)
         self.backend.actions.abort_for_droplet(droplet.id)
         self.backend.clock.call_later(
             HOST_FAILURE_GONE_SECONDS, lambda: self._remove(droplet)
@@ -287,7 +289,14 @@ class DropletStore:
             raise unprocessable("Droplet already has a pending event.")
 
         def done() -> None:
+            was_off = droplet.status == "off"
             droplet.status = target
+            # What runs on the droplet stops, or boots again (the fake TrueNAS).
+            if target == "off":
+                self.backend.on_droplet_down(droplet)
+            elif was_off or action_type in ("reboot", "power_cycle"):
+                self.backend.on_droplet_down(droplet)
+                self.backend.on_droplet_active(droplet)
 
         return self.backend.actions.start(
             action_type, resource_type="droplet", resource_id=droplet.id,

@@ -1,0 +1,245 @@
+"""The fake TrueNAS nodes of a world: one per running droplet built from a TrueNAS image.
+
+Which droplets run TrueNAS: a droplet runs TrueNAS when its image is a custom
+image whose import URL or name contains "truenas" (any case). DigitalOcean has
+no TrueNAS image of its own; a site imports one (truenas-api.md §7), and a
+droplet from any other image is plain Linux to this world. This is a convention
+of the fake, published in world.json as `truenas.image_url_marker`.
+
+What follows the droplet (DigitalOcean backend hooks, all under the world's lock):
+- active (booted, or powered on again): a node boots at the droplet's public
+  address, BOOTING and then READY (node.py), with the image's API key for
+  `truenas_admin`, every volume already attached plugged in as a disk (serial =
+  volume name, DigitalOcean's `scsi-0DO_Volume_<name>`, §7), and its listeners up;
+- volume attached / detached: the disk is hot-plugged / pulled;
+- down (host failure, power off, delete requested): the node stops answering at
+  once; gone (the droplet is removed): it is forgotten.
+What lives on the droplet's boot disk survives a power cycle: the node's
+self-signed certificate and its API keys (a key revoked for being sent over
+plain ws:// stays revoked).
+
+Listeners bind 443 and 80 on the droplet's own loopback address
+(this-machine.md §4). Where ports below 1024 cannot be bound (not root), the
+world uses one pair of free high ports instead, and world.json says which; a node
+whose ports are taken on its address (two worlds in one process hand out the
+same addresses) falls back to free ports of its own, listed by
+`GET /_admin/truenas/nodes`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import socket
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fakes.clock import VirtualClock
+from fakes.truenas.server import STANDARD_PORTS, NodeServer
+
+if TYPE_CHECKING:
+    from fakes.digitalocean.models.backend import DigitalOceanBackend
+    from fakes.digitalocean.models.droplets import Droplet
+    from fakes.digitalocean.models.volumes import Volume
+    from fakes.truenas.node import TrueNASNode
+
+log = logging.getLogger(__name__)
+
+IMAGE_MARKER = "truenas"
+ADMIN_USERNAME = "truenas_admin"
+PROBE_ADDRESS = "127.0.0.1"
+
+
+def new_api_key(key_id: int = 1) -> str:
+    """An API key as TrueNAS shows it once: `<id>-<64 letters and digits>` [I]."""
+    alphabet = string.ascii_letters + string.digits
+    return f"{key_id}-" + "".join(secrets.choice(alphabet) for _ in range(64))
+
+
+def is_truenas_image(image) -> bool:
+    if image is None or image.type != "custom":
+        return False
+    text = f"{image.url or ''} {image.name or ''}".lower()
+    return IMAGE_MARKER in text
+
+
+@dataclass
+class FleetNode:
+    droplet_id: int
+    node: TrueNASNode
+    server: NodeServer
+
+    def describe(self) -> dict:
+        return {
+            "droplet_id": self.droplet_id,
+            "hostname": self.node.hostname,
+            "address": self.node.address,
+            "state": self.node.state,
+            "serving": self.server.running,
+            "ports": dict(self.server.ports),
+            "certificate": str(self.server.cert.cert_path) if self.server.cert else None,
+        }
+
+
+@dataclass
+class _BootDisk:
+    """What a droplet keeps across power cycles."""
+
+    api_keys: dict[str, str]
+    directory: Path
+
+
+@dataclass
+class TrueNASFleet:
+    state_dir: Path
+    backend: DigitalOceanBackend
+    clock: VirtualClock
+    api_key: str
+    username: str = ADMIN_USERNAME
+    ports: dict[str, int] = field(init=False)
+    nodes: dict[int, FleetNode] = field(init=False, default_factory=dict)
+    errors: list[str] = field(init=False, default_factory=list)
+    _boot_disks: dict[int, _BootDisk] = field(init=False, default_factory=dict)
+    _retired: list[NodeServer] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir)
+        self.ports = _port_plan()
+        backend = self.backend
+        backend.droplet_active_hooks.append(self._droplet_active)
+        backend.droplet_down_hooks.append(self._droplet_down)
+        backend.droplet_gone_hooks.append(self._droplet_gone)
+        backend.volume_attached_hooks.append(self._volume_attached)
+        backend.volume_detached_hooks.append(self._volume_detached)
+
+    def describe(self) -> dict:
+        """The world.json section: what a client needs to reach any node."""
+        return {"api_key": self.api_key, "username": self.username,
+                "image_url_marker": IMAGE_MARKER, "ports": dict(self.ports)}
+
+    def node_for(self, droplet_id: int) -> FleetNode | None:
+        return self.nodes.get(droplet_id)
+
+    def describe_nodes(self) -> list[dict]:
+        return [entry.describe() for entry in self.nodes.values()]
+
+    # --- hooks (called under the world's lock) -------------------------------------
+    def _droplet_active(self, droplet: Droplet) -> None:
+        if not is_truenas_image(droplet.image) or not droplet.public_ipv4:
+            return
+        current = self.nodes.get(droplet.id)
+        if current is not None and current.server.running:
+            return
+        with self._reported(f"booting TrueNAS on droplet {droplet.id}"):
+            self._boot(droplet)
+
+    def _boot(self, droplet: Droplet) -> None:
+        from fakes.truenas.node import TrueNASNode
+
+        disk = self._boot_disks.get(droplet.id)
+        if disk is None:
+            disk = _BootDisk({self.api_key: self.username},
+                             self.state_dir / str(droplet.id))
+            self._boot_disks[droplet.id] = disk
+        node = TrueNASNode(
+            droplet_id=droplet.id, hostname=droplet.name, address=droplet.public_ipv4,
+            clock=self.clock, lock=self.backend.lock, state_dir=disk.directory / "node",
+            api_keys=disk.api_keys,
+        )
+        for volume in self.backend.volumes.attached_to(droplet.id):
+            self._plug(node, volume)
+        server = _bind(node, disk.directory / "certificate", self.ports)
+        self.nodes[droplet.id] = FleetNode(droplet.id, node, server.start())
+
+    def _droplet_down(self, droplet: Droplet) -> None:
+        entry = self.nodes.get(droplet.id)
+        if entry is not None and entry.server.running:
+            with self._reported(f"stopping TrueNAS on droplet {droplet.id}"):
+                self._halt(entry)
+
+    def _droplet_gone(self, droplet: Droplet) -> None:
+        entry = self.nodes.pop(droplet.id, None)
+        self._boot_disks.pop(droplet.id, None)
+        if entry is not None:
+            with self._reported(f"stopping TrueNAS on droplet {droplet.id}"):
+                self._halt(entry)
+
+    def _volume_attached(self, volume: Volume, droplet: Droplet) -> None:
+        entry = self.nodes.get(droplet.id)
+        if entry is not None and entry.server.running:
+            with self._reported(f"plugging volume {volume.name} into droplet {droplet.id}"):
+                self._plug(entry.node, volume)
+
+    def _volume_detached(self, volume: Volume, droplet: Droplet) -> None:
+        entry = self.nodes.get(droplet.id)
+        if entry is not None and entry.server.running:
+            with self._reported(f"pulling volume {volume.name} from droplet {droplet.id}"):
+                entry.node.unplug_disk(volume.name)
+
+    # --- helpers -------------------------------------------------------------------
+    @staticmethod
+    def _plug(node: TrueNASNode, volume: Volume) -> None:
+        node.plug_disk(volume.name, volume.size_gigabytes * 2**30, volume.backing_dir)
+
+    def _halt(self, entry: FleetNode) -> None:
+        entry.server.stop()           # never joins: we hold the world's lock
+        self._retired.append(entry.server)
+        if entry.node.state != "SHUTTING_DOWN":
+            entry.node.shut_down()
+
+    @contextlib.contextmanager
+    def _reported(self, what: str):
+        """A failing node must not break the DigitalOcean fake that called the hook
+        (the hook may run on the world's clock thread): log it and keep it for the
+        admin API instead."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001
+            log.exception("fake TrueNAS: %s failed", what)
+            self.errors.append(f"{what}: {type(exc).__name__}: {exc}")
+
+    def stop_all(self) -> None:
+        """Stop every node and wait for its thread; call without the world's lock."""
+        with self.backend.lock:
+            for entry in list(self.nodes.values()):
+                if entry.server.running:
+                    self._halt(entry)
+            retired, self._retired = self._retired, []
+        for server in retired:
+            server.join()
+
+
+def _bind(node: TrueNASNode, cert_dir: Path, ports: dict[str, int]) -> NodeServer:
+    try:
+        return NodeServer(node, cert_dir, ports)
+    except OSError as exc:
+        log.warning("fake TrueNAS %s: ports %s unavailable (%s); using free ports",
+                    node.address, ports, exc)
+        return NodeServer(node, cert_dir, {"https": 0, "http": 0})
+
+
+def _port_plan() -> dict[str, int]:
+    """443/80 where this process may bind them, else one pair of free high ports."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((PROBE_ADDRESS, STANDARD_PORTS["https"]))
+        except PermissionError:
+            return _free_ports(len(STANDARD_PORTS), STANDARD_PORTS)
+        except OSError:
+            pass          # in use there: binding it is allowed, which is what we asked
+    return dict(STANDARD_PORTS)
+
+
+def _free_ports(count: int, names) -> dict[str, int]:
+    # All held open together, so that the ports differ.
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((PROBE_ADDRESS, 0))
+        return {name: sock.getsockname()[1] for name, sock in zip(names, sockets, strict=True)}
+    finally:
+        for sock in sockets:
+            sock.close()

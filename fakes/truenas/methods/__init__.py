@@ -1,0 +1,53 @@
+"""JSON-RPC method name -> handler, for one fake TrueNAS node.
+
+A handler is `handler(node, params: list, ctx: CallContext) -> result | Job`: it
+checks the positional params, calls the models, and serialises. Job methods
+return the Job they submitted through `node.jobs.submit(..., message_id=...)`.
+The transport (rpc.py) keeps `core.*` and `auth.*` itself and calls the rest
+through `node.call`, under `node.lock`.
+
+While the node is BOOTING only `system.state` and `system.ready` answer (and the
+transport's `core.*`); anything else is CallError("Middleware is not ready",
+EBUSY). Middleware does refuse work before its plugins are loaded, but the exact
+wording and errno a real node sends in that window are not known.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+
+from fakes.truenas.errors import CallError
+from fakes.truenas.methods import (
+    dataset,
+    disk,
+    filesystem,
+    pool,
+    snapshot,
+    snapshottask,
+    system,
+)
+
+ALWAYS_AVAILABLE = ("system.state", "system.ready")
+
+
+def _when_ready(name, handler):
+    if name in ALWAYS_AVAILABLE or name.startswith("core."):
+        return handler
+
+    @functools.wraps(handler)
+    def guarded(node, params, ctx):
+        if node.state == "BOOTING":
+            raise CallError("Middleware is not ready", errno.EBUSY)
+        return handler(node, params, ctx)
+
+    return guarded
+
+
+METHODS = {
+    name: _when_ready(name, handler)
+    for module in (system, disk, pool, dataset, snapshot, snapshottask, filesystem)
+    for name, handler in module.METHODS.items()
+}
+
+__all__ = ["METHODS"]

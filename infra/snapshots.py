@@ -1,0 +1,40 @@
+"""Snapshots of a site dataset: take, list, and restore (roll back in place, or
+clone beside the live data). Names are relative to the site's pool."""
+
+from __future__ import annotations
+
+from infra.errors import InfraError
+from infra.site import Site
+from infra.truenas.client import TrueNASClient
+
+
+def _dataset(site: Site, dataset: str) -> str:
+    if dataset not in site.truenas.datasets:
+        raise InfraError(f"{dataset!r} is not one of the site's datasets "
+                         f"({', '.join(site.truenas.datasets)})")
+    return f"{site.truenas.pool}/{dataset}"
+
+
+def take(client: TrueNASClient, site: Site, dataset: str, name: str) -> dict:
+    return client.call("pool.snapshot.create", {"dataset": _dataset(site, dataset),
+                                                "name": name, "recursive": False})
+
+
+def list_(client: TrueNASClient, site: Site, dataset: str) -> list[dict]:
+    return client.call("pool.snapshot.query", [["dataset", "=", _dataset(site, dataset)]])
+
+
+def rollback(client: TrueNASClient, site: Site, dataset: str, name: str,
+             discard_newer: bool = False) -> None:
+    """Put the dataset back as it was at the snapshot. Snapshots taken after it would
+    be destroyed by the rollback, so that needs `discard_newer`."""
+    client.call("pool.snapshot.rollback", f"{_dataset(site, dataset)}@{name}",
+                {"recursive": discard_newer, "force": discard_newer})
+
+
+def clone(client: TrueNASClient, site: Site, dataset: str, name: str, new_dataset: str) -> str:
+    """Expose the snapshot's data as a new dataset beside the live one."""
+    target = f"{site.truenas.pool}/{new_dataset}"
+    client.call("pool.snapshot.clone", {"snapshot": f"{_dataset(site, dataset)}@{name}",
+                                        "dataset_dst": target})
+    return target
