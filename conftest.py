@@ -55,6 +55,7 @@ pytest_plugins = [
     "steps.node_steps",
     "steps.storage_steps",
     "steps.recovery_steps",
+    "steps.snapshot_steps",
 ]
 
 

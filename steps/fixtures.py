@@ -73,6 +73,10 @@ class ScenarioContext:
     repair_changes: list[str] = field(default_factory=list)
     scan: dict | None = None
     old_droplet: dict | None = None
+    new_files: dict[str, str] = field(default_factory=dict)
+    periodic: tuple = ()
+    backup: dict | None = None
+    drill: object = None
     failover: object = None
     cli_exit: int | None = None
     cli_output: str = ""
