@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from infra import desired
 from infra.digitalocean import DigitalOcean
 from infra.errors import InfraError
 from infra.node import api_key_for, pool_report
 from infra.observe import observe
 from infra.report import CheckReport
-from infra.site import Site
+from infra.site import Site, SnapshotPolicy
 from infra.state import StateDir
 from infra.truenas.calllog import CallLog
 from infra.truenas.connect import connect_node
@@ -100,6 +102,7 @@ def _node_findings(report: CheckReport, site: Site, do: DigitalOcean, state: Sta
         for relative in site.truenas.datasets:
             report.add(f"dataset {name}/{relative} exists", f"{name}/{relative}" in datasets)
         tasks = client.call("pool.snapshottask.query")
+        info = client.call("system.info")
         snapshots = client.call("pool.snapshot.query")
         for policy in site.snapshots:
             dataset = f"{name}/{policy.dataset}"
@@ -107,3 +110,46 @@ def _node_findings(report: CheckReport, site: Site, do: DigitalOcean, state: Sta
             taken = [s for s in snapshots if s.get("dataset") == dataset]
             report.add(f"snapshot task on {dataset} is enabled", bool(task),
                        f"{len(taken)} snapshots of it on the node")
+            _recency(report, dataset, policy, taken, info)
+
+
+def schedule_interval(policy: SnapshotPolicy) -> timedelta:
+    """Roughly how often a task runs, from its cron fields (for recency checks)."""
+    if policy.hour == "*" or policy.hour.startswith("*/"):
+        return timedelta(hours=1 if policy.hour == "*" else int(policy.hour[2:]))
+    if policy.dom != "*" or policy.month != "*":
+        return timedelta(days=31)
+    if policy.dow != "*":
+        return timedelta(days=7)
+    return timedelta(days=1)
+
+
+def _recency(report: CheckReport, dataset: str, policy: SnapshotPolicy, taken: list[dict],
+             info: dict) -> None:
+    """The newest snapshot is at most two runs old; a node up for less than that may
+    not have taken one yet (after a failover, say)."""
+    interval = schedule_interval(policy)
+    now = info.get("datetime")
+    if not isinstance(now, datetime):
+        report.add(f"snapshots of {dataset} are recent", False, "the node gave no time")
+        return
+    created = [s["properties"]["creation"]["parsed"] for s in taken
+               if isinstance(s.get("properties", {}).get("creation", {}).get("parsed"),
+                             datetime)]
+    if created:
+        age = now - max(created)
+        report.add(f"snapshots of {dataset} are recent", age <= 2 * interval,
+                   f"newest is {_human(age)} old; runs every {_human(interval)}")
+        return
+    uptime = timedelta(seconds=float(info.get("uptime_seconds") or 0))
+    report.add(f"snapshots of {dataset} are recent", uptime <= 2 * interval,
+               f"none yet; the node has been up {_human(uptime)}")
+
+
+def _human(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
