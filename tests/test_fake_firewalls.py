@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pydo
 import pytest
-from azure.core.exceptions import HttpResponseError
 
 from fakes.world import World
+from tests.fake_clients import connect, refused, settle
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "reference" / (
     "digitalocean-openapi-subset.json"
@@ -21,26 +21,7 @@ HTTPS_IN = {"protocol": "tcp", "ports": "443", "sources": {"addresses": EVERYWHE
 ALL_OUT = {"protocol": "tcp", "ports": "0", "destinations": {"addresses": EVERYWHERE}}
 
 
-def connect(world: World) -> pydo.Client:
-    described = json.loads(world.world_file.read_text())
-    return pydo.Client(
-        described["digitalocean"]["token"],
-        endpoint=described["digitalocean"]["endpoint"],
-        connection_verify=described["ca_bundle"],
-        retry_total=0,
-    )
 
-
-def settle(world: World, seconds: float = 60.0) -> None:
-    """Let virtual time pass at once (droplets boot, firewalls apply)."""
-    with world.backend.lock:
-        world.clock.advance(seconds)
-
-
-def refused(call, *args, **kwargs) -> tuple[int, str]:
-    with pytest.raises(HttpResponseError) as info:
-        call(*args, **kwargs)
-    return info.value.status_code, info.value.response.json()["message"]
 
 
 @pytest.fixture(scope="module")
