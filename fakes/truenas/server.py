@@ -130,14 +130,19 @@ class NodeServer:
         closed = threading.Event()
 
         def close_now() -> None:
-            for server in self._servers:
-                server.should_exit = server.force_exit = True
-                for listener in getattr(server, "servers", []):
-                    listener.close()
-                for connection in list(server.server_state.connections):
-                    connection.shutdown()
-            self._close_sockets()
-            closed.set()
+            try:
+                for server in self._servers:
+                    server.should_exit = server.force_exit = True
+                    for listener in getattr(server, "servers", []):
+                        listener.close()
+                    for connection in list(server.server_state.connections):
+                        # a client that already sent its close frame makes this raise
+                        # (InvalidState); the other connections must still close
+                        with contextlib.suppress(Exception):
+                            connection.shutdown()
+            finally:
+                self._close_sockets()
+                closed.set()
 
         try:
             loop.call_soon_threadsafe(close_now)

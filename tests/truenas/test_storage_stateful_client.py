@@ -494,6 +494,7 @@ def rig(tmp_path: Path):
         target = Target.from_world_file(world.world_file)
         site = build_site(SITE)
         do = DigitalOcean(target)
+        closing.callback(do.client.close)
         state = StateDir(tmp_path / "state")
         Provisioner(site, do, state).up()
         droplet = find_droplet(do, site)
