@@ -11,9 +11,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from infra.errors import TargetError
 from infra.secrets import Secret
+
+if TYPE_CHECKING:
+    from infra.fake_admin import FakeAdmin
 
 REAL_ENDPOINT = "https://api.digitalocean.com"
 
@@ -52,6 +56,12 @@ class Target:
     @property
     def read_only(self) -> bool:
         return self.kind == "existing"
+
+    def admin(self) -> FakeAdmin:
+        """The fake world's admin API (fault injection); only a fake target has one."""
+        from infra.fake_admin import FakeAdmin
+
+        return FakeAdmin(self)
 
     @classmethod
     def from_world_file(cls, path: Path) -> Target:

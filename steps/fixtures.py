@@ -91,9 +91,7 @@ def spec(target: Target, state_root: Path, sites_brought_up: set[str]) -> Scenar
     context = ScenarioContext(target, state_root, sites_brought_up)
     yield context
     if target.kind == "fake":
-        from steps.fake_admin import FakeAdmin
-
-        FakeAdmin(target).clear_faults()
+        target.admin().clear_faults()
 
 
 @dataclass

@@ -77,18 +77,14 @@ def _is_up(spec: ScenarioContext, name: str) -> None:
 
 @given("the cloud answers every droplet creation with 500")
 def _droplet_creation_fails(spec: ScenarioContext) -> None:
-    from steps.fake_admin import FakeAdmin
-
-    FakeAdmin(spec.target).fail_requests("POST", "/v2/droplets", 500, count=100)
+    spec.target.admin().fail_requests("POST", "/v2/droplets", 500, count=100)
 
 
 @given(parsers.parse("the next {count:d} droplet creations answer {status:d} {when} "
                      "doing the work"))
 def _droplet_creation_answers(spec: ScenarioContext, count: int, status: int, when: str) -> None:
-    from steps.fake_admin import FakeAdmin
-
     retry_after = 1 if status == 429 else None
-    FakeAdmin(spec.target).fail_requests("POST", "/v2/droplets", status, count=count,
+    spec.target.admin().fail_requests("POST", "/v2/droplets", status, count=count,
                                          mode=when, retry_after=retry_after)
 
 

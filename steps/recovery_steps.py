@@ -28,11 +28,9 @@ def _destroy(spec: ScenarioContext, name: str) -> None:
 
 @when(parsers.parse('the host of the droplet of the site "{name}" fails'))
 def _host_fails(spec: ScenarioContext, name: str) -> None:
-    from steps.fake_admin import FakeAdmin
-
     droplet = find_droplet(spec.client(), build_site(name))
     spec.old_droplet = droplet
-    FakeAdmin(spec.target).fail_host(droplet["id"])
+    spec.target.admin().fail_host(droplet["id"])
 
 
 @when(parsers.parse('I fail the site "{name}" over'))

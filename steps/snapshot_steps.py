@@ -75,9 +75,7 @@ def _hourly_policy(name: str, dataset: str) -> None:
 
 @when("two days pass on the site's clock")
 def _two_days(spec: ScenarioContext) -> None:
-    from steps.fake_admin import FakeAdmin
-
-    FakeAdmin(spec.target).advance_clock(2 * 86400)
+    spec.target.admin().advance_clock(2 * 86400)
 
 
 def _periodic(spec: ScenarioContext, name: str, dataset: str) -> tuple[list[dict], object]:

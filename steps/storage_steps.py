@@ -12,7 +12,7 @@ from infra import desired, faults
 from infra.check import check
 from infra.errors import InfraError
 from infra.node import open_node, pool_report
-from infra.observe import find_droplet, public_ipv4
+from infra.observe import find_droplet, find_volume, public_ipv4
 from infra.storage import Repair, scrub
 from infra.truenas.client import TrueNASClient
 from steps.fixtures import ScenarioContext
@@ -67,14 +67,11 @@ def _repair(spec: ScenarioContext, name: str) -> None:
 
 @when(parsers.parse('one file rots on the volume "{volume}" of the site "{name}"'))
 def _bit_rot(spec: ScenarioContext, volume: str, name: str) -> None:
-    from steps.fake_admin import FakeAdmin
-
     site = build_site(name)
     path = sorted(p for p in spec.files if not p.endswith("-0.bin"))[-1]
     dataset, relative = path.removeprefix("/mnt/").rsplit("/", 1)
-    volume_id = spec.client().client.volumes.list(name=f"{name}-{volume}",
-                                                  region=site.site.region)["volumes"][0]["id"]
-    FakeAdmin(spec.target).bit_rot(volume_id, dataset, relative)
+    volume_id = find_volume(spec.client(), site, f"{name}-{volume}")["id"]
+    spec.target.admin().bit_rot(volume_id, dataset, relative)
 
 
 @when(parsers.parse('I scrub the pool of the site "{name}"'))

@@ -68,6 +68,7 @@ from fakes.world import World
 from infra import desired, faults, snapshots
 from infra.digitalocean import DigitalOcean
 from infra.errors import InfraError
+from infra.fake_admin import FakeAdmin
 from infra.node import NodeSetup, open_node, pool_report
 from infra.observe import find_droplet, find_volume, public_ipv4
 from infra.site import Site
@@ -77,7 +78,6 @@ from infra.target import Target
 from infra.truenas.client import TrueNASClient
 from infra.truenas.errors import TrueNASCallError
 from infra.up import Provisioner
-from steps.fake_admin import FakeAdmin
 from steps.sites import build_site
 
 pytestmark = [pytest.mark.slow, pytest.mark.fake_only]

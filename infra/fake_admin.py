@@ -1,10 +1,16 @@
-"""The fake world's admin API, for faults only a fake can make (`@fake_only`)."""
+"""The fake world's admin API, for faults only a fake can make (`@fake_only`).
+
+A fake target's handle (`Target.admin()`); it talks to the world over HTTPS like
+everything else in infra/, and never imports fakes/."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import requests
 
-from infra.target import Target
+if TYPE_CHECKING:
+    from infra.target import Target
 
 
 class FakeAdmin:
