@@ -79,7 +79,15 @@ def _run(action):
         _fail(1, str(exc))
 
 
-def _print_run(report, as_json: bool) -> None:
+def _operate(kind, site: Path, world: Path | None, state_dir: Path | None, as_json: bool):
+    """A site operation (up, down) with its progress on stderr when stdout is JSON."""
+    loaded, target = _load(site), _target(world)
+    reporter = RichReporter(errors if as_json else console)
+    return kind(loaded, DigitalOcean(target), _state(loaded, state_dir), reporter)
+
+
+def _print_run(run, as_json: bool) -> None:
+    report = _run(run)
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
     else:
@@ -109,10 +117,7 @@ def plan(site: Path = SiteOption, world: Path | None = WorldOption,
 def up(site: Path = SiteOption, world: Path | None = WorldOption,
        state_dir: Path | None = StateOption, as_json: bool = JsonOption) -> None:
     """Bring the site up (idempotent: a converged site gets no mutating request)."""
-    loaded, target = _load(site), _target(world)
-    reporter = RichReporter(errors if as_json else console)
-    provisioner = Provisioner(loaded, DigitalOcean(target), _state(loaded, state_dir), reporter)
-    _print_run(_run(provisioner.up), as_json)
+    _print_run(_operate(Provisioner, site, world, state_dir, as_json).up, as_json)
 
 
 @app.command()
@@ -133,10 +138,7 @@ def check(site: Path = SiteOption, world: Path | None = WorldOption,
 def down(site: Path = SiteOption, world: Path | None = WorldOption,
          state_dir: Path | None = StateOption, as_json: bool = JsonOption) -> None:
     """Delete everything that carries the site's tag (idempotent)."""
-    loaded, target = _load(site), _target(world)
-    reporter = RichReporter(errors if as_json else console)
-    teardown = Teardown(loaded, DigitalOcean(target), _state(loaded, state_dir), reporter)
-    _print_run(_run(teardown.down), as_json)
+    _print_run(_operate(Teardown, site, world, state_dir, as_json).down, as_json)
 
 
 @app.command()

@@ -11,7 +11,7 @@ import pydo
 import pytest
 
 from fakes.world import World
-from tests.fake_clients import connect, refused, settle
+from tests.fake_clients import refused, settle
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "reference" / (
     "digitalocean-openapi-subset.json"
@@ -19,36 +19,6 @@ SPEC = Path(__file__).resolve().parents[2] / "shared" / "reference" / (
 EVERYWHERE = ["0.0.0.0/0", "::/0"]
 HTTPS_IN = {"protocol": "tcp", "ports": "443", "sources": {"addresses": EVERYWHERE}}
 ALL_OUT = {"protocol": "tcp", "ports": "0", "destinations": {"addresses": EVERYWHERE}}
-
-
-
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory):
-    with World(tmp_path_factory.mktemp("firewalls")) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def client(world: World):
-    # Closing the client closes its keep-alive connections, so the world stops at once.
-    with connect(world) as connected:
-        yield connected
-
-
-@pytest.fixture(scope="module")
-def slow_world(tmp_path_factory: pytest.TempPathFactory):
-    """A world whose clock barely moves by itself, to look at a change in flight."""
-    with World(tmp_path_factory.mktemp("firewalls-slow"), speed=1.0) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def slow_client(slow_world: World):
-    # Closing the client closes its keep-alive connections, so the world stops at once.
-    with connect(slow_world) as connected:
-        yield connected
 
 
 def _droplet_factory(world: World, client: pydo.Client):

@@ -10,14 +10,11 @@ import pydo
 import pytest
 
 from fakes.world import World
-from tests.fake_clients import connect, refused, settle
+from tests.fake_clients import refused, settle
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "reference" / (
     "digitalocean-openapi-subset.json"
 )
-
-
-
 
 
 def assign(client: pydo.Client, ip: str, droplet_id: int) -> dict:
@@ -28,33 +25,6 @@ def assign(client: pydo.Client, ip: str, droplet_id: int) -> dict:
 def assigned_droplet(client: pydo.Client, ip: str) -> int | None:
     droplet = client.reserved_ips.get(ip)["reserved_ip"]["droplet"]
     return droplet["id"] if droplet else None
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory):
-    with World(tmp_path_factory.mktemp("reserved-ips")) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def client(world: World):
-    # Closing the client closes its keep-alive connections, so the world stops at once.
-    with connect(world) as connected:
-        yield connected
-
-
-@pytest.fixture(scope="module")
-def slow_world(tmp_path_factory: pytest.TempPathFactory):
-    """A world whose clock barely moves by itself, to look at an action in flight."""
-    with World(tmp_path_factory.mktemp("reserved-ips-slow"), speed=1.0) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def slow_client(slow_world: World):
-    # Closing the client closes its keep-alive connections, so the world stops at once.
-    with connect(slow_world) as connected:
-        yield connected
 
 
 def _account_cleaner(world: World, client: pydo.Client):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 
 from fakes.truenas.errors import CallError, ValidationErrors
-from fakes.truenas.methods.common import get_instance as _get_instance
+from fakes.truenas.methods.common import get_instance_of as _get_instance
 from fakes.truenas.methods.params import (
     EMPTY,
     MISSING,

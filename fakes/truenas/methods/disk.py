@@ -7,22 +7,15 @@ call) lists the disks no pool uses, boot disk excluded.
 
 from __future__ import annotations
 
-from fakes.truenas.methods.common import get_instance as _get_instance
-from fakes.truenas.methods.params import EMPTY, MISSING, Bool, Str, parse
-from fakes.truenas.methods.query import QUERY_ARGS, QUERY_OPTIONS, filter_list
+from fakes.truenas.methods.common import query_methods
+from fakes.truenas.methods.params import Bool, Str, parse
 
 
-def query(node, params, ctx):
-    filters, options = parse(params, QUERY_ARGS)
-    with_pools = bool(options["extra"].get("pools"))
-    return filter_list(node.storage.disk_entries(with_pools), filters, options)
+def _disks(node, extra: dict) -> list[dict]:
+    return node.storage.disk_entries(bool(extra.get("pools")))
 
 
-def get_instance(node, params, ctx):
-    identifier, options = parse(params, [("id", Str(), MISSING), ("options", QUERY_OPTIONS, EMPTY)])
-    with_pools = bool(options["extra"].get("pools"))
-    return _get_instance(node.storage.disk_entries(with_pools), "identifier", identifier,
-                         "Disk", options)
+query, get_instance = query_methods(_disks, "identifier", Str(), "Disk")
 
 
 def get_unused(node, params, ctx):

@@ -9,8 +9,7 @@ fail the job (exc_info.type "VALIDATION"), as they do in middleware.
 
 from __future__ import annotations
 
-from fakes.truenas.methods.common import get_instance as _get_instance
-from fakes.truenas.methods.common import instance_not_found, submit
+from fakes.truenas.methods.common import instance_not_found, query_methods, submit
 from fakes.truenas.methods.params import (
     EMPTY,
     MISSING,
@@ -23,7 +22,6 @@ from fakes.truenas.methods.params import (
     Str,
     parse,
 )
-from fakes.truenas.methods.query import QUERY_ARGS, QUERY_OPTIONS, filter_list
 from fakes.truenas.models import replace as replacing
 from fakes.truenas.models import scan
 
@@ -73,18 +71,11 @@ def _pool(node, pool_id):
     return pool
 
 
-def _entries(node):
+def _entries(node, extra: dict | None = None):
     return [p.to_entry() for p in sorted(node.storage.pools.values(), key=lambda p: p.id)]
 
 
-def query(node, params, ctx):
-    filters, options = parse(params, QUERY_ARGS)
-    return filter_list(_entries(node), filters, options)
-
-
-def get_instance(node, params, ctx):
-    pool_id, options = parse(params, [("id", Int(), MISSING), ("options", QUERY_OPTIONS, EMPTY)])
-    return _get_instance(_entries(node), "id", pool_id, "Pool", options)
+query, get_instance = query_methods(_entries, "id", Int(), "Pool")
 
 
 def create(node, params, ctx):

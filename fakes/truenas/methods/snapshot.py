@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 
 from fakes.truenas.errors import CallError, ValidationErrors
-from fakes.truenas.methods.common import get_instance as _get_instance
+from fakes.truenas.methods.common import query_methods
 from fakes.truenas.methods.dataset import local_props
 from fakes.truenas.methods.params import (
     EMPTY,
@@ -27,7 +27,6 @@ from fakes.truenas.methods.params import (
     Str,
     parse,
 )
-from fakes.truenas.methods.query import QUERY_ARGS, QUERY_OPTIONS, filter_list
 from fakes.truenas.models import cron, datasets, snapshots
 
 CREATE = Obj({
@@ -65,6 +64,9 @@ def _entries(node, extra: dict) -> list[dict]:
     return entries
 
 
+query, get_instance = query_methods(_entries, "id", Str(), "Snapshot")
+
+
 def _find(node, snapshot_id: str):
     """(pool, snapshot key) or CallError ENOENT."""
     dataset, name = snapshots.split_id(snapshot_id)
@@ -75,18 +77,6 @@ def _find(node, snapshot_id: str):
         if key in pool.meta["snapshots"]:
             return pool, key
     raise CallError(f"Snapshot {snapshot_id} not found", errno.ENOENT)
-
-
-def query(node, params, ctx):
-    filters, options = parse(params, QUERY_ARGS)
-    return filter_list(_entries(node, options["extra"]), filters, options)
-
-
-def get_instance(node, params, ctx):
-    snapshot_id, options = parse(params, [("id", Str(), MISSING),
-                                          ("options", QUERY_OPTIONS, EMPTY)])
-    return _get_instance(_entries(node, options["extra"]), "id", snapshot_id, "Snapshot",
-                         options)
 
 
 def create(node, params, ctx):

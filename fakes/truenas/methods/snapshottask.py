@@ -7,8 +7,7 @@ takes a snapshot now and returns null.
 
 from __future__ import annotations
 
-from fakes.truenas.methods.common import get_instance as _get_instance
-from fakes.truenas.methods.common import instance_not_found
+from fakes.truenas.methods.common import instance_not_found, query_methods
 from fakes.truenas.methods.params import (
     EMPTY,
     MISSING,
@@ -21,7 +20,6 @@ from fakes.truenas.methods.params import (
     Str,
     parse,
 )
-from fakes.truenas.methods.query import QUERY_ARGS, QUERY_OPTIONS, filter_list
 from fakes.truenas.models.snapshot_tasks import DEFAULTS, SCHEDULE_DEFAULTS, UNITS
 
 SCHEDULE = Obj({name: Field(Str(), default) for name, default in SCHEDULE_DEFAULTS.items()})
@@ -51,9 +49,12 @@ UPDATE = Obj({"dataset": Field(Str(), NOT_GIVEN), **_task_fields(False)})
 DELETE_OPTIONS = Obj({"fixate_removal_date": Field(Bool(), False)})
 
 
-def _entries(node):
+def _entries(node, extra: dict | None = None):
     return [task.entry() for task in sorted(node.storage.tasks.tasks.values(),
                                             key=lambda t: t.id)]
+
+
+query, get_instance = query_methods(_entries, "id", Int(), "Periodic snapshot task")
 
 
 def _task(node, task_id):
@@ -61,16 +62,6 @@ def _task(node, task_id):
     if task is None:
         raise instance_not_found("Periodic snapshot task", task_id)
     return task
-
-
-def query(node, params, ctx):
-    filters, options = parse(params, QUERY_ARGS)
-    return filter_list(_entries(node), filters, options)
-
-
-def get_instance(node, params, ctx):
-    task_id, options = parse(params, [("id", Int(), MISSING), ("options", QUERY_OPTIONS, EMPTY)])
-    return _get_instance(_entries(node), "id", task_id, "Periodic snapshot task", options)
 
 
 def create(node, params, ctx):
