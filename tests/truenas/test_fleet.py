@@ -17,11 +17,11 @@ from contextlib import contextmanager
 import pydo
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from fakes.world import World
+from tests.truenas.wire import PinnedAdapter
 
 REGION = "nyc3"
 TIMEOUT = 10.0
@@ -126,7 +126,7 @@ class Node:
         session = requests.Session()
         session.trust_env = False
         session.verify = self.cert_path
-        session.mount("https://", _PinnedAdapter(pinned(self.cert_path)))
+        session.mount("https://", PinnedAdapter(pinned(self.cert_path)))
         return session
 
     def standard_ports_taken(self, ports: dict[str, int]) -> bool:
@@ -150,15 +150,6 @@ class Node:
         return True
 
 
-class _PinnedAdapter(HTTPAdapter):
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self._context = context
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        kwargs["ssl_context"] = self._context
-        kwargs["assert_hostname"] = False
-        super().init_poolmanager(*args, **kwargs)
 
 
 class Rpc:

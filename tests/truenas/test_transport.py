@@ -24,13 +24,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from fakes.clock import VirtualClock
 from fakes.truenas.ejson import Timestamp
 from fakes.truenas.errors import CallError, validation
+from tests.truenas.wire import PinnedAdapter
 
 ADDRESS = "127.77.0.1"
 API_KEY = "1-" + "k" * 64
@@ -186,7 +186,7 @@ class Node:
         session = requests.Session()
         session.trust_env = False
         session.verify = str(self.server.cert.cert_path)
-        session.mount("https://", _PinnedAdapter(self.ssl_context()))
+        session.mount("https://", PinnedAdapter(self.ssl_context()))
         return session
 
 
@@ -199,15 +199,6 @@ def websocket_tls(context: ssl.SSLContext) -> ssl.SSLContext:
     return context
 
 
-class _PinnedAdapter(HTTPAdapter):
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self._context = context
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        kwargs["ssl_context"] = self._context
-        kwargs["assert_hostname"] = False
-        super().init_poolmanager(*args, **kwargs)
 
 
 class Rpc:
