@@ -56,6 +56,7 @@ pytest_plugins = [
     "steps.storage_steps",
     "steps.recovery_steps",
     "steps.snapshot_steps",
+    "steps.tls_steps",
 ]
 
 
@@ -68,3 +69,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(f"only meaningful against a real account; target is {target}")
     if "destructive" in marks and target == "existing":
         pytest.skip("changes the site, and the existing target is read-only")
+    if "acme" in marks and target == "fake":
+        # The same check the world makes before starting pebble (fakes/acme/pebble.py).
+        from fakes.acme import pebble_unavailable
+
+        if reason := pebble_unavailable():
+            pytest.skip(reason)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -67,6 +68,8 @@ def admin_routes(world: World) -> list[Route]:
 
     def advance_clock(body: dict, _params: dict) -> dict:
         service.clock.advance(float(body["seconds"]))
+        if world.acme is not None:
+            world.acme.follow_clock(service.clock.now() - time.time())
         return clock_state(body, _params)
 
     def clock_state(_body: dict, _params: dict) -> dict:
@@ -106,6 +109,14 @@ def admin_routes(world: World) -> list[Route]:
     def truenas_nodes(_body: dict, _params: dict) -> dict:
         return {"nodes": world.truenas.describe_nodes(), "errors": list(world.truenas.errors)}
 
+    def drop_port(body: dict, _params: dict) -> dict:
+        world.truenas.drop_inbound_port(int(body["port"]))
+        return {"dropped_ports": sorted(world.truenas.dropped_ports)}
+
+    def clear_dropped_ports(_body: dict, _params: dict) -> dict:
+        world.truenas.clear_dropped_ports()
+        return {"dropped_ports": []}
+
     table = [
         ("POST", "/faults", add_fault),
         ("DELETE", "/faults", clear_faults),
@@ -118,5 +129,7 @@ def admin_routes(world: World) -> list[Route]:
         ("DELETE", "/requests", clear_requests),
         ("POST", "/truenas/bitrot", truenas_bit_rot),
         ("GET", "/truenas/nodes", truenas_nodes),
+        ("POST", "/network/dropped-ports", drop_port),
+        ("DELETE", "/network/dropped-ports", clear_dropped_ports),
     ]
     return [Route(PREFIX + path, guarded(h), methods=[m]) for m, path, h in table]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
+from fakes.acme import PebbleServer, pebble_unavailable
 from fakes.admin import admin_routes
 from fakes.clock import VirtualClock
 from fakes.digitalocean.api import DigitalOceanService, build_routes
@@ -24,7 +25,7 @@ from fakes.digitalocean.models import DigitalOceanBackend
 from fakes.dns.server import DnsServer
 from fakes.serving import HttpsServer
 from fakes.tls import WorldCA
-from fakes.truenas.fleet import TrueNASFleet, new_api_key
+from fakes.truenas.fleet import TrueNASFleet, WorldServices, new_api_key
 
 DEFAULT_SPEED = 500.0
 # What a client should poll with against this world: 20 ms of wall time is
@@ -56,6 +57,12 @@ class World:
         cert = self.ca.issue("digitalocean", host, "localhost")
         self.https = HttpsServer(app, host, cert, port)
         self.dns = DnsServer(self.backend, host=host)
+        # A real ACME server (pebble) resolving through our DNS and validating on the
+        # droplets' port 80/443; without pebble installed the world runs and says why.
+        self.acme_unavailable = pebble_unavailable()
+        self.acme = None if self.acme_unavailable else PebbleServer(
+            self.state_dir, self.ca, (host, self.dns.port), http_port=self.truenas.ports["http"],
+            tls_port=self.truenas.ports["https"], host=host)
         self._ticking = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="world-clock", daemon=True)
 
@@ -74,6 +81,12 @@ class World:
             "ca_bundle": str(self.ca.ca_path),
             "dns": {"host": self.host, "port": self.dns.port},
             "truenas": self.truenas.describe(),
+            # A droplet's port P answers on host port port_map[P] at its address, or
+            # on P when P is not listed (only ports this process may not bind are mapped).
+            "network": {"port_map": {str(port): host_port for port, host_port
+                                     in sorted(self.truenas.port_map.items())}},
+            "acme": self.acme.describe() if self.acme else None,
+            "acme_unavailable": self.acme_unavailable,
             "clock": {"speed": self.clock.speed},
             "timing": {"poll_interval_seconds": POLL_INTERVAL_SECONDS,
                        "time_scale": 1.0 / self.clock.speed},
@@ -81,7 +94,15 @@ class World:
 
     def start(self) -> World:
         self.https.start()
+        self.truenas.services = WorldServices(self.endpoint, str(self.ca.ca_path))
         self.dns.start()
+        if self.acme:
+            try:
+                self.acme.start()
+            except BaseException:
+                self.dns.stop()
+                self.https.stop()
+                raise
         self._ticker.start()
         # world.json holds the token and admin secret: 0600, inside a 0700 directory.
         descriptor = os.open(self.world_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -94,6 +115,8 @@ class World:
         if self._ticker.is_alive():
             self._ticker.join(timeout=5)
         self.truenas.stop_all()
+        if self.acme:
+            self.acme.stop()
         self.dns.stop()
         self.https.stop()
 

@@ -7,13 +7,14 @@ from datetime import datetime, timedelta
 from infra import desired
 from infra.digitalocean import DigitalOcean
 from infra.errors import InfraError
-from infra.node import api_key_for, pool_report
+from infra.front_door import front_door_findings
+from infra.node import connect_site_node, pool_report
 from infra.observe import observe
 from infra.report import CheckReport
 from infra.site import Site, SnapshotPolicy
 from infra.state import StateDir
 from infra.truenas.calllog import CallLog
-from infra.truenas.connect import connect_node
+from infra.truenas.client import TrueNASClient
 
 
 def check(site: Site, do: DigitalOcean, state: StateDir | None = None,
@@ -72,45 +73,52 @@ def check(site: Site, do: DigitalOcean, state: StateDir | None = None,
                    f"A {', '.join(data) or 'none'}; droplet {ip or 'has no address'}")
     if state is not None and ip is not None:
         _node_findings(report, site, do, state, ip, node_log)
+    elif site.tls is not None and ip is not None:
+        front_door_findings(report, site, do.target, state, ip, None)
     return report
 
 
 def _node_findings(report: CheckReport, site: Site, do: DigitalOcean, state: StateDir,
                    address: str, node_log: CallLog | None) -> None:
     try:
-        client = connect_node(address, api_key_for(site, do.target), site.truenas.username,
-                              state.path, do.target.timing, port=do.target.truenas_https_port,
-                              log=node_log)
+        client = connect_site_node(site, do.target, state, address, node_log)
     except InfraError as error:
         report.add("TrueNAS answers over WSS", False, str(error))
         return
     with client:
         report.add("TrueNAS answers over WSS", True, client.call("system.state"))
-        pool = pool_report(client, site)
-        name = site.truenas.pool
-        if not pool.exists:
-            report.add(f"pool {name} exists", False, "no such pool: its data is not here")
-            return
-        report.add(f"pool {name} is healthy", pool.status == "ONLINE" and pool.healthy,
-                   f"status {pool.status}")
-        wanted = sorted(desired.volume_names(site))
-        report.add(f"pool {name} is a MIRROR of the site's two volumes",
-                   pool.layout == "MIRROR" and sorted(pool.member_serials or []) == wanted,
-                   f"{pool.layout} of {', '.join(pool.member_serials or [])}")
-        datasets = {d["name"] for d in client.call("pool.dataset.query",
-                                                   [["pool", "=", name]])}
-        for relative in site.truenas.datasets:
-            report.add(f"dataset {name}/{relative} exists", f"{name}/{relative}" in datasets)
-        tasks = client.call("pool.snapshottask.query")
-        info = client.call("system.info")
-        snapshots = client.call("pool.snapshot.query")
-        for policy in site.snapshots:
-            dataset = f"{name}/{policy.dataset}"
-            task = [t for t in tasks if t["dataset"] == dataset and t.get("enabled")]
-            taken = [s for s in snapshots if s.get("dataset") == dataset]
-            report.add(f"snapshot task on {dataset} is enabled", bool(task),
-                       f"{len(taken)} snapshots of it on the node")
-            _recency(report, dataset, policy, taken, info)
+        _storage_findings(report, site, client)
+        if site.tls is not None:
+            front_door_findings(report, site, do.target, state, address, client)
+
+
+def _storage_findings(report: CheckReport, site: Site, client: TrueNASClient) -> None:
+    """The pool, its datasets, and how recent the periodic snapshots are."""
+    pool = pool_report(client, site)
+    name = site.truenas.pool
+    if not pool.exists:
+        report.add(f"pool {name} exists", False, "no such pool: its data is not here")
+        return
+    report.add(f"pool {name} is healthy", pool.status == "ONLINE" and pool.healthy,
+               f"status {pool.status}")
+    wanted = sorted(desired.volume_names(site))
+    report.add(f"pool {name} is a MIRROR of the site's two volumes",
+               pool.layout == "MIRROR" and sorted(pool.member_serials or []) == wanted,
+               f"{pool.layout} of {', '.join(pool.member_serials or [])}")
+    datasets = {d["name"] for d in client.call("pool.dataset.query",
+                                               [["pool", "=", name]])}
+    for relative in site.truenas.datasets:
+        report.add(f"dataset {name}/{relative} exists", f"{name}/{relative}" in datasets)
+    tasks = client.call("pool.snapshottask.query")
+    info = client.call("system.info")
+    snapshots = client.call("pool.snapshot.query")
+    for policy in site.snapshots:
+        dataset = f"{name}/{policy.dataset}"
+        task = [t for t in tasks if t["dataset"] == dataset and t.get("enabled")]
+        taken = [s for s in snapshots if s.get("dataset") == dataset]
+        report.add(f"snapshot task on {dataset} is enabled", bool(task),
+                   f"{len(taken)} snapshots of it on the node")
+        _recency(report, dataset, policy, taken, info)
 
 
 def schedule_interval(policy: SnapshotPolicy) -> timedelta:

@@ -142,6 +142,16 @@ def down(site: Path = SiteOption, world: Path | None = WorldOption,
 
 
 @app.command()
+def renew(site: Path = SiteOption, world: Path | None = WorldOption,
+          state_dir: Path | None = StateOption,
+          force: bool = typer.Option(False, "--force", help="renew even if not yet due")) -> None:
+    """Renew the site certificate when it is due (for cron); nothing else is touched."""
+    provisioner = _operate(Provisioner, site, world, state_dir, False)
+    changes = _run(lambda: provisioner.renew_certificate(force=force))
+    console.print("\n".join(changes) if changes else "the certificate is valid: nothing to do")
+
+
+@app.command()
 def repair(site: Path = SiteOption, world: Path | None = WorldOption,
            state_dir: Path | None = StateOption) -> None:
     """Bring a degraded pool back: re-attach or replace lost volumes, resilver."""

@@ -12,9 +12,11 @@ from __future__ import annotations
 import time
 
 from infra import desired
+from infra.charts.deploy import ChartDeployer
 from infra.digitalocean import DigitalOcean
-from infra.errors import CloudError, NotFound
+from infra.errors import CloudError, InfraError, NotFound
 from infra.events import Reporter
+from infra.node import connect_site_node
 from infra.observe import a_records, domain_exists, find_firewall, public_ipv4
 from infra.operation import SiteOperation
 from infra.report import RunReport
@@ -37,6 +39,7 @@ class Teardown(SiteOperation):
         do = self.do
         droplets = do.list_all("list droplets", do.client.droplets.list, "droplets",
                                tag_name=self.tag)
+        self._apps(droplets)
         self._records({ip for d in droplets if (ip := public_ipv4(d))})
         self._firewall()
         self.delete_droplets(droplets)
@@ -48,6 +51,26 @@ class Teardown(SiteOperation):
         self.report.count(do.log)
         self.report.wall_seconds = round(time.monotonic() - started, 3)
         return self.report
+
+    def _apps(self, droplets: list[dict]) -> None:
+        """The site's apps go before the droplet, so that a node kept or rebuilt from
+        these volumes starts none of them; their data stays on the pool. A node that
+        does not answer (already gone, say) is no reason to keep the rest."""
+        if self.site.tls is None:
+            return
+        for droplet in droplets:
+            address = public_ipv4(droplet)
+            if address is None:
+                continue
+            try:
+                with connect_site_node(self.site, self.do.target, self.state, address,
+                                       self.node_log) as client:
+                    for change in ChartDeployer(self.site, client, self.state,
+                                                self.reporter).remove():
+                        self.report.changes.append(change)
+            except InfraError as error:
+                self.reporter.note(f"apps on {address} not removed ({error}); they go with "
+                                   "the droplet")
 
     def _records(self, droplet_ips: set[str]) -> None:
         do = self.do

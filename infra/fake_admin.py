@@ -25,11 +25,26 @@ class FakeAdmin:
         self.session = requests.Session()
         self.session.headers["X-Admin-Secret"] = target.admin_secret.reveal()
 
-    def _post(self, path: str, body: dict) -> dict:
-        response = self.session.post(self.endpoint + path, json=body, timeout=10,
+    def _post(self, path: str, body: dict, timeout: float = 10) -> dict:
+        response = self.session.post(self.endpoint + path, json=body, timeout=timeout,
                                      verify=self.verify)
         response.raise_for_status()
         return response.json()
+
+    def clock_now(self) -> float:
+        """The world's virtual time (Unix seconds)."""
+        response = self.session.get(self.endpoint + "/clock", timeout=10, verify=self.verify)
+        response.raise_for_status()
+        return float(response.json()["now"])
+
+    def drop_port(self, port: int) -> None:
+        """Every droplet becomes unreachable on `port`, whatever its firewall says."""
+        self._post("/network/dropped-ports", {"port": port})
+
+    def clear_dropped_ports(self) -> None:
+        response = self.session.delete(self.endpoint + "/network/dropped-ports", timeout=10,
+                                       verify=self.verify)
+        response.raise_for_status()
 
     def fail_requests(self, method: str, path: str, status: int, count: int = 1,
                       mode: str = "before", retry_after: int | None = None) -> None:
@@ -46,7 +61,9 @@ class FakeAdmin:
         self._post("/actions/fail-next", {"type": action_type, "count": count})
 
     def advance_clock(self, seconds: float) -> None:
-        self._post("/clock/advance", {"seconds": seconds})
+        # Weeks of virtual time fire every event in them (snapshot tasks of every site
+        # that is up, health checks): this can take a while, and it is what was asked.
+        self._post("/clock/advance", {"seconds": seconds}, timeout=600)
 
     def bit_rot(self, volume_id: str, dataset: str, path: str) -> None:
         """Flip bytes of one file on one mirror member only."""

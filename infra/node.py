@@ -24,6 +24,7 @@ from infra.target import Target
 from infra.truenas.calllog import CallLog
 from infra.truenas.client import TrueNASClient
 from infra.truenas.connect import connect_node, wait_until_ready
+from infra.truenas.errors import TrueNASUnavailable
 
 POOL_CREATE_SECONDS = 600
 IMPORT_SECONDS = 900
@@ -59,6 +60,23 @@ def api_key_for(site: Site, target: Target, site_file_dir: Path | None = None) -
                          "site file or export TRUENAS_API_KEY"])
 
 
+def connect_site_node(site: Site, target: Target, state: StateDir, address: str,
+                      log: CallLog | None = None, repin: bool = False) -> TrueNASClient:
+    """One attempt to log in to the site's node: on the admin port, where a converged
+    node serves its UI (the public 443 belongs to the ingress), else on 443, where a
+    fresh one does. TrueNASUnavailable when neither answers."""
+    key = api_key_for(site, target)
+    unavailable: TrueNASUnavailable | None = None
+    for port in (target.node_port(site.access.truenas_admin_port), target.truenas_https_port):
+        try:
+            return connect_node(address, key, site.truenas.username, state.path,
+                                target.timing, port=port, log=log, repin=repin)
+        except TrueNASUnavailable as exc:
+            unavailable = exc
+    assert unavailable is not None
+    raise unavailable
+
+
 def open_node(site: Site, target: Target, state: StateDir, address: str,
               log: CallLog | None = None, reporter: Reporter | None = None,
               repin: bool = False) -> TrueNASClient:
@@ -67,13 +85,12 @@ def open_node(site: Site, target: Target, state: StateDir, address: str,
     `repin`: the node was rebuilt on purpose (failover), so the certificate it
     presents now replaces whatever was pinned for that address.
     """
-    key = api_key_for(site, target)
+    api_key_for(site, target)      # a missing key is refused before any waiting
     reporter = reporter or Reporter()
     first = [repin]
 
     def factory() -> TrueNASClient:
-        client = connect_node(address, key, site.truenas.username, state.path, target.timing,
-                              port=target.truenas_https_port, log=log, repin=first[0])
+        client = connect_site_node(site, target, state, address, log, repin=first[0])
         first[0] = False  # re-pin once, then hold the new node to its certificate
         return client
 

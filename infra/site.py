@@ -10,18 +10,21 @@ import ipaddress
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from infra.charts.catalog import Catalog, default_catalog
+from infra.charts.settings import check_apps
 from infra.errors import SiteFileError
 
 # Regions a custom image can be imported into (images_create_custom.yml's enum).
@@ -238,6 +241,69 @@ class SnapshotPolicy(_Strict):
         return value
 
 
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class TlsSection(_Strict):
+    """How the site certificate is obtained (ACME, issue 4)."""
+    # http-01: the ingress answers on port 80; dns-01: TXT records through DigitalOcean
+    challenge: Literal["dns-01", "http-01"] = "http-01"
+    # An ACME directory URL; by default the target's (the fake world's pebble), else
+    # Let's Encrypt: staging, or production when `production` is true.
+    directory: str | None = None
+    email: str | None = None
+    renew_days: Annotated[int, Field(ge=1, le=30)] = 30
+    # Strict: TOML has real booleans, so "yes" is a mistake rather than a yes.
+    production: StrictBool = False
+
+    @field_validator("directory")
+    @classmethod
+    def _directory(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https://[^/\s]+(/\S*)?$", value):
+            raise ValueError("must be the https:// URL of an ACME directory")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an email address")
+        return value
+
+    @field_validator("production")
+    @classmethod
+    def _production(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("directory") is not None:
+            raise ValueError("applies only when tls.directory is not set (drop one of them)")
+        return value
+
+    def directory_for(self, target_directory: str | None) -> str:
+        """The directory to use: the site's, else the target's, else Let's Encrypt."""
+        if self.directory:
+            return self.directory
+        if target_directory:
+            return target_directory
+        return LETSENCRYPT_PRODUCTION if self.production else LETSENCRYPT_STAGING
+
+
+class AppConfig(_Strict):
+    """One `[apps.<chart>]` table: the chart's settings (checked against the chart by
+    parse_site) and `[apps.<chart>.secret_files]`."""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    secret_files: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_toml(cls, data: Any) -> Any:
+        # The file's form is flat (`memory_limit = "256m"` beside `[...secret_files]`).
+        if isinstance(data, dict) and set(data) - {"settings", "secret_files"}:
+            rest = {k: v for k, v in data.items() if k != "secret_files"}
+            return {"settings": rest, "secret_files": data.get("secret_files", {})}
+        return data
+
+
 class Site(_Strict):
     site: SiteSection
     image: ImageSection
@@ -246,6 +312,17 @@ class Site(_Strict):
     access: AccessSection
     truenas: TrueNASSection = Field(default_factory=TrueNASSection)
     snapshots: list[SnapshotPolicy] = Field(default_factory=list)
+    # Without [tls] the site has no front door yet: no ingress, no certificate, and
+    # the TrueNAS UI stays where a fresh node has it.
+    tls: TlsSection | None = None
+    apps: dict[str, AppConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _apps_need_tls(self) -> Site:
+        if self.apps and self.tls is None:
+            raise ValueError("apps: apps are served through the ingress on 443, which needs a "
+                             "[tls] section")
+        return self
 
     @model_validator(mode="after")
     def _snapshot_datasets(self) -> Site:
@@ -279,11 +356,19 @@ def _location(loc: tuple) -> str:
     return text
 
 
-def parse_site(data: dict) -> Site:
+def parse_site(data: dict, catalog: Catalog | None = None) -> Site:
+    """The site in `data`; SiteFileError listing every problem.
+
+    `[apps.<chart>]` tables are checked against the charts (`catalog`, by default the
+    repository's charts/), each problem named `apps.<chart>.<setting>`.
+    """
+    problems: list[str] = []
+    if isinstance(data, dict) and "apps" in data:
+        apps, problems = check_apps(data["apps"], catalog or default_catalog())
+        data = {**data, "apps": apps}
     try:
-        return Site.model_validate(data)
+        site = Site.model_validate(data)
     except ValidationError as exc:
-        problems = []
         for error in exc.errors():
             where = _location(error["loc"]) or "site file"
             message = error["msg"].removeprefix("Value error, ")
@@ -296,6 +381,9 @@ def parse_site(data: dict) -> Site:
             else:
                 problems.append(f"{where}: {message}")
         raise SiteFileError(problems) from None
+    if problems:
+        raise SiteFileError(problems)
+    return site
 
 
 def load_site(path: Path) -> Site:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from infra.fake_admin import FakeAdmin
 
 REAL_ENDPOINT = "https://api.digitalocean.com"
+# A real account gets certificates from Let's Encrypt's staging CA unless ACME_DIRECTORY
+# (or the site file) says otherwise: staging has generous rate limits.
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 
 
 @dataclass(frozen=True)
@@ -52,10 +56,29 @@ class Target:
     # `truenas.api_key_file` wins over this.
     truenas_api_key: Secret | None = None
     truenas_https_port: int = 443
+    # Droplet port -> the host port it answers on (a fake world maps ports below
+    # 1024 when it may not bind them); unlisted ports are their own number.
+    port_map: tuple[tuple[int, int], ...] = ()
+    # The ACME directory certificates come from, and the PEM file of its issuing root
+    # (None: the system's trust store). A fake world without pebble says why instead.
+    acme_directory: str | None = None
+    acme_root_ca: str | None = None
+    acme_unavailable: str | None = None
 
     @property
     def read_only(self) -> bool:
         return self.kind == "existing"
+
+    def node_port(self, port: int) -> int:
+        """Where a droplet's `port` is reached from here."""
+        return dict(self.port_map).get(port, port)
+
+    def now(self) -> float:
+        """The target's clock (Unix seconds): a fake world runs on virtual time, so
+        certificate lifetimes are judged against its clock, not this machine's."""
+        if self.kind == "fake" and self.admin_endpoint is not None:
+            return self.admin().clock_now()
+        return time.time()
 
     def admin(self) -> FakeAdmin:
         """The fake world's admin API (fault injection); only a fake target has one."""
@@ -91,6 +114,12 @@ class Target:
                 admin_secret=Secret(world["admin"]["secret"]) if "admin" in world else None,
                 truenas_api_key=Secret(truenas["api_key"]) if truenas.get("api_key") else None,
                 truenas_https_port=int(truenas.get("ports", {}).get("https", 443)),
+                port_map=tuple(sorted(
+                    (int(port), int(host_port)) for port, host_port
+                    in world.get("network", {}).get("port_map", {}).items())),
+                acme_directory=(world.get("acme") or {}).get("directory"),
+                acme_root_ca=(world.get("acme") or {}).get("root_ca"),
+                acme_unavailable=world.get("acme_unavailable"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TargetError(f"{path} lacks a field this tool needs: {exc}") from None
@@ -111,4 +140,5 @@ class Target:
             ca_bundle=env.get("DIGITALOCEAN_CA_BUNDLE") or None,
             timing=Timing(),
             truenas_api_key=Secret(env["TRUENAS_API_KEY"]) if env.get("TRUENAS_API_KEY") else None,
+            acme_directory=env.get("ACME_DIRECTORY") or LETSENCRYPT_STAGING,
         )

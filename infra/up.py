@@ -12,7 +12,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from infra import desired
+from infra.charts.validate import prepare_site
 from infra.errors import CloudError, ConflictError
+from infra.front_door import FrontDoor
 from infra.node import NodeProblem, NodeSetup, open_node
 from infra.observe import (
     a_records,
@@ -27,6 +29,7 @@ from infra.observe import (
 from infra.operation import SiteOperation
 from infra.plan import make_plan
 from infra.report import RunReport
+from infra.truenas.client import TrueNASClient
 
 
 class Provisioner(SiteOperation):
@@ -37,6 +40,10 @@ class Provisioner(SiteOperation):
     def up(self) -> RunReport:
         started = time.monotonic()
         report = RunReport("up", self.site.name, self.do.target.kind)
+        if self.site.tls is not None:
+            # The charts are rendered and validated before anything is created: a bad
+            # setting or a missing secret must not leave half a site behind.
+            prepare_site(self.site, self.state, tls_ready=False)
         seen = observe(self.do, self.site)
         plan = make_plan(self.site, seen, self.state.created("records"))
         if plan.empty:
@@ -68,8 +75,40 @@ class Provisioner(SiteOperation):
             raise NodeProblem("the droplet has no public address to reach TrueNAS on")
         client = open_node(self.site, self.do.target, self.state, address, self.node_log,
                            self.reporter, repin=self.repin_node)
-        with client:
-            return NodeSetup(self.site, client, self.reporter).converge()
+        try:
+            changes = NodeSetup(self.site, client, self.reporter).converge()
+            if self.site.tls is not None:
+                result = self._front_door(address).converge(client)
+                client = result.client
+                changes += result.changes
+            return changes
+        finally:
+            client.close()
+
+    def _front_door(self, address: str) -> FrontDoor:
+        def reconnect() -> TrueNASClient:
+            return open_node(self.site, self.do.target, self.state, address, self.node_log,
+                             self.reporter)
+
+        return FrontDoor(self.site, self.do.target, self.state, address, reconnect,
+                         self.reporter)
+
+    def renew_certificate(self, force: bool = False) -> list[str]:
+        """Only the front door (cron-friendly): renew the site certificate when it is
+        due (or now, with `force`), without converging the rest of the site."""
+        if self.site.tls is None:
+            raise NodeProblem("the site file has no [tls] section: there is no certificate")
+        address = observe(self.do, self.site).droplet_ip()
+        if address is None:
+            raise NodeProblem("the site has no droplet to renew the certificate on")
+        client = open_node(self.site, self.do.target, self.state, address, self.node_log,
+                           self.reporter)
+        try:
+            result = self._front_door(address).converge(client, force_renewal=force)
+            client = result.client
+            return result.changes
+        finally:
+            client.close()
 
     # --- image and volumes, in parallel --------------------------------------
     def _image_and_volumes(self, seen) -> tuple[dict, dict[str, dict]]:

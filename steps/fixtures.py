@@ -81,6 +81,8 @@ class ScenarioContext:
     cli_exit: int | None = None
     cli_output: str = ""
     site_file: Path | None = None
+    before_certificate: object = None
+    prober: object = None
 
     def client(self, log: RequestLog | None = None) -> DigitalOcean:
         return DigitalOcean(self.target, log)
@@ -92,6 +94,7 @@ def spec(target: Target, state_root: Path, sites_brought_up: set[str]) -> Scenar
     yield context
     if target.kind == "fake":
         target.admin().clear_faults()
+        target.admin().clear_dropped_ports()
 
 
 @dataclass

@@ -114,11 +114,19 @@ def _to_toml(data: dict) -> str:
             return "[" + ", ".join(scalar(v) for v in value) + "]"
         return str(value)
 
-    lines = []
+    lines: list[str] = []
+
+    def table(prefix: str, values: dict) -> None:
+        lines.append(f"[{prefix}]")
+        lines.extend(f"{k} = {scalar(v)}" for k, v in values.items()
+                     if not isinstance(v, dict))
+        for k, v in values.items():
+            if isinstance(v, dict):
+                table(f"{prefix}.{k}", v)
+
     for key, value in data.items():
         if isinstance(value, dict):
-            lines.append(f"[{key}]")
-            lines += [f"{k} = {scalar(v)}" for k, v in value.items()]
+            table(key, value)
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             for item in value:
                 lines.append(f"[[{key}]]")

@@ -14,8 +14,27 @@ DOMAIN = "example.test"
 FAKE_IMAGE_URL = "https://images.example.test/truenas-scale-25.10.img.gz"
 
 
+# The front-door sites (features/tls.feature) and how each gets its certificate.
+# Their admin network holds 127.0.0.1, where the suite runs from, since the admin UI
+# moves behind the firewall's admin rule; they take no periodic snapshots, so that
+# moving the clock weeks ahead stays cheap.
+FRONT_DOOR_CHALLENGES = {"door-h": "http-01", "door-d": "dns-01"}
+ADMIN_NETWORK = "127.0.0.0/24"
+
+
 def site_data(name: str) -> dict:
     """A valid site file (as TOML data) for a site called `name`."""
+    data = _base_site(name)
+    if name in FRONT_DOOR_CHALLENGES:
+        data["tls"] = {"challenge": FRONT_DOOR_CHALLENGES[name]}
+        data["access"]["admin_cidrs"] = [ADMIN_NETWORK]
+        data["snapshots"] = []
+        if os.environ.get("SPEC_ACME_DIRECTORY"):
+            data["tls"]["directory"] = os.environ["SPEC_ACME_DIRECTORY"]
+    return data
+
+
+def _base_site(name: str) -> dict:
     return {
         "site": {"name": name, "region": os.environ.get("SPEC_REGION", "nyc3"),
                  "droplet_size": os.environ.get("SPEC_DROPLET_SIZE", "s-4vcpu-8gb"),
@@ -48,6 +67,8 @@ def set_field(data: dict, path: str, value: object) -> dict:
             parts.append(int(rest.rstrip("]")))
     holder = data
     for part in parts[:-1]:
+        if isinstance(part, str) and part not in holder and value is not ...:
+            holder[part] = {}     # a table the base site file does not have yet
         holder = holder[part]
     if value is ...:
         del holder[parts[-1]]

@@ -20,10 +20,19 @@ plain ws:// stays revoked).
 
 Listeners bind 443 and 80 on the droplet's own loopback address
 (this-machine.md §4). Where ports below 1024 cannot be bound (not root), the
-world uses one pair of free high ports instead, and world.json says which; a node
-whose ports are taken on its address (two worlds in one process hand out the
-same addresses) falls back to free ports of its own, listed by
-`GET /_admin/truenas/nodes`.
+world uses one pair of free high ports instead, and world.json says which
+(`network.port_map`); a node whose ports are taken on its address (two worlds in
+one process hand out the same addresses) falls back to free ports of its own,
+listed by `GET /_admin/truenas/nodes`.
+
+The droplet's cloud firewall is enforced on every listener (server.py): the fleet
+hands each node its droplet's inbound policy and refreshes it whenever the
+account's firewalls, tags or droplets change.
+
+What a node reaches of the world (`node.world_services`): the DigitalOcean API
+endpoint (for the ACME `digitalocean` DNS authenticator, which on a real node
+calls api.digitalocean.com) and the CA bundle that endpoint and the ACME server
+are served with.
 """
 
 from __future__ import annotations
@@ -66,6 +75,14 @@ def is_truenas_image(image) -> bool:
     return IMAGE_MARKER in text
 
 
+@dataclass(frozen=True)
+class WorldServices:
+    """What a node can reach of the world besides its own disks."""
+
+    digitalocean_endpoint: str = ""
+    ca_bundle: str = ""
+
+
 @dataclass
 class FleetNode:
     droplet_id: int
@@ -99,11 +116,15 @@ class TrueNASFleet:
     clock: VirtualClock
     api_key: str
     username: str = ADMIN_USERNAME
+    services: WorldServices = field(default_factory=WorldServices)
     ports: dict[str, int] = field(init=False)
     nodes: dict[int, FleetNode] = field(init=False, default_factory=dict)
     errors: list[str] = field(init=False, default_factory=list)
     _boot_disks: dict[int, _BootDisk] = field(init=False, default_factory=dict)
     _retired: list[NodeServer] = field(init=False, default_factory=list)
+    # A fault only the fake can make (admin API): the network between the internet
+    # and every droplet drops these ports, as an ISP filtering port 80 would.
+    dropped_ports: set[int] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)
@@ -114,11 +135,19 @@ class TrueNASFleet:
         backend.droplet_gone_hooks.append(self._droplet_gone)
         backend.volume_attached_hooks.append(self._volume_attached)
         backend.volume_detached_hooks.append(self._volume_detached)
+        hooks = getattr(backend, "firewall_changed_hooks", None)
+        if hooks is not None:
+            hooks.append(self._firewalls_changed)
 
     def describe(self) -> dict:
         """The world.json section: what a client needs to reach any node."""
         return {"api_key": self.api_key, "username": self.username,
                 "image_url_marker": IMAGE_MARKER, "ports": dict(self.ports)}
+
+    @property
+    def port_map(self) -> dict[int, int]:
+        """Droplet port -> host port, for the ports this world maps."""
+        return {443: self.ports["https"], 80: self.ports["http"]}
 
     def node_for(self, droplet_id: int) -> FleetNode | None:
         return self.nodes.get(droplet_id)
@@ -149,10 +178,31 @@ class TrueNASFleet:
             clock=self.clock, lock=self.backend.lock, state_dir=disk.directory / "node",
             api_keys=disk.api_keys,
         )
+        node.world_services = self.services
         for volume in self.backend.volumes.attached_to(droplet.id):
             self._plug(node, volume)
         server = _bind(node, disk.directory / "certificate", self.ports)
+        server.set_inbound_policy(self._policy_for(droplet.id))
         self.nodes[droplet.id] = FleetNode(droplet.id, node, server.start())
+
+    def _policy_for(self, droplet_id: int):
+        inbound_policy = getattr(self.backend, "inbound_policy", None)
+        policy = inbound_policy(droplet_id) if inbound_policy is not None else None
+        if self.dropped_ports:
+            return _DroppingPorts(policy, frozenset(self.dropped_ports))
+        return policy
+
+    def drop_inbound_port(self, port: int) -> None:
+        self.dropped_ports.add(port)
+        self._firewalls_changed()
+
+    def clear_dropped_ports(self) -> None:
+        self.dropped_ports.clear()
+        self._firewalls_changed()
+
+    def _firewalls_changed(self) -> None:
+        for entry in self.nodes.values():
+            entry.server.set_inbound_policy(self._policy_for(entry.droplet_id))
 
     def _droplet_down(self, droplet: Droplet) -> None:
         entry = self.nodes.get(droplet.id)
@@ -210,6 +260,19 @@ class TrueNASFleet:
             retired, self._retired = self._retired, []
         for server in retired:
             server.join()
+
+
+@dataclass(frozen=True)
+class _DroppingPorts:
+    """The droplet's firewall, behind a network that drops some ports entirely."""
+
+    inner: object | None
+    ports: frozenset[int]
+
+    def allows(self, source_ip: str, port: int) -> bool:
+        if port in self.ports:
+            return False
+        return self.inner is None or self.inner.allows(source_ip, port)
 
 
 def _bind(node: TrueNASNode, cert_dir: Path, ports: dict[str, int]) -> NodeServer:

@@ -44,6 +44,7 @@ class Job:
     time_finished: float | None = None
     pipe_input: bytes | None = None          # filesystem.put's uploaded file
     pipe_output: bytes | None = None         # filesystem.get's download
+    logs_excerpt: str | None = None          # the tail of the job's log (logs=True jobs)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     _on_abort: Callable[[], None] | None = field(default=None, repr=False)
 
@@ -102,7 +103,7 @@ class Job:
             "id": self.id, "message_ids": list(self.message_ids), "method": self.method,
             "arguments": self.arguments, "transient": self.transient,
             "description": self.description, "abortable": self.abortable,
-            "logs_path": None, "logs_excerpt": None, "progress": dict(self.progress),
+            "logs_path": None, "logs_excerpt": self.logs_excerpt, "progress": dict(self.progress),
             "result": self.result, "result_encoding_error": None, "error": self.error,
             "exception": None, "exc_info": self.exc_info, "state": self.state,
             "time_started": Timestamp(self.time_started) if self.time_started else None,

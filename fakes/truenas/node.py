@@ -49,6 +49,10 @@ class TrueNASNode:
     booted_at: float | None = None
     jobs: JobManager = field(init=False)
     storage: Any = field(init=False)       # fakes.truenas.models.storage.NodeStorage
+    # Set by the fleet: the node's listeners (fakes.truenas.server.NodeServer) and
+    # what it can reach of the world (fakes.truenas.fleet.WorldServices).
+    network: Any = field(init=False, default=None)
+    world_services: Any = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         from fakes.truenas.models.storage import NodeStorage
@@ -62,9 +66,22 @@ class TrueNASNode:
             self.state = "READY"
             self.booted_at = self.clock.now()
 
+    @property
+    def apps(self) -> Any:
+        """The node's Docker and apps (fakes.truenas.apps.runtime.AppsRuntime), made
+        on first use."""
+        runtime = self.__dict__.get("_apps")
+        if runtime is None:
+            from fakes.truenas.apps.runtime import AppsRuntime
+
+            runtime = self.__dict__["_apps"] = AppsRuntime(self)
+        return runtime
+
     def shut_down(self) -> None:
         """The droplet is gone: running jobs fail, the node answers no more."""
         self.state = "SHUTTING_DOWN"
+        if "_apps" in self.__dict__:
+            self.__dict__["_apps"].shut_down()
         for job in list(self.jobs.jobs.values()):
             if not job.finished:
                 job.fail(CallError("The system is shutting down"))

@@ -1,7 +1,15 @@
-"""The listeners of one fake TrueNAS node: WSS on 443 and plain HTTP/WS on 80.
+"""The network presence of one fake TrueNAS node: every listener on its address.
 
-Routes (middleware 25.10 `main.py` and `apps/file_app.py`; truenas-api.md §1, §4
-Files, §8):
+A node answers on its droplet's own loopback address. What listens there:
+- the TrueNAS UI and API (owner "ui"): WSS/HTTPS on `ui_httpsport` (443 at first
+  boot) and WS/HTTP on `ui_port` (80), moved by `system.general.update`
+  (truenas-api.md §4 Web UI settings) through `serve_ui`;
+- the ports apps publish (owner "app:<name>"), through `publish`.
+A port below 1024 that this process may not bind is served on the host port the
+world maps it to (world.json `network.port_map`); other ports are their own number.
+
+Routes of the UI (middleware 25.10 `main.py` and `apps/file_app.py`; truenas-api.md
+§1, §4 Files, §8):
 - `/api/current` and `/api/v25.10.2`: JSON-RPC 2.0 over WebSocket (`rpc.py`);
 - `GET /api/versions`: the versions this node serves (only `v25.10.2`: a real
   25.10.2 also serves the 25.04.x and older 25.10.x shapes, which the fake does
@@ -14,19 +22,25 @@ Files, §8):
   is taken (middleware takes up to 5; `filesystem.put` needs one);
 - `GET /_download/{job_id}?auth_token=…`: the job's output once it has finished
   (middleware streams it while the job runs; the bytes are the same).
+nginx on a real node serves the same on both UI ports. Over the http port the
+transport is not secure, which is what makes `auth.login_ex` revoke an API key
+sent there. `/_upload` with `Bearer <key>` over http does not revoke it:
+`restful.py` authenticates REST-style credentials without that check.
 
-nginx on a real node serves the same on 80 and 443. Over 80 the transport is not
-secure, which is what makes `auth.login_ex` revoke an API key sent there.
-`/_upload` with `Bearer <key>` over 80 does not revoke it: `restful.py`
-authenticates REST-style credentials without that check.
+The cloud firewall: every accepted connection is checked against the droplet's
+inbound policy (DigitalOcean firewalls, fakes/digitalocean/models/firewall_policy.py)
+by source address and node port. A real DigitalOcean firewall drops the packets
+(the client times out); the fake resets the connection at once so that tests do
+not wait. Either way the port is unreachable from that source.
 
-Threading: both listeners run on one asyncio loop on the node's own thread. The
-loop never takes the world's lock: every model call goes to a worker thread, and
-job/event listeners only enqueue text with `call_soon_threadsafe`. So the server
-can be stopped from a hook that holds the world's lock: `stop()` asks the loop to
-close the listening sockets and waits for that (a few ms) but never joins the
-thread, whose last step (executor shutdown) may wait for a worker blocked on the
-lock. `join()` is for callers that do not hold the lock.
+Threading: every listener runs on one asyncio loop on the node's own thread. The
+loop never takes the world's lock: model calls go to worker threads, and
+job/event listeners only enqueue text with `call_soon_threadsafe`. So listeners
+can be opened and closed from a hook that holds the world's lock: sockets are
+bound on the caller's thread (a port clash fails there), and closing asks the
+loop and waits for it (a few ms) but never joins the thread, whose last step
+(executor shutdown) may wait for a worker blocked on the lock. `join()` is for
+callers that do not hold the lock.
 """
 
 from __future__ import annotations
@@ -38,10 +52,14 @@ import contextlib
 import json
 import logging
 import socket
+import ssl
+import struct
 import threading
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from starlette.applications import Starlette
@@ -63,39 +81,123 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "v" + TRUENAS_VERSION
 STANDARD_PORTS = {"https": 443, "http": 80}
+UI_OWNER = "ui"
 DOWNLOAD_WAIT_SECONDS = 120.0      # wall time a /_download waits for its job to end
+CLOSE_WAIT_SECONDS = 2.0
+
+
+class PortInUse(OSError):
+    """The node port is already published by another owner, or its host port is taken."""
+
+
+class InboundPolicy(Protocol):
+    def allows(self, source_ip: str, port: int) -> bool: ...
+
+
+@dataclass(frozen=True)
+class StreamService:
+    """A raw TCP (or TLS, with `ssl_context`) service: `handler(reader, writer)`."""
+
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+    ssl_context: ssl.SSLContext | None = None
+
+
+@dataclass(frozen=True)
+class AsgiService:
+    """An ASGI app served by uvicorn (HTTP/1.1 and WebSocket), TLS when given a cert.
+    `certfile=None` with `default_cert=True` means the node's own self-signed one."""
+
+    app: Any
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    default_cert: bool = False
+
+
+class _FirewalledSocket(socket.socket):
+    """A listening socket whose accept() resets connections the policy refuses.
+
+    asyncio's selector loop accepts with `sock.accept()` on the very object given to
+    `create_server(sock=...)`, so refusing here happens before any TLS or HTTP."""
+
+    def __init__(self, *args: Any, node_port: int = 0,
+                 policy: Callable[[], InboundPolicy | None] = lambda: None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.node_port = node_port
+        self._policy = policy
+
+    def accept(self):
+        while True:
+            conn, addr = super().accept()       # BlockingIOError when none is waiting
+            policy = self._policy()
+            # Traffic between the node's own containers never crosses the cloud
+            # firewall (it stays on the droplet); in the fake it comes from the
+            # droplet's own address.
+            own = addr[0] == self.getsockname()[0]
+            if policy is None or own or policy.allows(addr[0], self.node_port):
+                return conn, addr
+            # SO_LINGER 0: close with a reset, as close to "refused" as a userspace
+            # listener gets once the handshake is done
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+
+@dataclass
+class _Listener:
+    port: int                      # the droplet's port
+    host_port: int
+    owner: str
+    service: StreamService | AsgiService
+    sock: _FirewalledSocket
+    started: bool = False
+    closed: bool = False
+    uvicorn_server: uvicorn.Server | None = None
+    asyncio_server: asyncio.AbstractServer | None = None
+    writers: set = field(default_factory=set)
 
 
 class NodeServer:
-    """Binds at once (so a port clash fails in the caller), serves on its own thread."""
+    """The node's listeners. Binds at once (so a port clash fails in the caller),
+    serves on its own thread.
 
-    def __init__(self, node: Any, cert_dir: Path, ports: dict[str, int] | None = None) -> None:
+    `ports`: the host ports of the UI's https and http listeners at boot (443 and 80
+    unless the world maps them; 0 = any free port). `port_map`: droplet port ->
+    host port for the other mapped ports (world.json `network.port_map`)."""
+
+    def __init__(self, node: Any, cert_dir: Path, ports: dict[str, int] | None = None,
+                 port_map: dict[int, int] | None = None) -> None:
         self.node = node
         self.cert_dir = cert_dir
         self.tokens = TokenStore()
         self.cert: ServerCert | None = None
         self.error: BaseException | None = None
         wanted = dict(ports or STANDARD_PORTS)
-        self._sockets: dict[str, socket.socket] = {}
-        try:
-            for scheme in ("https", "http"):
-                self._sockets[scheme] = _listen(node.address, wanted[scheme])
-        except BaseException:
-            self._close_sockets()
-            raise
-        self.ports = {scheme: sock.getsockname()[1] for scheme, sock in self._sockets.items()}
-        self.app = build_app(self)
-        self._state = threading.Lock()
+        self.port_map: dict[int, int] = dict(port_map or {})
+        self.port_map.update({STANDARD_PORTS[s]: wanted[s] for s in ("https", "http")})
+        self.ui_ports = dict(STANDARD_PORTS)         # droplet ports the UI is on
+        self._policy: InboundPolicy | None = None
+        self._listeners: dict[int, _Listener] = {}
+        self._state = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._servers: list[uvicorn.Server] = []
         self._stopping = False
         self._ready = threading.Event()
+        self._done: asyncio.Event | None = None
+        self._ui_app = build_app(self)
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"truenas-{node.address}")
+        node.network = self
+        self.serve_ui(STANDARD_PORTS["http"], STANDARD_PORTS["https"])
 
     @property
     def address(self) -> str:
         return self.node.address
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """The host ports the UI answers on, by scheme."""
+        with self._state:
+            return {scheme: self._listeners[port].host_port
+                    for scheme, port in self.ui_ports.items() if port in self._listeners}
 
     def url(self, scheme: str = "wss", path: str = "/api/current") -> str:
         port = self.ports["https" if scheme in ("wss", "https") else "http"]
@@ -107,6 +209,76 @@ class NodeServer:
     def running(self) -> bool:
         return self._thread.is_alive() and not self._stopping
 
+    # --- the node's network ---------------------------------------------------------
+    def host_port(self, port: int) -> int:
+        return self.port_map.get(port, port)
+
+    def set_inbound_policy(self, policy: InboundPolicy | None) -> None:
+        """The droplet's firewall, read by every accept (a snapshot: no lock needed)."""
+        self._policy = policy
+
+    def publish(self, port: int, service: StreamService | AsgiService, owner: str) -> int:
+        """Serve `service` on the droplet's `port`; returns the host port."""
+        with self._state:
+            if self._stopping:
+                raise PortInUse(f"{self.address}: the node is not running")
+            holder = self._listeners.get(port)
+            if holder is not None:
+                raise PortInUse(f"port {port} on {self.address} is already used by "
+                                f"{holder.owner}")
+            sock = self._bind(port)
+            listener = _Listener(port, sock.getsockname()[1], owner, service, sock)
+            self._listeners[port] = listener
+            loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._start_listener, listener)
+        return listener.host_port
+
+    def withdraw(self, owner: str) -> None:
+        """Close the owner's listeners and the connections they hold."""
+        with self._state:
+            mine = [ln for ln in self._listeners.values() if ln.owner == owner]
+            for listener in mine:
+                del self._listeners[listener.port]
+            loop = self._loop
+        self._close(mine, loop)
+
+    def published(self) -> dict[int, str]:
+        with self._state:
+            return {port: listener.owner for port, listener in self._listeners.items()}
+
+    def serve_ui(self, http_port: int, https_port: int, certfile: Path | None = None,
+                 keyfile: Path | None = None) -> None:
+        """(Re)start the UI on these droplet ports with this certificate (None: the
+        node's own self-signed one). Like nginx restarting: open connections close."""
+        if http_port == https_port:
+            raise PortInUse(f"the UI cannot serve http and https on one port ({http_port})")
+        self.withdraw(UI_OWNER)
+        https = AsgiService(self._ui_app, certfile, keyfile, default_cert=certfile is None)
+        self.publish(https_port, https, UI_OWNER)
+        try:
+            self.publish(http_port, AsgiService(self._ui_app), UI_OWNER)
+        except BaseException:
+            self.withdraw(UI_OWNER)
+            raise
+        self.ui_ports = {"https": https_port, "http": http_port}
+
+    def _bind(self, port: int) -> _FirewalledSocket:
+        # IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (serving.py).
+        sock = _FirewalledSocket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP,
+                                 node_port=port, policy=lambda: self._policy)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.address, self.host_port(port)))
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise PortInUse(f"cannot listen on {self.address}:{self.host_port(port)} "
+                            f"(port {port}): {exc.strerror or exc}") from exc
+        return sock
+
     # --- lifecycle ---------------------------------------------------------------
     def start(self) -> NodeServer:
         """Returns at once; connections made before the loop runs wait in the backlog."""
@@ -114,44 +286,22 @@ class NodeServer:
         return self
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
-        """True once both listeners serve (the certificate exists by then)."""
+        """True once the UI serves (the certificate exists by then)."""
         return self._ready.wait(timeout) and self.error is None and not self._stopping
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def stop(self, timeout: float = CLOSE_WAIT_SECONDS) -> None:
         """Stop answering: new connections are refused and open ones are closed."""
         with self._state:
             if self._stopping:
                 return
             self._stopping = True
             loop = self._loop
-        if loop is None:          # still making its certificate: nothing serves yet
-            self._close_sockets()
-            return
-        closed = threading.Event()
-
-        def close_now() -> None:
-            try:
-                for server in self._servers:
-                    server.should_exit = server.force_exit = True
-                    for listener in getattr(server, "servers", []):
-                        listener.close()
-                    for connection in list(server.server_state.connections):
-                        # a client that already sent its close frame makes this raise
-                        # (InvalidState); the other connections must still close
-                        with contextlib.suppress(Exception):
-                            connection.shutdown()
-            finally:
-                self._close_sockets()
-                closed.set()
-
-        try:
-            loop.call_soon_threadsafe(close_now)
-        except RuntimeError:      # the loop has already finished
-            self._close_sockets()
-            return
-        if not closed.wait(timeout):
-            log.warning("fake TrueNAS %s: listeners did not close in %.1f s",
-                        self.address, timeout)
+            every = list(self._listeners.values())
+            self._listeners.clear()
+        self._close(every, loop, timeout)
+        if loop is not None and self._done is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._done.set)
 
     def join(self, timeout: float = 10.0) -> None:
         """Wait for the thread to end. Never call this while holding the world's lock."""
@@ -162,57 +312,150 @@ class NodeServer:
     def _run(self) -> None:
         try:
             self.cert = node_certificate(self.cert_dir)
-            asyncio.run(self._serve(self.cert))
+            asyncio.run(self._serve())
         except BaseException as exc:  # noqa: BLE001 - reported, and the thread must end
             if not self._stopping:
                 self.error = exc
                 log.exception("fake TrueNAS %s: server failed", self.address)
         finally:
-            self._close_sockets()
+            with self._state:
+                leftovers = list(self._listeners.values())
+            for listener in leftovers:
+                _close_socket(listener.sock)
             self._ready.set()
 
-    async def _serve(self, cert: ServerCert) -> None:
+    async def _serve(self) -> None:
+        self._done = asyncio.Event()
         with self._state:
             if self._stopping:
                 return
             self._loop = asyncio.get_running_loop()
-        common: dict[str, Any] = {
-            "log_level": "warning", "log_config": None, "access_log": False,
-            "lifespan": "off", "ws": "websockets-sansio", "timeout_graceful_shutdown": 1,
-            # Clients on loopback come from 127.0.0.1, which uvicorn trusts for
-            # X-Forwarded-Proto by default: a plain ws:// client could then claim TLS
-            # and escape the API key revocation. nginx answers as "nginx".
-            "proxy_headers": False, "server_header": False, "headers": [("Server", "nginx")],
-        }
-        self._servers = [
-            uvicorn.Server(uvicorn.Config(self.app, ssl_certfile=str(cert.cert_path),
-                                          ssl_keyfile=str(cert.key_path), **common)),
-            uvicorn.Server(uvicorn.Config(self.app, **common)),
-        ]
-        tasks = [asyncio.create_task(server.serve(sockets=[self._sockets[scheme]]))
-                 for server, scheme in zip(self._servers, ("https", "http"), strict=True)]
-        while not all(s.started for s in self._servers) and not any(t.done() for t in tasks):
+            pending = list(self._listeners.values())
+        for listener in pending:
+            self._start_listener(listener)
+        deadline = time.monotonic() + 10.0
+        while not self._ui_started() and time.monotonic() < deadline and not self._stopping:
             await asyncio.sleep(0.005)
         self._ready.set()
-        await asyncio.gather(*tasks)
+        await self._done.wait()
 
-    def _close_sockets(self) -> None:
-        for sock in self._sockets.values():
-            with contextlib.suppress(OSError):
-                sock.close()
+    def _ui_started(self) -> bool:
+        with self._state:
+            mine = [ln for ln in self._listeners.values() if ln.owner == UI_OWNER]
+        return bool(mine) and all(
+            ln.uvicorn_server is not None and ln.uvicorn_server.started for ln in mine)
+
+    def _start_listener(self, listener: _Listener) -> None:
+        """On the loop: serve one bound socket."""
+        if listener.started or listener.closed:
+            return
+        listener.started = True
+        service = listener.service
+        if isinstance(service, AsgiService):
+            listener.uvicorn_server = _uvicorn(service, self.cert)
+            asyncio.ensure_future(
+                _quietly(listener.uvicorn_server.serve(sockets=[listener.sock]), self.address))
+        else:
+            asyncio.ensure_future(self._start_stream(listener, service))
+
+    async def _start_stream(self, listener: _Listener, service: StreamService) -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            listener.writers.add(writer)
+            try:
+                await service.handler(reader, writer)
+            except Exception:  # noqa: BLE001 - one connection's failure is its own
+                log.debug("fake TrueNAS %s: connection on %s failed", self.address,
+                          listener.port, exc_info=True)
+            finally:
+                listener.writers.discard(writer)
+                with contextlib.suppress(Exception):
+                    writer.close()
+
+        try:
+            listener.asyncio_server = await asyncio.start_server(
+                handle, sock=listener.sock, ssl=service.ssl_context)
+        except OSError:
+            log.exception("fake TrueNAS %s: cannot serve port %s", self.address, listener.port)
+        if listener.closed and listener.asyncio_server is not None:
+            listener.asyncio_server.close()
+
+    def _close(self, listeners: list[_Listener], loop: asyncio.AbstractEventLoop | None,
+               timeout: float = CLOSE_WAIT_SECONDS) -> None:
+        if not listeners:
+            return
+        for listener in listeners:
+            listener.closed = True
+        if loop is None:
+            for listener in listeners:
+                _close_socket(listener.sock)
+            return
+        closed = threading.Event()
+
+        def close_now() -> None:
+            try:
+                for listener in listeners:
+                    _shut(listener)
+            finally:
+                for listener in listeners:
+                    _close_socket(listener.sock)
+                closed.set()
+
+        try:
+            loop.call_soon_threadsafe(close_now)
+        except RuntimeError:      # the loop has already finished
+            for listener in listeners:
+                _close_socket(listener.sock)
+            return
+        if not closed.wait(timeout):
+            log.warning("fake TrueNAS %s: listeners did not close in %.1f s",
+                        self.address, timeout)
 
 
-def _listen(address: str, port: int) -> socket.socket:
-    # IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (serving.py).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((address, port))
-        sock.listen(128)
-    except BaseException:
+def _shut(listener: _Listener) -> None:
+    """On the loop: stop accepting and close what the listener has open."""
+    server = listener.uvicorn_server
+    if server is not None:
+        server.should_exit = server.force_exit = True
+        for asyncio_server in getattr(server, "servers", []):
+            asyncio_server.close()
+        for connection in list(server.server_state.connections):
+            # a client that already sent its close frame makes this raise
+            # (InvalidState); the other connections must still close
+            with contextlib.suppress(Exception):
+                connection.shutdown()
+    if listener.asyncio_server is not None:
+        listener.asyncio_server.close()
+    for writer in list(listener.writers):
+        with contextlib.suppress(Exception):
+            writer.transport.abort()
+
+
+def _close_socket(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
         sock.close()
-        raise
-    return sock
+
+
+async def _quietly(coroutine: Awaitable[Any], address: str) -> None:
+    try:
+        await coroutine
+    except Exception:  # noqa: BLE001 - a listener failing must not end the node's loop
+        log.exception("fake TrueNAS %s: a listener failed", address)
+
+
+def _uvicorn(service: AsgiService, default_cert: ServerCert | None) -> uvicorn.Server:
+    tls: dict[str, Any] = {}
+    if service.default_cert and default_cert is not None:
+        tls = {"ssl_certfile": str(default_cert.cert_path),
+               "ssl_keyfile": str(default_cert.key_path)}
+    elif service.certfile is not None:
+        tls = {"ssl_certfile": str(service.certfile), "ssl_keyfile": str(service.keyfile)}
+    return uvicorn.Server(uvicorn.Config(
+        service.app, log_level="warning", log_config=None, access_log=False,
+        lifespan="off", ws="websockets-sansio", timeout_graceful_shutdown=1,
+        # Clients on loopback come from 127.0.0.1, which uvicorn trusts for
+        # X-Forwarded-Proto by default: a plain ws:// client could then claim TLS
+        # and escape the API key revocation. nginx answers as "nginx".
+        proxy_headers=False, server_header=False, headers=[("Server", "nginx")], **tls))
 
 
 # --- the app ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ from fakes.digitalocean.models.actions import ActionLog
 from fakes.digitalocean.models.addresses import AddressPool
 from fakes.digitalocean.models.domains import DomainStore
 from fakes.digitalocean.models.droplets import Droplet, DropletStore
+from fakes.digitalocean.models.firewall_policy import InboundPolicy, build_inbound_policy
 from fakes.digitalocean.models.firewalls import FirewallStore
 from fakes.digitalocean.models.images import ImageStore
 from fakes.digitalocean.models.reserved_ips import ReservedIPStore
@@ -29,6 +30,9 @@ from fakes.digitalocean.models.volumes import Volume, VolumeStore
 # requested); "active" is one that runs again (booted, powered on, rebooted).
 VolumeHook = Callable[[Volume, Droplet], None]
 DropletHook = Callable[[Droplet], None]
+# Told (under the lock) after any change that can alter some droplet's inbound
+# policy; the listener reads `inbound_policy(droplet_id)` again for its droplets.
+FirewallHook = Callable[[], None]
 
 
 class DigitalOceanBackend:
@@ -62,6 +66,7 @@ class DigitalOceanBackend:
         self.droplet_gone_hooks: list[DropletHook] = []
         self.droplet_active_hooks: list[DropletHook] = []
         self.droplet_down_hooks: list[DropletHook] = []
+        self.firewall_changed_hooks: list[FirewallHook] = []
         self.actions = ActionLog(clock)
         self.tags = TagStore(self)
         self.images = ImageStore(self)
@@ -92,6 +97,23 @@ class DigitalOceanBackend:
     def on_droplet_gone(self, droplet: Droplet) -> None:
         for hook in self.droplet_gone_hooks:
             hook(droplet)
+
+    def notify_firewall_changed(self) -> None:
+        """Called by the stores, under the lock, after a change to firewalls, to
+        droplets' tags, or to which droplets exist and their addresses."""
+        for hook in list(self.firewall_changed_hooks):
+            hook()
+
+    def inbound_policy(self, droplet_id: int) -> InboundPolicy:
+        """What the cloud firewalls let into droplet `droplet_id` now: an immutable
+        snapshot, safe to read from any thread. A droplet that is gone (or unknown)
+        keeps only the firewalls that still name its id."""
+        with self.lock:
+            droplet = self.droplets.droplets.get(droplet_id)
+            return build_inbound_policy(
+                droplet_id, droplet.tags if droplet is not None else (),
+                self.firewalls.all(), self.droplets.all(),
+            )
 
     def find_taggable(self, kind: str, resource_id: str):
         if kind == "droplet" and resource_id.isdigit():

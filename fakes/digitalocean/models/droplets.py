@@ -176,6 +176,7 @@ class DropletStore:
                 )
             )
             created.append(droplet)
+        self.backend.notify_firewall_changed()  # its tags may put it behind a firewall
         return created, actions
 
     def _names(self, body: dict) -> list[str]:
@@ -201,6 +202,8 @@ class DropletStore:
         droplet.public_ipv4 = self.backend.public_addresses.allocate()
         droplet.private_ipv4 = self.backend.private_addresses.allocate()
         self.backend.on_droplet_active(droplet)
+        # Its addresses now resolve rules naming it (or its tags) as a source.
+        self.backend.notify_firewall_changed()
 
     def _failed_to_boot(self, droplet: Droplet) -> None:
         # An errored create leaves a droplet that never came up; DigitalOcean
@@ -233,6 +236,7 @@ class DropletStore:
         self.backend.volumes.release_all(droplet)
         self.backend.on_droplet_gone(droplet)
         self.droplets.pop(droplet.id, None)
+        self.backend.notify_firewall_changed()
 
     # --- host failure (admin fault) ----------------------------------------
     def fail_host(self, droplet_id: int) -> Droplet:

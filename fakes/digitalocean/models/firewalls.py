@@ -188,6 +188,7 @@ class FirewallStore:
     def delete(self, firewall_id: str) -> None:
         firewall = self.get(firewall_id)
         del self.firewalls[firewall.id]
+        self.backend.notify_firewall_changed()
 
     # --- sub-resources: droplets, tags, rules --------------------------------
     def add_droplets(self, firewall_id: str, body: Any) -> None:
@@ -270,6 +271,8 @@ class FirewallStore:
         firewall.generation += 1
         generation = firewall.generation
         self.backend.clock.call_later(APPLY_SECONDS, lambda: self._applied(firewall, generation))
+        # Enforcement follows at once (firewall_policy.py: the real delay is unknown).
+        self.backend.notify_firewall_changed()
 
     def _applied(self, firewall: Firewall, generation: int) -> None:
         if firewall.generation != generation or firewall.id not in self.firewalls:

@@ -55,6 +55,7 @@ class TagStore:
             if name in resource.tags:
                 resource.tags.remove(name)
         self.names.remove(name)
+        self.backend.notify_firewall_changed()  # droplets lost a tag firewalls may use
 
     def assign(self, name: str, resources: list[dict]) -> None:
         if name not in self.names:
@@ -62,6 +63,7 @@ class TagStore:
         for entity in self._resolve(resources):
             if name not in entity.tags:
                 entity.tags.append(name)
+        self.backend.notify_firewall_changed()  # a tagged droplet may gain a firewall
 
     def unassign(self, name: str, resources: list[dict]) -> None:
         if name not in self.names:
@@ -69,6 +71,7 @@ class TagStore:
         for entity in self._resolve(resources):
             if name in entity.tags:
                 entity.tags.remove(name)
+        self.backend.notify_firewall_changed()
 
     def _resolve(self, resources: list[dict]) -> list:
         if not isinstance(resources, list) or not resources:

@@ -19,8 +19,11 @@ import functools
 
 from fakes.truenas.errors import CallError
 from fakes.truenas.methods import (
+    app,
+    certificate,
     dataset,
     disk,
+    docker,
     filesystem,
     pool,
     snapshot,
@@ -46,7 +49,8 @@ def _when_ready(name, handler):
 
 METHODS = {
     name: _when_ready(name, handler)
-    for module in (system, disk, pool, dataset, snapshot, snapshottask, filesystem)
+    for module in (system, disk, pool, dataset, snapshot, snapshottask, filesystem,
+                   certificate, docker, app)
     for name, handler in module.METHODS.items()
 }
 

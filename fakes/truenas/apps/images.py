@@ -1,0 +1,211 @@
+"""What a container of a known image does when it runs on the fake node.
+
+The fake has no container engine: a container's "process" is an `ImageBehaviour`
+looked up by the image's repository ("caddy" for `caddy:2.8.4`,
+"gocd/gocd-server", "ghcr.io/org/app"). It is given a `RunningContainer` (what the
+process sees: its command, environment, bind mounts, the app's other services) and
+answers with the services it listens on, by container port.
+
+    class MyImage(ImageBehaviour):
+        def start(self, container):           # under node.lock, must not block
+            config = container.read_file("/etc/my/config.json")
+            if config is None:
+                raise ContainerFailed("open /etc/my/config.json: no such file")
+            return {8080: StreamService(handler)}
+        def healthy(self, container):         # each healthcheck probe, under node.lock
+            return True
+        def stop(self, container):            # the process ends (stop, exit, crash)
+            ...
+
+    register("my/image", MyImage())
+
+Contract (issue 4 contract.md):
+- `start(container) -> dict[int, StreamService | AsgiService]`: called when the
+  container starts (and again on each restart). The runtime publishes each of the
+  service's `ports` on the node (`node.network.publish(port, service,
+  owner="app:<name>")`) with the service `start` returned for that container port;
+  a published port the image does not listen on is served by a stand-in that
+  accepts a TCP connection and closes it, as Docker's userland proxy does when
+  nothing listens in the container. Raising `ContainerFailed(reason, exit_code=1)`
+  means the process started and exited at once: the container is "exited" with
+  that code (a non-zero code shows as "crashed" in app.query, ix_apps/query.py),
+  and its restart policy applies.
+- `healthy(container) -> bool`: the result of one healthcheck probe (the service's
+  `healthcheck.test` is not run: the behaviour stands for whatever it would check).
+  Probes happen on Docker's schedule on the virtual clock (containers.py). Without
+  a healthcheck in the Compose file the hook is never called.
+- `stop(container)`: the process is gone; drop whatever `start` set up (the
+  runtime already withdraws the ports and cancels `container.call_later` timers).
+- A behaviour that changes what it serves while running (Caddy's `--watch`
+  reload) does it inside its own handlers or `call_later` polling: the published
+  services stay the ones `start` returned until the container restarts.
+Threading: `start`, `healthy`, `stop` and `call_later` callbacks run with the
+world's lock (node.lock) held, on the caller's or the clock's thread. Handlers run
+on the node's asyncio loop and must reach model state through
+`await asyncio.to_thread(container.read_host_file, path)` (which takes the lock).
+
+The generic behaviour (images the fake does not know): listens on nothing (so every
+published port accepts and closes), healthy at every probe. That is an admitted
+stand-in, not a model of the image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import posixpath
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fakes.truenas.apps.containers import Container
+
+log = logging.getLogger(__name__)
+
+# Behaviours that live in their own modules, imported the first time an image of
+# that repository runs (so a module that is not written yet blocks nobody).
+LAZY_MODULES: dict[str, str] = {
+    "caddy": "fakes.truenas.apps.caddy",
+}
+
+
+class ContainerFailed(Exception):
+    """The container's main process exited at once: `reason` is what it printed."""
+
+    def __init__(self, reason: str, exit_code: int = 1) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_code = exit_code
+
+
+class RunningContainer:
+    """What a container's process sees. Made by the runtime for each start."""
+
+    def __init__(self, host: Container) -> None:
+        self._host = host
+        service = host.service
+        self.app: str = host.app_name
+        self.service: str = service.name
+        self.name: str = host.name
+        self.image: str = service.image
+        self.command: list[str] = list(service.command or [])
+        self.entrypoint: list[str] | None = (list(service.entrypoint)
+                                             if service.entrypoint is not None else None)
+        self.environment: dict[str, str] = dict(service.environment)
+        # container path -> host path, for bind mounts and volumes (tmpfs has none)
+        self.mounts: dict[str, str] = dict(host.mount_sources())
+        self.read_only: set[str] = {m.target for m in service.mounts if m.read_only}
+        self.node_address: str = host.node.address
+        self.state: dict[str, Any] = {}        # the behaviour's own scratch space
+
+    # --- files ------------------------------------------------------------------
+    def read_host_file(self, host_path: str) -> bytes | None:
+        """A file on the node (a pool dataset under /mnt), or None if it is not
+        there. Takes node.lock: from the node's loop, call it with asyncio.to_thread."""
+        return self._host.read_host_file(host_path)
+
+    def host_path(self, container_path: str) -> str | None:
+        """The host path behind a path inside the container (longest mount wins)."""
+        path = posixpath.normpath(container_path)
+        best = None
+        for target in self.mounts:
+            inside = path == target or path.startswith(target.rstrip("/") + "/")
+            if inside and (best is None or len(target) > len(best)):
+                best = target
+        if best is None:
+            return None
+        return self.mounts[best] + path[len(best):]
+
+    def read_file(self, container_path: str) -> bytes | None:
+        """A file inside the container, when a mount provides it (None otherwise:
+        the fake has no image filesystem)."""
+        host = self.host_path(container_path)
+        return None if host is None else self.read_host_file(host)
+
+    # --- network ----------------------------------------------------------------
+    def resolve_upstream(self, dial: str) -> tuple[str, int] | None:
+        """`"service:port"` as a process in this app would dial it -> (address, port)
+        a client on the host reaches it at: the node's address and the host port the
+        service publishes that container port on. None when the name is unknown or
+        the port is not published: the fake has no container network, so a service
+        reachable only inside the app's network cannot be reached (a documented
+        limit; a real container would reach it). Takes node.lock."""
+        return self._host.resolve(dial)
+
+    # --- time and lifetime -------------------------------------------------------
+    def now(self) -> float:
+        return self._host.node.clock.now()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Any:
+        """Run `callback` after `delay` virtual seconds, under node.lock, unless the
+        container has stopped by then."""
+        return self._host.call_later(delay, callback)
+
+    @property
+    def running(self) -> bool:
+        return self._host.running_view is self and self._host.status == "running"
+
+    def exit(self, code: int = 0, reason: str = "") -> None:
+        """The process ends by itself (a one-shot job, a crash found later). Call
+        with node.lock held."""
+        if self.running:
+            self._host.process_exited(code, reason)
+
+
+class ImageBehaviour:
+    """The generic image: no listeners, healthy at every probe."""
+
+    def start(self, container: RunningContainer) -> dict[int, Any]:
+        return {}
+
+    def healthy(self, container: RunningContainer) -> bool:
+        return True
+
+    def stop(self, container: RunningContainer) -> None:
+        return None
+
+
+GENERIC = ImageBehaviour()
+_REGISTRY: dict[str, ImageBehaviour] = {}
+_LOADED: set[str] = set()
+
+
+def register(repository: str, behaviour: ImageBehaviour) -> None:
+    """Make `behaviour` run every container of `repository` (familiar name)."""
+    _REGISTRY[repository] = behaviour
+
+
+def behaviour_for(repository: str | None) -> ImageBehaviour:
+    if repository is None:
+        return GENERIC
+    module_name = LAZY_MODULES.get(repository)
+    if module_name and module_name not in _LOADED:
+        _LOADED.add(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            log.info("no emulation of %s images yet (%s): using the generic one",
+                     repository, module_name)
+        else:
+            declared = getattr(module, "BEHAVIOUR", None)
+            if isinstance(declared, ImageBehaviour):
+                _REGISTRY.setdefault(repository, declared)
+    return _REGISTRY.get(repository, GENERIC)
+
+
+async def accept_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Docker's userland proxy with nothing listening behind it: the TCP connection
+    is accepted, then closed."""
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+
+
+def closing_service() -> Any:
+    from fakes.truenas.server import StreamService
+
+    return StreamService(accept_and_close)

@@ -1,0 +1,526 @@
+"""The apps of one fake TrueNAS node: Docker's configuration, the apps and their
+containers (`node.apps`, made on first use).
+
+Facts followed (truenas-api.md §4 Apps; middleware stable/goldeye
+plugins/docker/{update,state_management,state_setup,state_utils}.py and
+plugins/apps/{crud,app_scale,custom_app}.py, ix_apps/query.py):
+- `docker.config`: {id, enable_image_updates, dataset, pool, nvidia,
+  address_pools, cidr_v6, secure_registry_mirrors, insecure_registry_mirrors}, with
+  `dataset` "<pool>/ix-apps" (null without a pool); defaults: image updates on,
+  nvidia off, cidr_v6 "fdd0::/64", address pools 172.17.0.0/12 size 24 and
+  fdd0::/48 size 64;
+- `docker.update {"pool"}` (job): a pool that is not imported is
+  `docker_update.pool: Pool not found.`; a new pool stops the old pool's apps,
+  creates `<pool>/ix-apps` and its children `truenas_catalog`, `app_configs`,
+  `app_mounts`, `docker` (aclmode discard, acltype posix, atime off, exec on,
+  snapdir hidden, xattr sa; the real ix-apps is mounted at /mnt/.ix-apps, the
+  fake mounts every dataset at /mnt/<name>) and starts Docker: status INITIALIZING,
+  then RUNNING; the job ends once Docker runs;
+- `docker.status`: {status, description}, descriptions from STATUS_DESCRIPTIONS;
+  UNCONFIGURED without a pool;
+- `app.*` need Docker (`docker.state.validate`): app.create fails with
+  CallError "No pool configured for Docker" or "Docker service is not running";
+  app.query answers [] (so get_instance, update, delete... say the app does not
+  exist);
+- app.create: `Application with name <name> already exists` (EEXIST); on a failed
+  `up` the app is taken down and removed again (remove_failed_resources) and the
+  job fails with compose_action's CallError;
+- app.update: the new file replaces the old; compose runs only if the app was not
+  STOPPED; app.redeploy runs compose with the current file; app.stop is
+  `compose down` (containers removed, STOPPED, empty workloads); app.start is
+  `up`; app.delete is `down` with volumes (and images unless remove_images is
+  false) and forgets the app;
+- state from the containers (query.py): any crashed -> CRASHED; any created or
+  starting -> DEPLOYING; all running or exited with at least one running ->
+  RUNNING; else STOPPED (and a STOPPED app shows empty active_workloads).
+Chosen, not known: Docker takes DOCKER_START_SECONDS to start; pulls take
+deploy.PULL_SECONDS; stopping is instant; every well-formed image reference exists
+in the fake's registry. Not modelled: changing address pools, nvidia or registry
+mirrors (stored, nothing restarts), migrating ix-apps, exporting the apps pool
+under running apps, app upgrades and the catalog.
+What survives a node restart: nothing (the runtime lives in the node object, and
+the fleet makes a new node when a droplet boots again). A real node keeps
+docker.config in its configuration database and app files under ix-apps, and
+restarts the containers with a restart policy when it boots.
+The reason a real `up` fails is only in /var/log/app_lifecycle.log; the fake also
+puts it in the job's `logs_excerpt`.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import logging
+import secrets
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from fakes.truenas import events
+from fakes.truenas.apps import custom
+from fakes.truenas.apps.compose import Project, Service
+from fakes.truenas.apps.deploy import ComposeUp
+from fakes.truenas.apps.ports import Ports
+from fakes.truenas.errors import CallError, ValidationErrors
+
+if TYPE_CHECKING:
+    from fakes.truenas.apps.containers import Container
+    from fakes.truenas.jobs import Job
+    from fakes.truenas.node import TrueNASNode
+
+log = logging.getLogger(__name__)
+
+DOCKER_START_SECONDS = 10.0
+IX_APPS_MOUNT = "/mnt/.ix-apps"
+VOLUMES_DIR = f"{IX_APPS_MOUNT}/docker/volumes"
+DOCKER_DATASETS = ("ix-apps", "ix-apps/truenas_catalog", "ix-apps/app_configs",
+                   "ix-apps/app_mounts", "ix-apps/docker")
+DATASET_PROPS = {"aclmode": "discard", "acltype": "posix", "atime": "off", "exec": "on",
+                 "snapdir": "hidden", "xattr": "sa"}
+STATUS_DESCRIPTIONS = {
+    "PENDING": "Application(s) state is to be determined yet",
+    "RUNNING": "Application(s) are currently running",
+    "INITIALIZING": "Application(s) are being initialized",
+    "STOPPING": "Application(s) are being stopped",
+    "STOPPED": "Application(s) have been stopped",
+    "UNCONFIGURED": "Application(s) are not configured",
+    "FAILED": "Application(s) have failed to start",
+    "MIGRATING": "Application(s) are being migrated",
+    "MIGRATION_FAILED": "Application(s) failed to migrate to new pool",
+}
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "id": 1, "pool": None, "enable_image_updates": True, "nvidia": False,
+    "cidr_v6": "fdd0::/64",
+    "address_pools": [{"base": "172.17.0.0/12", "size": 24}, {"base": "fdd0::/48", "size": 64}],
+    "secure_registry_mirrors": [], "insecure_registry_mirrors": [],
+}
+
+
+def up_failed(name: str) -> CallError:
+    return CallError(f"Failed 'up' action for {name!r} app. Please check "
+                     "/var/log/app_lifecycle.log for more details")
+
+
+def app_not_found(name: str) -> ValidationErrors:
+    """CRUDService.get_instance's InstanceNotFound (a ValidationError, ENOENT)."""
+    return ValidationErrors([(None, f"App {name} does not exist", errno.ENOENT)])
+
+
+class App:
+    def __init__(self, name: str, pool: str, config: dict, project: Project) -> None:
+        self.name = name
+        self.pool = pool
+        self.config = config
+        self.project = project
+        self.containers: dict[str, Container] = {}
+        self.operation: ComposeUp | None = None
+        self.network_ids: dict[str, str] = {}
+        self.portals = custom.portals_and_notes(config)
+        self.last_state: str | None = None
+
+    def volume_name(self, key: str) -> str:
+        volume = self.project.volumes[key]
+        if volume.name:
+            return volume.name
+        return key if volume.external else f"ix-{self.name}_{key}"
+
+    def network_names(self, service: Service) -> dict[str, list[str]]:
+        """The Docker networks the service joins (real names) -> its aliases there."""
+        names = {}
+        for key, aliases in service.networks.items():
+            network = self.project.networks[key]
+            real = network.name or (key if network.external else f"ix-{self.name}_{key}")
+            names[real] = aliases
+        return names
+
+    @property
+    def state(self) -> str:
+        states = [c.state for c in self.containers.values()]
+        if "crashed" in states:
+            return "CRASHED"
+        if "created" in states or "starting" in states:
+            return "DEPLOYING"
+        if states and all(s in ("running", "exited") for s in states) and "running" in states:
+            return "RUNNING"
+        return "STOPPED"
+
+    def workloads(self) -> dict:
+        if self.state == "STOPPED":
+            return {"containers": 0, "used_ports": [], "used_host_ips": [],
+                    "container_details": [], "volumes": [], "images": [], "networks": []}
+        details = [c.details() for c in self.containers.values()]
+        volumes: list[dict] = []
+        for detail in details:
+            volumes += [v for v in detail["volume_mounts"] if v not in volumes]
+        host_ips = sorted({h["host_ip"] for d in details for p in d["port_config"]
+                           for h in p["host_ports"] if h["host_ip"]})
+        return {
+            "containers": len(details),
+            "used_ports": [p for d in details for p in d["port_config"]],
+            "used_host_ips": host_ips,
+            "container_details": details,
+            "volumes": volumes,
+            "images": sorted({d["image"] for d in details}),
+            "networks": self._networks(),
+        }
+
+    def _networks(self) -> list[dict]:
+        shown = []
+        for key, network in self.project.networks.items():
+            used = any(key in c.service.networks for c in self.containers.values())
+            if network.external or not used:
+                continue
+            name = network.name or f"ix-{self.name}_{key}"
+            network_id = self.network_ids.setdefault(key, secrets.token_hex(32))
+            shown.append({"Name": name, "Id": network_id, "Labels": {
+                "com.docker.compose.network": key,
+                "com.docker.compose.project": f"ix-{self.name}"}})
+        return shown
+
+
+class AppsRuntime:
+    def __init__(self, node: TrueNASNode) -> None:
+        self.node = node
+        self.clock = node.clock
+        self.settings: dict[str, Any] = copy.deepcopy(DEFAULT_SETTINGS)
+        self.status = "UNCONFIGURED"
+        self.status_detail: str | None = None
+        self.images: set[str] = set()                  # image references pulled
+        self._apps: dict[str, dict[str, App]] = {}     # pool -> name -> app
+        self.ports = Ports(self)
+
+    # --- plumbing ----------------------------------------------------------------------
+    def guarded(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """A clock callback: under node.lock, and not once the node is gone."""
+        def run() -> None:
+            with self.node.lock:
+                if self.node.state == "SHUTTING_DOWN":
+                    return
+                callback()
+        return run
+
+    @property
+    def apps(self) -> dict[str, App]:
+        pool = self.settings["pool"]
+        return self._apps.setdefault(pool, {}) if pool else {}
+
+    def all_containers(self) -> Iterator[Container]:
+        for app in self.apps.values():
+            yield from app.containers.values()
+
+    # --- Docker ------------------------------------------------------------------------
+    def docker_config(self) -> dict:
+        pool = self.settings["pool"]
+        return {**copy.deepcopy(self.settings), "dataset": f"{pool}/ix-apps" if pool else None}
+
+    def docker_status(self) -> dict:
+        description = STATUS_DESCRIPTIONS[self.status]
+        if self.status_detail:
+            description = f"{description}:\n{self.status_detail}"
+        return {"status": self.status, "description": description}
+
+    def _set_status(self, status: str, detail: str | None = None) -> None:
+        self.status, self.status_detail = status, detail
+        events.publish(self.node, "docker.state", "changed", fields=self.docker_status())
+
+    def require_docker(self) -> None:
+        """docker.state.validate."""
+        if not self.settings["pool"]:
+            raise CallError("No pool configured for Docker")
+        if self.status != "RUNNING":
+            raise CallError("Docker service is not running")
+
+    @property
+    def docker_ready(self) -> bool:
+        return bool(self.settings["pool"]) and self.status == "RUNNING"
+
+    def docker_update(self, data: dict, job: Job) -> None:
+        old = copy.deepcopy(self.settings)
+        new = {**old, **copy.deepcopy(data)}
+        migrate = new.pop("migrate_applications", False)
+        errors = ValidationErrors()
+        if new["pool"] and new["pool"] not in self.node.storage.pools:
+            errors.add("docker_update.pool", "Pool not found.")
+        for kind in ("secure_registry_mirrors", "insecure_registry_mirrors"):
+            seen: set[str] = set()
+            for i, mirror in enumerate(new[kind]):
+                if mirror in seen:
+                    label = kind.replace("_", " ").replace("mirrors", "mirror")
+                    errors.add(f"docker_update.{kind}.{i}", f"Duplicate {label}.")
+                seen.add(mirror)
+        if migrate:
+            if new["pool"] == old["pool"]:
+                errors.add("docker_update.migrate_applications", "Migration of applications "
+                           "dataset only happens when a new pool is configured.")
+            elif not old["pool"]:
+                errors.add("docker_update.migrate_applications", "A pool must have been "
+                           "configured previously for ix-apps dataset migration.")
+        errors.check()
+        if migrate:
+            raise CallError("The fake TrueNAS does not model migrating the ix-apps dataset",
+                            errno.ENOTSUP)
+        if new["pool"] == old["pool"]:
+            self.settings = new
+            job.set_progress(100, "Requested configuration applied")
+            job.succeed(self.docker_config())
+            return
+        job.set_progress(15, "Stopping Apps")
+        for app in self.apps.values():
+            self._down(app)
+        job.set_progress(20, "Stopping Docker service")
+        self._set_status("UNCONFIGURED")
+        self.settings = new
+        job.set_progress(60, "Applying requested configuration")
+        if not new["pool"]:
+            job.set_progress(100, "Requested configuration applied")
+            job.succeed(self.docker_config())
+            return
+        self._create_datasets(new["pool"])
+        self._set_status("INITIALIZING")
+
+        def started() -> None:
+            if self.settings["pool"] != new["pool"]:
+                job.fail(CallError("Docker was pointed at another pool meanwhile"))
+                return
+            self._set_status("RUNNING")
+            job.set_progress(100, "Requested configuration applied")
+            job.succeed(self.docker_config())
+
+        self.clock.call_later(DOCKER_START_SECONDS, self.guarded(started))
+
+    def _create_datasets(self, pool_name: str) -> None:
+        from fakes.truenas.models import datasets
+
+        pool = self.node.storage.pools[pool_name]
+        created = False
+        for rel in DOCKER_DATASETS:
+            if rel not in pool.meta["datasets"]:
+                datasets.create(pool, rel, dataset_type="FILESYSTEM", local=dict(DATASET_PROPS),
+                                user_props={}, create_ancestors=False,
+                                now=self.node.storage.now())
+                created = True
+        if created:
+            pool.commit()
+
+    # --- files and names (for containers) -------------------------------------------------
+    def volume_path(self, volume: str) -> str:
+        return f"{VOLUMES_DIR}/{volume}/_data"
+
+    def _on_pool(self, host_path: str) -> str:
+        """/mnt/.ix-apps/... is the ix-apps dataset, which the fake keeps at
+        /mnt/<pool>/ix-apps."""
+        pool = self.settings["pool"]
+        if pool and (host_path == IX_APPS_MOUNT or host_path.startswith(IX_APPS_MOUNT + "/")):
+            return f"/mnt/{pool}/ix-apps" + host_path[len(IX_APPS_MOUNT):]
+        return host_path
+
+    def read_host_file(self, host_path: str) -> bytes | None:
+        with self.node.lock:
+            try:
+                return self.node.storage.read_file(self._on_pool(host_path))
+            except CallError:
+                return None
+
+    def create_problem(self, app: App, service: Service) -> str | None:
+        """Why the engine cannot create the service's container, or None."""
+        names = {c.name for c in self.all_containers()}
+        wanted = service.container_name or f"ix-{app.name}-{service.name}-1"
+        if wanted in names:
+            return (f'Conflict. The container name "/{wanted}" is already in use by '
+                    "another container")
+        for mount in service.mounts:
+            if mount.type != "bind":
+                continue
+            source = mount.source
+            if not source.startswith("/mnt/") or source.startswith(("/mnt/..", "/mnt/./")):
+                # a real engine mounts any host path; the fake has no host filesystem
+                # beyond its pools, so it refuses rather than pretend
+                return (f"invalid mount config for type \"bind\": the fake TrueNAS mounts "
+                        f"host paths only from pools under /mnt ({source})")
+            path = self._on_pool(source)
+            if path.split("/")[2] not in self.node.storage.pools or (
+                    not mount.create_host_path and not self._exists(path)):
+                return (f'invalid mount config for type "bind": bind source path does not '
+                        f"exist: {source}")
+        return None
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self.node.storage.stat(path)
+        except CallError:
+            return False
+        return True
+
+    def resolve(self, container: Container, dial: str) -> tuple[str, int] | None:
+        with self.node.lock:
+            return self.ports.resolve(container, dial)
+
+    # --- hooks from containers and compose ----------------------------------------------
+    def allocate_ports(self, container: Container) -> str | None:
+        return self.ports.allocate(container)
+
+    def publish_ports(self, container: Container) -> str | None:
+        return self.ports.publish(container)
+
+    def release_ports(self, container: Container) -> None:
+        self.ports.release(container)
+
+    def remove_container(self, container: Container) -> None:
+        container.remove()
+        self.ports.resync(container.app)
+
+    def container_changed(self, container: Container) -> None:
+        app = container.app
+        if app.operation is not None:
+            app.operation.advance()
+        self.app_changed(app)
+
+    def app_changed(self, app: App) -> None:
+        if self.apps.get(app.name) is not app:
+            return
+        state = app.state
+        if state != app.last_state:
+            app.last_state = state
+            events.publish(self.node, "app.query", "changed", id=app.name,
+                           fields=self.entry(app))
+
+    # --- app.query -------------------------------------------------------------------------
+    def entry(self, app: App, host_ip: str | None = None, retrieve_config: bool = False,
+              include_app_schema: bool = False) -> dict:
+        entry = {
+            "name": app.name, "id": app.name, "active_workloads": app.workloads(),
+            "state": app.state, "upgrade_available": False, "latest_version": None,
+            "image_updates_available": False, "metadata": copy.deepcopy(custom.METADATA),
+            "migrated": False, "custom_app": True, "version": custom.VERSION,
+            "human_version": custom.VERSION_DETAILS["human_version"],
+            "portals": custom.with_host(app.portals["portals"], host_ip or self.node.address),
+            "notes": app.portals["notes"],
+        }
+        if retrieve_config:
+            entry["config"] = copy.deepcopy(app.config)
+        if include_app_schema:
+            entry["version_details"] = copy.deepcopy(custom.VERSION_DETAILS)
+        return entry
+
+    def entries(self, **options: Any) -> list[dict]:
+        if not self.docker_ready:
+            return []
+        return [self.entry(app, **options) for app in self.apps.values()]
+
+    def get(self, name: str) -> App:
+        app = self.apps.get(name) if self.docker_ready else None
+        if app is None:
+            raise app_not_found(name)
+        return app
+
+    # --- app lifecycle ---------------------------------------------------------------------
+    def _down(self, app: App) -> None:
+        """`docker compose down`: every container stopped and removed, ports released."""
+        if app.operation is not None:
+            app.operation.abort("the app was taken down while it was being deployed")
+        for container in app.containers.values():
+            container.remove()
+        app.containers = {}
+        self.ports.network.withdraw(f"app:{app.name}")
+        self.app_changed(app)
+
+    def _up(self, app: App, job: Job, done: Callable[[], None],
+            failed: Callable[[str], None] | None = None) -> None:
+        def finished(reason: str | None) -> None:
+            if reason is None:
+                done()
+                return
+            log.info("app %s: compose up failed: %s", app.name, reason)
+            if failed is not None and not up.aborted:
+                failed(reason)
+            job.logs_excerpt = reason + "\n"
+            job.fail(up_failed(app.name))
+
+        self._down(app)
+        up = ComposeUp(self, app, finished)
+        up.begin()
+
+    def create(self, name: str, config: dict, project: Project, job: Job) -> None:
+        self.require_docker()
+        if name in self.apps:
+            raise CallError(f"Application with name {name} already exists", errno.EEXIST)
+        job.set_progress(25, "Initial validation completed for custom app creation")
+        job.set_progress(35, "Setting up App directory")
+        app = App(name, self.settings["pool"], copy.deepcopy(config), project)
+        self.apps[name] = app
+        job.set_progress(60, "App installation in progress, pulling images")
+
+        def done() -> None:
+            events.publish(self.node, "app.query", "added", id=name, fields=self.entry(app))
+            job.set_progress(100, f"{name!r} installed successfully")
+            job.succeed(self.entry(app))
+
+        def failed(reason: str) -> None:
+            job.set_progress(80, f"Failure occurred while installing {name!r}, cleaning up")
+            self._down(app)
+            if self.apps.get(name) is app:
+                del self.apps[name]
+            events.publish(self.node, "app.query", "removed", id=name)
+
+        self._up(app, job, done, failed)
+
+    def update(self, name: str, data: dict | None, job: Job,
+               keyword: str = "Update") -> None:
+        """app.update (new compose file in `data`) and app.redeploy (data None)."""
+        app = self.get(name)
+        trigger = keyword != "Update" or app.state != "STOPPED"
+        if data is not None:
+            config, project = custom.validate_payload(data, "app_update")
+            app.config, app.project = copy.deepcopy(config), project
+        job.set_progress(25, "Initial Validation completed")
+        job.set_progress(60, "Configuration updated")
+        events.publish(self.node, "app.query", "changed", id=name, fields=self.entry(app))
+
+        def done() -> None:
+            job.set_progress(100, f"{keyword} completed for {name!r}")
+            job.succeed(self.entry(app))
+
+        if not trigger:
+            done()
+            return
+        job.set_progress(70, "Updating docker resources")
+        self._up(app, job, done)
+
+    def start(self, name: str, job: Job) -> None:
+        app = self.get(name)
+        job.set_progress(20, f"Starting {name!r} app")
+
+        def done() -> None:
+            job.set_progress(100, f"Started {name!r} app")
+            job.succeed(None)
+
+        self._up(app, job, done)
+
+    def stop(self, name: str, job: Job) -> None:
+        app = self.get(name)
+        job.set_progress(20, f"Stopping {name!r} app")
+        self._down(app)
+        job.set_progress(100, f"Stopped {name!r} app")
+        job.succeed(None)
+
+    def delete(self, name: str, remove_images: bool, job: Job) -> None:
+        app = self.get(name)
+        job.set_progress(20, f"Deleting {name!r} app")
+        self._down(app)
+        if remove_images:
+            still_used = {s.image for other in self.apps.values() if other is not app
+                          for s in other.project.services.values()}
+            self.images -= {s.image for s in app.project.services.values()} - still_used
+        job.set_progress(80, "Cleaning up resources")
+        self.apps.pop(name, None)
+        events.publish(self.node, "app.query", "removed", id=name)
+        job.set_progress(100, f"Deleted {name!r} app")
+        job.succeed(True)
+
+    def shut_down(self) -> None:
+        """The node is going away: every process ends (its listeners go with the node)."""
+        for apps in self._apps.values():
+            for app in apps.values():
+                if app.operation is not None:
+                    app.operation.abort("The system is shutting down")
+                for container in app.containers.values():
+                    container.remove()

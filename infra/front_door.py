@@ -1,0 +1,129 @@
+"""The site's front door on its node: the ingress on 80/443, the site certificate,
+and the TrueNAS UI moved behind the admin port.
+
+Order (each step only when something differs; a converged site sees reads only):
+1. the UI leaves 80/443 for the admin port, keeping its certificate for now, so that
+   the ingress can publish the public ports (TrueNAS 25.10: anything besides the UI
+   that listens is an app, truenas-api.md §4 Apps);
+2. the charts (the ingress first) are deployed: http only until the site certificate
+   is in the ingress's `certs/` (so http-01 can be answered on port 80 first);
+3. the certificate is obtained or renewed (infra/certificates.py), written for the
+   ingress and put on the UI;
+4. the ingress's watched config is rewritten for https with the new certificate's tag:
+   Caddy reloads in place, so a renewal costs no downtime.
+Whenever the UI moves, the client that moved it is stale: a new one is opened on the
+admin port through the pin just recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from infra.certificates import CertificateOutcome, ensure_certificate, point_ui
+from infra.charts.deploy import ChartDeployer
+from infra.charts.ingress import ingress_paths
+from infra.charts.validate import prepare_site
+from infra.events import Reporter
+from infra.report import CheckReport
+from infra.site import Site
+from infra.state import StateDir
+from infra.target import Target
+from infra.tls_probe import probe_redirect, probe_tls
+from infra.truenas.client import TrueNASClient
+from infra.truenas.errors import TrueNASError
+
+
+@dataclass
+class FrontDoorResult:
+    changes: list[str]
+    client: TrueNASClient            # the live client (the one passed in may be stale)
+    certificate: CertificateOutcome | None = None
+
+
+class FrontDoor:
+    def __init__(self, site: Site, target: Target, state: StateDir, address: str,
+                 reconnect: Callable[[], TrueNASClient], reporter: Reporter | None = None,
+                 memory_mb: int | None = None) -> None:
+        self.site = site
+        self.target = target
+        self.state = state
+        self.address = address
+        self.reconnect = reconnect
+        self.reporter = reporter or Reporter()
+        self.memory_mb = memory_mb
+
+    def converge(self, client: TrueNASClient, *, force_renewal: bool = False) -> FrontDoorResult:
+        changes: list[str] = []
+        if point_ui(client, self.site, self.target, self.state, address=self.address,
+                    events=self.reporter):
+            changes.append(f"TrueNAS UI moved to port {self.site.access.truenas_admin_port}")
+            client = self._fresh(client)
+        tag = self._installed_tag(client)
+        changes += self._deploy(client, tag)
+        outcome = ensure_certificate(client, self.site, self.target, self.state, self.reporter,
+                                     address=self.address, force_renewal=force_renewal,
+                                     reconnect=self.reconnect)
+        changes += list(outcome.actions)
+        if outcome.ui_moved:
+            client = self._fresh(client)
+        new_tag = self._installed_tag(client)
+        if new_tag != tag:
+            changes += self._deploy(client, new_tag)
+        return FrontDoorResult(changes, client, outcome)
+
+    def _deploy(self, client: TrueNASClient, tag: str | None) -> list[str]:
+        apps = prepare_site(self.site, self.state, tls_ready=tag is not None,
+                            certificate_tag=tag, memory_mb=self.memory_mb)
+        return ChartDeployer(self.site, client, self.state, self.reporter).converge(apps)
+
+    def _installed_tag(self, client: TrueNASClient) -> str | None:
+        """A digest of the certificate the ingress has in certs/, or None before the first."""
+        path = ingress_paths(self.site.truenas.pool).fullchain
+        try:
+            data = client.download(path)
+        except TrueNASError:
+            return None          # not there yet (ENOENT), or the dataset is not yet made
+        return hashlib.sha256(data).hexdigest()[:16] if data else None
+
+    def _fresh(self, stale: TrueNASClient) -> TrueNASClient:
+        stale.close()
+        return self.reconnect()
+
+
+# --- check: what the front door looks like from outside (reads only) ---------------
+PROBE_SECONDS = 30.0
+
+
+def front_door_findings(report: CheckReport, site: Site, target: Target, state: StateDir,
+                        address: str, client: TrueNASClient | None) -> None:
+    """The certificate each public hostname presents on 443 (verified against the
+    target's ACME root, judged on the target's clock), the http -> https redirect, and
+    each app the site runs."""
+    assert site.tls is not None
+    timeout = target.timing.deadline(PROBE_SECONDS)
+    now = target.now()
+    renew_days = site.tls.renew_days
+    for hostname in site.dns.hostnames:
+        probe = probe_tls(address, target.node_port(443), hostname, target.acme_root_ca,
+                          timeout=timeout, now=now)
+        requirement = f"certificate for {hostname} on 443"
+        if not probe.ok:
+            report.add(requirement, False, probe.describe())
+        elif probe.days_left is not None and probe.days_left <= renew_days:
+            report.add(requirement, False,
+                       f"due for renewal: {probe.days_left:.1f} days left (renewed at "
+                       f"{renew_days} or fewer; run up)")
+        else:
+            report.add(requirement, True, probe.describe())
+        redirect = probe_redirect(address, target.node_port(80), hostname, timeout=timeout)
+        report.add(f"http://{hostname} redirects to https", redirect.ok, redirect.describe())
+    if client is None:
+        return
+    apps = prepare_site(site, state, tls_ready=True)
+    for app in ChartDeployer(site, client, state).report(apps):
+        detail = app.state + ("" if app.up_to_date else ", not the site's current chart")
+        if app.reasons:
+            detail += ": " + "; ".join(app.reasons)
+        report.add(f"app {app.name} runs", app.healthy, detail)
