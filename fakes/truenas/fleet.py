@@ -166,6 +166,7 @@ class TrueNASFleet:
             self._boot(droplet)
 
     def _boot(self, droplet: Droplet) -> None:
+        from fakes.truenas.models.ui_settings import apply_at_boot
         from fakes.truenas.node import TrueNASNode
 
         disk = self._boot_disks.get(droplet.id)
@@ -183,6 +184,7 @@ class TrueNASFleet:
             self._plug(node, volume)
         server = _bind(node, disk.directory / "certificate", self.ports)
         server.set_inbound_policy(self._policy_for(droplet.id))
+        apply_at_boot(node)
         self.nodes[droplet.id] = FleetNode(droplet.id, node, server.start())
 
     def _policy_for(self, droplet_id: int):

@@ -343,6 +343,35 @@ def test_ui_settings_are_saved_at_once_and_applied_after_the_restart_delay(node)
     assert finished(call(node, "certificate.delete", site["id"])).state == "FAILED"
 
 
+def test_a_node_booting_again_serves_its_ui_where_the_settings_put_it(node, tmp_path) -> None:
+    """nginx starts from the saved system.general settings: after a power cycle the UI
+    is on the admin port with the site certificate, not back on 80/443."""
+    from fakes.truenas.models.ui_settings import apply_at_boot
+
+    certificate, key_pem = self_signed("nas.example.test")
+    site = succeeded(call(node, "certificate.create", {
+        "name": "site", "certificate": certificate, "privatekey": key_pem,
+        "create_type": "CERTIFICATE_CREATE_IMPORTED"}))
+    call(node, "system.general.update", {"ui_certificate": site["id"], "ui_httpsport": 8443,
+                                         "ui_port": 8880, "ui_restart_delay": 1})
+    node.clock.advance(1)
+    # the same boot disk, a new node process
+    again = TrueNASNode(droplet_id=1, hostname="nas", address="127.10.0.5", clock=node.clock,
+                        lock=node.lock, state_dir=node.state_dir, api_keys={})
+    again.network = StubNetwork()
+    apply_at_boot(again)
+    http_port, https_port, certfile, _ = again.network.ui
+    assert (http_port, https_port) == (8880, 8443)
+    assert Path(certfile).read_text() == certificate
+
+
+def test_a_fresh_node_boots_with_its_ui_on_80_and_443(node) -> None:
+    from fakes.truenas.models.ui_settings import apply_at_boot
+
+    apply_at_boot(node)
+    assert node.network.ui[:2] == (80, 443) and node.network.restarts == 0
+
+
 def test_ui_settings_are_checked_field_by_field(node) -> None:
     node.network.others[9443] = "app:ingress"
     csr = make_csr(node)

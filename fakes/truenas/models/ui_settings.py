@@ -281,6 +281,14 @@ class UiSettings:
         return self.saved["ui_certificate"] == cert_id
 
 
+def apply_at_boot(node: Any) -> None:
+    """nginx starts with the saved settings: a node booting again (power cycle, a
+    host back from failure) serves its UI where `system.general.update` last put it,
+    with that certificate, not on the first-boot 80/443."""
+    if (Path(node.state_dir) / "system_general.json").exists():
+        settings_of(node)._apply()
+
+
 def settings_of(node: Any) -> UiSettings:
     settings = getattr(node, "ui_settings", None)
     if settings is not None:
