@@ -27,6 +27,15 @@ def pytest_configure(config: pytest.Config) -> None:
     target = config.getoption("--target")
     if target not in TARGETS:
         raise pytest.UsageError(f"--target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if target == "real":
+        # Refused up front, before any test or request: every missing variable at once.
+        from infra.errors import TargetError
+        from infra.target import Target
+
+        try:
+            Target.real_from_env()
+        except TargetError as missing:
+            raise pytest.UsageError(str(missing)) from None
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +45,14 @@ def target_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def fake_world(tmp_path_factory: pytest.TempPathFactory):
-    """The embedded fake world, started once per session and always stopped."""
+    """The embedded fake world, started once per session and always stopped; or, when
+    env SPEC_FAKE_WORLD names the world.json of one started with `python -m fakes`,
+    that world (left running: whoever started it stops it)."""
     from fakes.world import World
+
+    if external := os.environ.get("SPEC_FAKE_WORLD"):
+        yield ExternalWorld(Path(external))
+        return
 
     state_dir: Path = tmp_path_factory.mktemp("fake-world")
     world = World(state_dir)
@@ -46,6 +61,13 @@ def fake_world(tmp_path_factory: pytest.TempPathFactory):
         yield world
     finally:
         world.stop()
+
+
+class ExternalWorld:
+    """A fake world this session did not start: all the spec needs of it is world.json."""
+
+    def __init__(self, world_file: Path) -> None:
+        self.world_file = world_file
 
 
 # Step definitions and their fixtures live in steps/; registering them here makes
@@ -57,6 +79,9 @@ pytest_plugins = [
     "steps.recovery_steps",
     "steps.snapshot_steps",
     "steps.tls_steps",
+    "steps.apps_steps",
+    "steps.existing_steps",
+    "steps.summary",      # the per-requirement summary at the end of a run
 ]
 
 
@@ -74,4 +99,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         from fakes.acme import pebble_unavailable
 
         if reason := pebble_unavailable():
+            pytest.skip(reason)
+    if "containers" in marks:
+        # A local Docker engine and an image registry (tests/containers/engine.py).
+        from tests.containers.engine import containers_unavailable
+
+        if reason := containers_unavailable():
             pytest.skip(reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -18,6 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=DEFAULT_SPEED,
                         help="virtual seconds per wall second (default %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="HTTPS port (default: any free)")
+    # Random unless given; a given one shows in `ps` to every user of the machine, so
+    # these are for tests (distinctive values to search a run's output for).
+    parser.add_argument("--token", help="the DigitalOcean API token (default: random)")
+    parser.add_argument("--admin-secret", help="the admin API's secret (default: random)")
+    parser.add_argument("--truenas-api-key",
+                        help="the TrueNAS image's API key, `<id>-<key>` (default: random)")
+    parser.add_argument("--log-level", help="log the world's activity to stderr at this level")
     args = parser.parse_args(argv)
     if args.speed <= 0:
         parser.error("--speed must be positive")
@@ -25,7 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with World(args.state_dir, speed=args.speed, port=args.port) as world:
+    if args.log_level:
+        logging.basicConfig(level=args.log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with World(args.state_dir, speed=args.speed, port=args.port, token=args.token,
+               admin_secret=args.admin_secret,
+               truenas_api_key=args.truenas_api_key) as world:
         print(f"fake world ready: {world.world_file}", flush=True)
         print(f"  DigitalOcean API  {world.endpoint}/v2", flush=True)
         print(f"  DNS               {world.host}:{world.dns.port} (UDP and TCP)", flush=True)

@@ -109,6 +109,12 @@ def admin_routes(world: World) -> list[Route]:
     def truenas_nodes(_body: dict, _params: dict) -> dict:
         return {"nodes": world.truenas.describe_nodes(), "errors": list(world.truenas.errors)}
 
+    def truenas_calls(_body: dict, _params: dict) -> dict:
+        """The methods called on each running node (names only, oldest first)."""
+        return {"nodes": [{"droplet_id": entry.droplet_id, "address": entry.node.address,
+                           "calls": list(entry.node.calls)}
+                          for entry in world.truenas.nodes.values()]}
+
     def drop_port(body: dict, _params: dict) -> dict:
         world.truenas.drop_inbound_port(int(body["port"]))
         return {"dropped_ports": sorted(world.truenas.dropped_ports)}
@@ -129,6 +135,7 @@ def admin_routes(world: World) -> list[Route]:
         ("DELETE", "/requests", clear_requests),
         ("POST", "/truenas/bitrot", truenas_bit_rot),
         ("GET", "/truenas/nodes", truenas_nodes),
+        ("GET", "/truenas/calls", truenas_calls),
         ("POST", "/network/dropped-ports", drop_port),
         ("DELETE", "/network/dropped-ports", clear_dropped_ports),
     ]

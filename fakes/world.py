@@ -36,14 +36,17 @@ TICK_SECONDS = 0.01
 
 class World:
     def __init__(self, state_dir: Path, speed: float = DEFAULT_SPEED, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, token: str | None = None, admin_secret: str | None = None,
+                 truenas_api_key: str | None = None) -> None:
+        """`token`, `admin_secret` and `truenas_api_key` are random unless given (a test
+        that searches a run's output for them gives distinctive ones)."""
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
         self.host = host
         self.clock = VirtualClock(speed=speed)
-        self.token = "dop_v1_" + secrets.token_hex(32)
-        self.admin_secret = secrets.token_urlsafe(24)
+        self.token = token or "dop_v1_" + secrets.token_hex(32)
+        self.admin_secret = admin_secret or secrets.token_urlsafe(24)
         self.ca = WorldCA(self.state_dir)
         # A random block of loopback addresses per world: two worlds on one machine
         # (a test session and a demo) must not both put a droplet on 127.x.0.2:443.
@@ -52,7 +55,7 @@ class World:
         self.digitalocean = DigitalOceanService(self.backend, self.clock, self.token)
         # The API key baked into the TrueNAS image: every node starts with it.
         self.truenas = TrueNASFleet(self.state_dir / "truenas", self.backend, self.clock,
-                                    new_api_key())
+                                    truenas_api_key or new_api_key())
         app = Starlette(routes=[*admin_routes(self), *build_routes(self.digitalocean)])
         cert = self.ca.issue("digitalocean", host, "localhost")
         self.https = HttpsServer(app, host, cert, port)

@@ -63,6 +63,8 @@ Feature: A replicable TrueNAS node
       | delta-3 | 2     | 429    | before |
       | delta-4 | 2     | 504    | after  |
 
+  # Runs `up` (refused before any request): never against a site someone runs.
+  @destructive
   Scenario Outline: an invalid site file is refused before anything is created
     Given a site file where <field> is <value>
     When I run "<command>" with that site file
@@ -82,3 +84,14 @@ Feature: A replicable TrueNAS node
       | up      | image.url                | "ftp://images.example.test/x.img" |
       | up      | site.nmae                | "typo"                       |
       | plan    | dns                      | missing                      |
+
+  # The sweep is scoped to the suite's tag (spec-suite, as the nightly run's is) and, here,
+  # to the abandoned run, so that the other sites this session keeps up stay up. The
+  # seeded "someone-else" site is run-tagged too: only the scope keeps it safe.
+  @destructive @fake_only
+  Scenario: sweeping old runs leaves resources of no run alone
+    Given the site "sigma" is up
+    And the run that brought the site "sigma" up was abandoned 7 hours ago
+    When I sweep that run's resources older than 6 hours
+    Then nothing of the site "sigma" is left
+    And the resources that belong to no site are as they were

@@ -3,6 +3,9 @@ Feature: The site survives losing its droplet
   lives on the two volumes, so `failover` brings the site back on a new droplet
   with every file, dataset and snapshot intact, and the DNS records moved to it.
 
+  Background:
+    Given the account holds resources that belong to no site
+
   @destructive
   Scenario: the droplet is destroyed and failover brings the site back whole
     Given the site "phoenix" is up
@@ -15,6 +18,7 @@ Feature: The site survives losing its droplet
     And the dataset "data" of the site "phoenix" still has the snapshot "before-loss"
     And every hostname of the site "phoenix" resolves to its droplet
     And check finds nothing wrong with the site "phoenix"
+    And the resources that belong to no site are as they were
 
   @destructive @fake_only
   Scenario: the droplet's host fails and failover moves the site
@@ -25,6 +29,7 @@ Feature: The site survives losing its droplet
     Then the site "ember" runs on a new droplet
     And every file written reads back byte-identical
     And check finds nothing wrong with the site "ember"
+    And the resources that belong to no site are as they were
 
   @destructive
   Scenario: failover of a healthy site changes nothing

@@ -60,6 +60,8 @@ Feature: The front door: public services on 443 with a certificate browsers trus
     Then the renewal failed naming the domain "door-h.example.test" and the challenge "http-01"
     And port 443 of the site "door-h" still presents its certificate
 
+  # Runs `up` (refused before any request): never against a site someone runs.
+  @destructive
   Scenario Outline: an invalid ingress setting is refused before anything is deployed
     Given a site file where <field> is <value>
     When I run "up" with that site file

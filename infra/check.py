@@ -13,15 +13,45 @@ from infra.observe import observe
 from infra.report import CheckReport
 from infra.site import Site, SnapshotPolicy
 from infra.state import StateDir
+from infra.target import Target
 from infra.truenas.calllog import CallLog
 from infra.truenas.client import TrueNASClient
 
+# What `check` cannot look at without a DigitalOcean token (an existing site).
+CLOUD_REQUIREMENTS = ("TrueNAS image imported", "droplet exists", "volumes exist and are attached",
+                      "firewall rules", "DNS records point at the droplet")
 
-def check(site: Site, do: DigitalOcean, state: StateDir | None = None,
-          node_log: CallLog | None = None) -> CheckReport:
+
+def check(site: Site, do: DigitalOcean | None, state: StateDir | None = None,
+          node_log: CallLog | None = None, *, target: Target | None = None) -> CheckReport:
     """Cloud findings, then (given a state directory for the node's certificate pin)
-    what the TrueNAS node says about its pool and snapshot tasks."""
-    report = CheckReport(site.name, do.target.kind)
+    what the TrueNAS node says about its pool and snapshot tasks.
+
+    Without a DigitalOcean client (an existing site checked without a token: pass
+    `target`), the cloud findings are reported as skipped and the node and front
+    door are checked at the target's `site_address`. An existing target's address
+    also wins over the droplet's (a site may be reached through a reserved IP)."""
+    target = target if target is not None else do.target if do is not None else None
+    if target is None:
+        raise ValueError("check needs a DigitalOcean client or a target")
+    report = CheckReport(site.name, target.kind)
+    if do is None:
+        for requirement in CLOUD_REQUIREMENTS:
+            report.skip(requirement, "no DigitalOcean token (DIGITALOCEAN_TOKEN): "
+                                     "the cloud side was not looked at")
+        ip = None
+    else:
+        ip = _cloud_findings(report, site, do)
+    address = target.site_address or ip
+    if state is not None and address is not None:
+        _node_findings(report, site, target, state, address, node_log)
+    elif site.tls is not None and address is not None:
+        front_door_findings(report, site, target, state, address, None)
+    return report
+
+
+def _cloud_findings(report: CheckReport, site: Site, do: DigitalOcean) -> str | None:
+    """The image, droplet, volumes, firewall and records; the droplet's address."""
     seen = observe(do, site)
     tag = desired.site_tag(site)
 
@@ -61,7 +91,8 @@ def check(site: Site, do: DigitalOcean, state: StateDir | None = None,
     firewall = seen.firewall
     report.add("firewall exists", firewall is not None, desired.firewall_name(site))
     if firewall is not None:
-        report.add("firewall rules: 80/443 public, 22 and admin port from admin CIDRs only",
+        report.add("firewall rules: 80/443 public; 22, the admin port and the apps' admin "
+                   "ports from admin CIDRs only",
                    desired.rules_match(firewall, desired.firewall_rules(site)))
         report.add("firewall applies to the site's droplets", tag in (firewall.get("tags") or []))
 
@@ -71,17 +102,13 @@ def check(site: Site, do: DigitalOcean, state: StateDir | None = None,
         data = [r["data"] for r in seen.records.get(hostname, [])]
         report.add(f"{hostname} points at the droplet", ip is not None and data == [ip],
                    f"A {', '.join(data) or 'none'}; droplet {ip or 'has no address'}")
-    if state is not None and ip is not None:
-        _node_findings(report, site, do, state, ip, node_log)
-    elif site.tls is not None and ip is not None:
-        front_door_findings(report, site, do.target, state, ip, None)
-    return report
+    return ip
 
 
-def _node_findings(report: CheckReport, site: Site, do: DigitalOcean, state: StateDir,
+def _node_findings(report: CheckReport, site: Site, target: Target, state: StateDir,
                    address: str, node_log: CallLog | None) -> None:
     try:
-        client = connect_site_node(site, do.target, state, address, node_log)
+        client = connect_site_node(site, target, state, address, node_log)
     except InfraError as error:
         report.add("TrueNAS answers over WSS", False, str(error))
         return
@@ -89,7 +116,7 @@ def _node_findings(report: CheckReport, site: Site, do: DigitalOcean, state: Sta
         report.add("TrueNAS answers over WSS", True, client.call("system.state"))
         _storage_findings(report, site, client)
         if site.tls is not None:
-            front_door_findings(report, site, do.target, state, address, client)
+            front_door_findings(report, site, target, state, address, client)
 
 
 def _storage_findings(report: CheckReport, site: Site, client: TrueNASClient) -> None:

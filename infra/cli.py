@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import typer
@@ -25,9 +26,11 @@ from infra.plan import make_plan
 from infra.site import Site, load_site
 from infra.state import StateDir
 from infra.storage import Repair
-from infra.target import Target
+from infra.target import REAL_CLI_REQUIRED, Target
 from infra.up import Provisioner
 
+# Every site file of the spec carries this tag (steps/sites.py): what `sweep` takes.
+SPEC_SCOPE_TAG = "spec-suite"
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Stand up, check and tear down a TrueNAS SCALE site on DigitalOcean.")
 console = Console()
@@ -60,7 +63,8 @@ def _load(site_path: Path) -> Site:
 
 def _target(world: Path | None) -> Target:
     try:
-        return Target.from_world_file(world) if world else Target.real_from_env()
+        return Target.from_world_file(world) if world else Target.real_from_env(
+            required=REAL_CLI_REQUIRED)
     except TargetError as exc:
         _fail(2, str(exc))
         raise
@@ -120,12 +124,36 @@ def up(site: Path = SiteOption, world: Path | None = WorldOption,
     _print_run(_operate(Provisioner, site, world, state_dir, as_json).up, as_json)
 
 
+ExistingOption = typer.Option(
+    False, "--existing",
+    help="check a site that already runs, read-only: its TrueNAS address and API key from "
+         "EXISTING_TRUENAS_ADDRESS and TRUENAS_API_KEY; DIGITALOCEAN_TOKEN is optional "
+         "(without it the cloud rows are skipped). README.md, Targets.",
+)
+
+
+def _existing_target(site: Path) -> Target:
+    """The existing target for `check --existing`: --site is its site file."""
+    try:
+        return Target.existing_from_env({**os.environ, "EXISTING_SITE_FILE": str(site)})
+    except TargetError as exc:
+        _fail(2, str(exc))
+        raise
+
+
 @app.command()
 def check(site: Path = SiteOption, world: Path | None = WorldOption,
-          state_dir: Path | None = StateOption, as_json: bool = JsonOption) -> None:
+          state_dir: Path | None = StateOption, as_json: bool = JsonOption,
+          existing: bool = ExistingOption) -> None:
     """Read-only: report where the account differs from the site file (exit 1 if it does)."""
-    loaded, target = _load(site), _target(world)
-    report = _run(lambda: run_check(loaded, DigitalOcean(target), _state(loaded, state_dir)))
+    if existing:
+        loaded, target = _load(site), _existing_target(site)
+        do = DigitalOcean(target) if target.do_token is not None else None
+        report = _run(lambda: run_check(loaded, do, _state(loaded, state_dir), target=target))
+    else:
+        loaded, target = _load(site), _target(world)
+        report = _run(lambda: run_check(loaded, DigitalOcean(target),
+                                        _state(loaded, state_dir)))
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
     else:
@@ -238,6 +266,44 @@ def restore(dataset: str = typer.Argument(..., help="a dataset of the site, e.g.
     _with_node(loaded, target, state_dir,
                lambda node: snapshots.rollback(node, loaded, dataset, name, discard_newer))
     console.print(f"{dataset} rolled back to {name}")
+
+
+def _duration(option: str, value: str) -> timedelta:
+    """`30m`, `6h`, `2d` (or `90s`); anything else exits 2 naming the option."""
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    number, unit = value.strip()[:-1], value.strip()[-1:].lower()
+    if unit not in units or not number.isdigit() or int(number) == 0:
+        _fail(2, f"{option} {value!r}: expected a positive duration such as 30m, 6h or 2d")
+    return timedelta(**{units[unit]: int(number)})
+
+
+@app.command()
+def sweep(older_than: str = typer.Option(..., "--older-than",
+                                         help="only what was created longer ago: 30m, 6h, 2d"),
+          run_id: str | None = typer.Option(None, "--run-id", help="only this run's resources"),
+          dry_run: bool = typer.Option(False, "--dry-run", help="say what would go; delete "
+                                       "nothing"),
+          scope_tag: str = typer.Option(
+              SPEC_SCOPE_TAG, "--tag", help="only resources that also carry this tag (the "
+              "spec's sites carry spec-suite): another site's runs are never swept"),
+          world: Path | None = WorldOption, as_json: bool = JsonOption) -> None:
+    """Delete what runs left behind: run-tagged resources older than --older-than."""
+    from infra.sweep import Sweeper
+
+    age = _duration("--older-than", older_than)
+    target = _target(world)
+    reporter = RichReporter(errors if as_json else console)
+    sweeper = Sweeper(DigitalOcean(target), reporter, scope_tag=scope_tag)
+    report = _run(lambda: sweeper.sweep(age, run_id, dry_run))
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    console.print(f"{verb} {len(report.deleted)}, kept {len(report.kept)} run-tagged")
+    for item in report.deleted:
+        console.print(f"  [red]-[/] {item.describe()}", highlight=False)
+    for item in report.kept:
+        console.print(f"  [green]=[/] {item.describe()}", highlight=False)
 
 
 EXAMPLE_SITE = Path(__file__).resolve().parent.parent / "site.example.toml"

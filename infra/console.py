@@ -42,6 +42,8 @@ def check_table(report: CheckReport) -> Table:
     table.add_column("detail", overflow="fold")
     for finding in report.findings:
         result = "[green]pass[/]" if finding.ok else "[bold red]FAIL[/]"
+        if finding.skipped:
+            result = "[yellow]skipped[/]"
         table.add_row(finding.requirement, result, finding.detail)
     return table
 
@@ -55,6 +57,12 @@ def run_table(report: RunReport) -> Table:
                   f"{report.requests_total} ({report.requests_mutating} mutating)")
     table.add_row("TrueNAS calls", f"{report.truenas_calls} ({report.truenas_mutating} mutating)")
     table.add_row("wall time", f"{report.wall_seconds:.2f} s")
+    if report.cost is not None:
+        items = ", ".join(f"{i['what']} ${i['usd']:.2f}" for i in report.cost["items"])
+        table.add_row("estimated cost", f"${report.cost['total_usd']:.2f} for "
+                      f"{report.cost['hours']:g} h ({items})")
+    if report.droplet_hours is not None:
+        table.add_row("droplet-hours", f"{report.droplet_hours:.2f}")
     for key, value in report.resources.items():
         table.add_row(key, str(value))
     return table

@@ -7,6 +7,7 @@ with the site name.
 
 from __future__ import annotations
 
+from infra.charts.render import admin_ports
 from infra.site import Site
 
 MIN_TRUENAS_MEMORY_MB = 8192
@@ -45,8 +46,18 @@ def image_name(site: Site) -> str:
     return f"{site.name}-{site.image.name}"
 
 
+def size_memory_mb(site: Site, sizes: dict[str, dict]) -> int | None:
+    """The memory (MB, as /v2/sizes gives it) of the site's droplet size, or None when
+    the account does not offer that size (plan.check_size says so)."""
+    size = sizes.get(site.site.droplet_size)
+    memory = size.get("memory") if size else None
+    return int(memory) if isinstance(memory, int) else None
+
+
 def firewall_rules(site: Site) -> dict:
-    """80 and 443 open to the world; 22 and the TrueNAS admin port to admin CIDRs only."""
+    """80 and 443 open to the world; 22, the TrueNAS admin port and the admin ports the
+    site's charts publish (a chart's `admin_ports`, e.g. CockroachDB's console) to admin
+    CIDRs only. The one source of the site's rules: `up`, `plan` and `check` use it."""
     admins = list(site.access.admin_cidrs)
     inbound = [
         {"protocol": "tcp", "ports": "80", "sources": {"addresses": list(PUBLIC)}},
@@ -55,6 +66,11 @@ def firewall_rules(site: Site) -> dict:
         {"protocol": "tcp", "ports": str(site.access.truenas_admin_port),
          "sources": {"addresses": admins}},
     ]
+    fixed = {"22", "80", "443", str(site.access.truenas_admin_port)}
+    for port, _setting in admin_ports(site):
+        if str(port) not in fixed:  # the chart validation refuses those anyway
+            inbound.append({"protocol": "tcp", "ports": str(port),
+                            "sources": {"addresses": admins}})
     outbound = [
         {"protocol": proto, "ports": "0" if proto != "icmp" else None,
          "destinations": {"addresses": list(PUBLIC)}}

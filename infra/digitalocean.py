@@ -24,7 +24,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from infra.errors import CloudError, NotFound, WaitTimeout
+from infra.errors import CloudError, NotFound, TargetError, WaitTimeout
 from infra.target import Target
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -110,6 +110,11 @@ class DigitalOcean:
 
     def _count(self, request) -> None:
         http = request.http_request
+        if self.target.read_only and http.method.upper() in MUTATING:
+            # The existing target never changes anything (DESIGN.md): refused before
+            # it is sent, whatever code path asked for it.
+            raise TargetError(f"{http.method} {urlparse(http.url).path} refused: the "
+                              "existing target is read-only")
         self.log.record(http.method, urlparse(http.url).path)
 
     def _watch_rate_limit(self, response) -> None:

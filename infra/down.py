@@ -13,6 +13,7 @@ import time
 
 from infra import desired
 from infra.charts.deploy import ChartDeployer
+from infra.cost import droplet_hours
 from infra.digitalocean import DigitalOcean
 from infra.errors import CloudError, InfraError, NotFound
 from infra.events import Reporter
@@ -94,6 +95,17 @@ class Teardown(SiteOperation):
 
     def delete_droplets(self, droplets: list[dict]) -> None:
         do = self.do
+        if droplets:
+            # Measured on the target's clock (a fake world's is virtual), as they go; a
+            # clock that does not answer costs the figure, never the teardown.
+            # (requests' errors are OSErrors too.)
+            try:
+                now = do.target.now()
+            except OSError as error:
+                self.reporter.note(f"droplet-hours not measured: no clock ({error})")
+            else:
+                hours = sum(droplet_hours(droplet, now) for droplet in droplets)
+                self.report.droplet_hours = round((self.report.droplet_hours or 0) + hours, 4)
         for droplet in droplets:
             do.ignore_missing(f"delete droplet {droplet['name']}", do.client.droplets.destroy,
                               droplet["id"])

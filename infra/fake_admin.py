@@ -70,5 +70,23 @@ class FakeAdmin:
         self._post("/truenas/bitrot", {"volume_id": volume_id, "dataset": dataset,
                                        "path": path})
 
+    def requests(self) -> list[dict]:
+        """The fake DigitalOcean's request journal: method, path, query, status..."""
+        response = self.session.get(self.endpoint + "/requests", timeout=10, verify=self.verify)
+        response.raise_for_status()
+        return response.json()["requests"]
+
+    def clear_requests(self) -> None:
+        response = self.session.delete(self.endpoint + "/requests", timeout=10,
+                                       verify=self.verify)
+        response.raise_for_status()
+
+    def truenas_calls(self) -> dict[str, list[str]]:
+        """Each running fake node's address -> the method names called on it."""
+        response = self.session.get(self.endpoint + "/truenas/calls", timeout=10,
+                                    verify=self.verify)
+        response.raise_for_status()
+        return {node["address"]: node["calls"] for node in response.json()["nodes"]}
+
     def fail_host(self, droplet_id: int) -> None:
         self._post(f"/droplets/{droplet_id}/host-failure", {})

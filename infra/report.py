@@ -20,6 +20,10 @@ class RunReport:
     truenas_calls: int = 0
     truenas_mutating: int = 0
     wall_seconds: float = 0.0
+    # `up`: the cost estimate (infra/cost.py CostEstimate.to_dict); `down`: the hours
+    # the droplets it deleted had existed, summed (what DigitalOcean bills, before rounding).
+    cost: dict | None = None
+    droplet_hours: float | None = None
 
     def count(self, log: RequestLog, node_log: CallLog | None = None) -> None:
         self.requests_total = log.total
@@ -37,6 +41,9 @@ class Finding:
     requirement: str
     ok: bool
     detail: str = ""
+    # Not checked at all (e.g. cloud findings without a DigitalOcean token): not a
+    # failure, and never shown as a pass.
+    skipped: bool = False
 
 
 @dataclass
@@ -47,6 +54,9 @@ class CheckReport:
 
     def add(self, requirement: str, ok: bool, detail: str = "") -> None:
         self.findings.append(Finding(requirement, ok, detail))
+
+    def skip(self, requirement: str, reason: str) -> None:
+        self.findings.append(Finding(requirement, True, reason, skipped=True))
 
     @property
     def ok(self) -> bool:

@@ -48,6 +48,34 @@ class SiteSection(_Strict):
     region: str
     droplet_size: str
     tags: list[str] = Field(default_factory=list)
+    # The cost guard (infra/cost.py): `up` refuses to create anything when the run's
+    # estimate for `expected_hours` exceeds `max_cost_usd` (no limit when unset).
+    max_cost_usd: float | None = None
+    expected_hours: float = 3.0
+
+    @field_validator("max_cost_usd", "expected_hours", mode="before")
+    @classmethod
+    def _a_number(cls, value: Any) -> Any:
+        # TOML has real numbers: `true` or "2.50" is a mistake, not a price.
+        if isinstance(value, bool | str):
+            raise ValueError(f"must be a number, not {value!r}")
+        return value
+
+    @field_validator("max_cost_usd")
+    @classmethod
+    def _max_cost(cls, value: float | None) -> float | None:
+        if value is not None and not (0 < value < float("inf")):
+            raise ValueError("must be a number of US dollars above 0, such as 2.50")
+        return value
+
+    @field_validator("expected_hours")
+    @classmethod
+    def _hours(cls, value: float) -> float:
+        # Up to a year: a longer run is a typo, and DigitalOcean caps a month at 672 hours.
+        if not (0 < value <= 8760):
+            raise ValueError("must be the run's expected duration in hours, above 0 "
+                             "(at most 8760)")
+        return value
 
     @field_validator("name")
     @classmethod

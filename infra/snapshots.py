@@ -9,15 +9,20 @@ from infra.truenas.client import TrueNASClient
 
 
 def _dataset(site: Site, dataset: str) -> str:
-    if dataset not in site.truenas.datasets:
+    # A site dataset, or one beneath it (an app's own: apps/<app>, made by the charts).
+    if dataset not in site.truenas.datasets and not any(
+            dataset.startswith(f"{parent}/") for parent in site.truenas.datasets):
         raise InfraError(f"{dataset!r} is not one of the site's datasets "
                          f"({', '.join(site.truenas.datasets)})")
     return f"{site.truenas.pool}/{dataset}"
 
 
-def take(client: TrueNASClient, site: Site, dataset: str, name: str) -> dict:
+def take(client: TrueNASClient, site: Site, dataset: str, name: str, *,
+         recursive: bool = False) -> dict:
+    """`recursive`: the dataset's descendants too, atomically (the apps dataset's data
+    is in one child dataset per app)."""
     return client.call("pool.snapshot.create", {"dataset": _dataset(site, dataset),
-                                                "name": name, "recursive": False})
+                                                "name": name, "recursive": recursive})
 
 
 def list_(client: TrueNASClient, site: Site, dataset: str) -> list[dict]:
@@ -25,11 +30,15 @@ def list_(client: TrueNASClient, site: Site, dataset: str) -> list[dict]:
 
 
 def rollback(client: TrueNASClient, site: Site, dataset: str, name: str,
-             discard_newer: bool = False) -> None:
+             discard_newer: bool = False, *, descendants: bool = False) -> None:
     """Put the dataset back as it was at the snapshot. Snapshots taken after it would
-    be destroyed by the rollback, so that needs `discard_newer`."""
-    client.call("pool.snapshot.rollback", f"{_dataset(site, dataset)}@{name}",
-                {"recursive": discard_newer, "force": discard_newer})
+    be destroyed by the rollback, so that needs `discard_newer`. `descendants`: every
+    dataset beneath it too (TrueNAS's `recursive_rollback`; each needs a snapshot of
+    that name, as a recursive `take` makes)."""
+    options = {"recursive": discard_newer, "force": discard_newer}
+    if descendants:
+        options["recursive_rollback"] = True
+    client.call("pool.snapshot.rollback", f"{_dataset(site, dataset)}@{name}", options)
 
 
 def clone(client: TrueNASClient, site: Site, dataset: str, name: str, new_dataset: str) -> str:

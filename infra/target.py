@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,17 @@ REAL_ENDPOINT = "https://api.digitalocean.com"
 # A real account gets certificates from Let's Encrypt's staging CA unless ACME_DIRECTORY
 # (or the site file) says otherwise: staging has generous rate limits.
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+
+# `--target real`: what a run against a real account needs (README.md, Targets). The
+# spec's site files take their image from TRUENAS_IMAGE_URL (steps/sites.py).
+REAL_REQUIRED = {
+    "DIGITALOCEAN_TOKEN": "a DigitalOcean API token with read and write scope, from the "
+                          "control panel's API > Tokens",
+    "TRUENAS_API_KEY": "the API key the TrueNAS image's admin user accepts",
+    "TRUENAS_IMAGE_URL": "an http(s) URL DigitalOcean can fetch the TrueNAS SCALE image from",
+}
+# Required by the CLI against a real account: the site file has the rest.
+REAL_CLI_REQUIRED = ("DIGITALOCEAN_TOKEN",)
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,10 @@ class Target:
     acme_directory: str | None = None
     acme_root_ca: str | None = None
     acme_unavailable: str | None = None
+    # `existing` only: the site file describing the running site, and the address its
+    # TrueNAS node (and its front door) answers on.
+    site_file: str | None = None
+    site_address: str | None = None
 
     @property
     def read_only(self) -> bool:
@@ -125,20 +141,95 @@ class Target:
             raise TargetError(f"{path} lacks a field this tool needs: {exc}") from None
 
     @classmethod
-    def real_from_env(cls, environ: dict[str, str] | None = None) -> Target:
+    def real_from_env(cls, environ: Mapping[str, str] | None = None,
+                      required: Iterable[str] = tuple(REAL_REQUIRED)) -> Target:
+        """A real DigitalOcean account. Every variable in `required` (by default all of
+        REAL_REQUIRED: what the spec's real run needs) must be set, else one TargetError
+        names each missing one and where to set it, before any request is sent. The CLI
+        needs only the token: its site file names the image and may hold the key file.
+        Optional: DIGITALOCEAN_API_URL, DIGITALOCEAN_CA_BUNDLE, ACME_DIRECTORY (default
+        Let's Encrypt staging) and ACME_ROOT_CA."""
         env = os.environ if environ is None else environ
-        token = env.get("DIGITALOCEAN_TOKEN", "")
-        if not token:
+        missing = [f"{name} ({REAL_REQUIRED[name]})" for name in required
+                   if not env.get(name, "").strip()]
+        if missing:
             raise TargetError(
-                "DIGITALOCEAN_TOKEN is not set: export a DigitalOcean API token with "
-                "read and write scope (Control panel > API > Tokens) before a real run"
+                "the real target needs " + "; ".join(missing) + ". Export them in the "
+                "shell that runs the suite, or, for the nightly workflow, add them as "
+                "repository secrets (Settings > Secrets and variables > Actions)"
             )
+        root_ca = env.get("ACME_ROOT_CA") or None
+        if root_ca is not None and not Path(root_ca).is_file():
+            raise TargetError(f"ACME_ROOT_CA: no PEM file at {root_ca} (it names the file of "
+                              "the ACME server's root certificates)")
+        token = env.get("DIGITALOCEAN_TOKEN")
         return cls(
             kind="real",
             do_endpoint=env.get("DIGITALOCEAN_API_URL", REAL_ENDPOINT),
-            do_token=Secret(token),
+            do_token=Secret(token) if token else None,
             ca_bundle=env.get("DIGITALOCEAN_CA_BUNDLE") or None,
             timing=Timing(),
             truenas_api_key=Secret(env["TRUENAS_API_KEY"]) if env.get("TRUENAS_API_KEY") else None,
             acme_directory=env.get("ACME_DIRECTORY") or LETSENCRYPT_STAGING,
+            acme_root_ca=root_ca,
         )
+
+    @classmethod
+    def existing_from_env(cls, environ: dict[str, str] | None = None) -> Target:
+        """An already running site, read-only (see `_existing_from_env`)."""
+        return _existing_from_env(environ)
+
+
+# `--target existing`: what a forker who already runs the site sets (README.md, Targets).
+EXISTING_REQUIRED = {
+    "EXISTING_SITE_FILE": "the site file (TOML) that describes the running site",
+    "EXISTING_TRUENAS_ADDRESS": "the address its TrueNAS node and public hostnames answer on",
+    "TRUENAS_API_KEY": "an API key of the site's TrueNAS user (read access is enough)",
+}
+
+
+def _port_map(text: str) -> tuple[tuple[int, int], ...]:
+    """`443=8443,80=8080`: where the site's ports are reached from here (a site
+    behind port forwarding); unlisted ports are their own number."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        port, _, reached = item.partition("=")
+        if not (port.strip().isdigit() and reached.strip().isdigit()):
+            raise TargetError(f"EXISTING_PORT_MAP: {item!r} is not PORT=PORT "
+                              "(e.g. 443=8443,80=8080)")
+        pairs.append((int(port), int(reached)))
+    return tuple(sorted(pairs))
+
+
+def _existing_from_env(environ: dict[str, str] | None = None) -> Target:
+    """An already running site, checked read-only. Required: EXISTING_SITE_FILE,
+    EXISTING_TRUENAS_ADDRESS, TRUENAS_API_KEY; optional: DIGITALOCEAN_TOKEN (without
+    it the cloud findings are skipped), DIGITALOCEAN_API_URL, DIGITALOCEAN_CA_BUNDLE,
+    ACME_ROOT_CA (the PEM root the site certificate must verify to; default the
+    system's trust store) and EXISTING_PORT_MAP. A missing one is refused here,
+    before any request."""
+    env = os.environ if environ is None else environ
+    missing = [f"{name} ({why})" for name, why in EXISTING_REQUIRED.items()
+               if not env.get(name)]
+    if missing:
+        raise TargetError("the existing target needs " + "; ".join(missing)
+                          + ": export them before `--target existing` (README.md, Targets)")
+    site_file = Path(env["EXISTING_SITE_FILE"])
+    if not site_file.is_file():
+        raise TargetError(f"EXISTING_SITE_FILE: no site file at {site_file}")
+    port_map = _port_map(env.get("EXISTING_PORT_MAP", ""))
+    token = env.get("DIGITALOCEAN_TOKEN")
+    return Target(
+        kind="existing",
+        do_endpoint=env.get("DIGITALOCEAN_API_URL", REAL_ENDPOINT),
+        do_token=Secret(token) if token else None,
+        ca_bundle=env.get("DIGITALOCEAN_CA_BUNDLE") or None,
+        timing=Timing(),
+        truenas_api_key=Secret(env["TRUENAS_API_KEY"]),
+        truenas_https_port=dict(port_map).get(443, 443),
+        port_map=port_map,
+        acme_root_ca=env.get("ACME_ROOT_CA") or None,
+        site_file=str(site_file),
+        site_address=env["EXISTING_TRUENAS_ADDRESS"].strip(),
+    )
+

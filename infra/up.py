@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from infra import desired
 from infra.charts.validate import prepare_site
+from infra.cost import estimate_from_sizes, guard
 from infra.errors import CloudError, ConflictError
 from infra.front_door import FrontDoor
 from infra.node import NodeProblem, NodeSetup, open_node
@@ -35,17 +36,26 @@ from infra.truenas.client import TrueNASClient
 class Provisioner(SiteOperation):
     # Set by failover: the node is new, so its certificate is pinned afresh.
     repin_node = False
+    # The droplet size's memory (/v2/sizes), which the charts' limits must fit in.
+    memory_mb: int | None = None
 
     # --- the whole run -------------------------------------------------------
     def up(self) -> RunReport:
         started = time.monotonic()
         report = RunReport("up", self.site.name, self.do.target.kind)
+        seen = observe(self.do, self.site)
+        self.memory_mb = desired.size_memory_mb(self.site, seen.sizes)
         if self.site.tls is not None:
             # The charts are rendered and validated before anything is created: a bad
-            # setting or a missing secret must not leave half a site behind.
-            prepare_site(self.site, self.state, tls_ready=False)
-        seen = observe(self.do, self.site)
+            # setting, a missing secret or limits beyond the droplet's memory must not
+            # leave half a site behind.
+            prepare_site(self.site, self.state, tls_ready=False, memory_mb=self.memory_mb)
         plan = make_plan(self.site, seen, self.state.created("records"))
+        # The cost guard, before anything is created (the sizes are already listed).
+        cost = estimate_from_sizes(self.site, seen.sizes, self.site.site.expected_hours)
+        report.cost = cost.to_dict()
+        if not plan.empty:
+            guard(cost, self.site.site.max_cost_usd)
         if plan.empty:
             self.reporter.note("nothing to change: the site matches its file")
         else:
@@ -91,14 +101,16 @@ class Provisioner(SiteOperation):
                              self.reporter)
 
         return FrontDoor(self.site, self.do.target, self.state, address, reconnect,
-                         self.reporter)
+                         self.reporter, memory_mb=self.memory_mb)
 
     def renew_certificate(self, force: bool = False) -> list[str]:
         """Only the front door (cron-friendly): renew the site certificate when it is
         due (or now, with `force`), without converging the rest of the site."""
         if self.site.tls is None:
             raise NodeProblem("the site file has no [tls] section: there is no certificate")
-        address = observe(self.do, self.site).droplet_ip()
+        seen = observe(self.do, self.site)
+        address = seen.droplet_ip()
+        self.memory_mb = desired.size_memory_mb(self.site, seen.sizes)
         if address is None:
             raise NodeProblem("the site has no droplet to renew the certificate on")
         client = open_node(self.site, self.do.target, self.state, address, self.node_log,
@@ -233,7 +245,10 @@ class Provisioner(SiteOperation):
     def _firewall(self, firewall: dict | None) -> None:
         do = self.do
         name = desired.firewall_name(self.site)
-        body = {"name": name, "tags": [self.tag], **desired.firewall_rules(self.site)}
+        # The run tag too, so that a sweeper can tell the run's firewall (a firewall's
+        # tags are what it applies to: the run's droplets are all the site's).
+        run = desired.run_tag(self.state.run_id())
+        body = {"name": name, "tags": [self.tag, run], **desired.firewall_rules(self.site)}
         if firewall is None:
             self.reporter.step(f"create firewall {name}")
             do.create_once(f"create firewall {name}", lambda: do.client.firewalls.create(body),
@@ -247,10 +262,13 @@ class Provisioner(SiteOperation):
         domain = self.site.dns.domain
         if not has_domain:
             self.reporter.step(f"create domain {domain}")
+            # Recorded before the request: a domain carries no tag, so a run killed
+            # once it was made but before it was recorded would leave it to no one
+            # (tests/test_interrupted_up.py). `down` deletes it only if it exists.
+            self.state.record_created("domains", domain)
             do.create_once(f"create domain {domain}",
                            lambda: do.client.domains.create({"name": domain}),
                            lambda: domain_exists(do, self.site) or None)
-            self.state.record_created("domains", domain)
         owned = self.state.created("records")
         for hostname in self.site.dns.hostnames:
             records = a_records(do, self.site, hostname)

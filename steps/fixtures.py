@@ -27,7 +27,10 @@ def target(target_name: str, request: pytest.FixtureRequest) -> Target:
             return Target.real_from_env()
         except TargetError as missing:
             pytest.fail(str(missing), pytrace=False)
-    pytest.skip("the existing target needs a site description (not yet supported)")
+    try:  # existing: a running site, read-only (README.md, Targets)
+        return Target.existing_from_env()
+    except TargetError as missing:
+        pytest.fail(str(missing), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +86,7 @@ class ScenarioContext:
     site_file: Path | None = None
     before_certificate: object = None
     prober: object = None
+    abandoned_run: str | None = None
 
     def client(self, log: RequestLog | None = None) -> DigitalOcean:
         return DigitalOcean(self.target, log)
@@ -130,17 +134,85 @@ def _seed(do: DigitalOcean) -> list[tuple[str, object]]:
                            "sources": {"addresses": ["0.0.0.0/0"]}}],
     })["firewall"]
     created.append(("firewall", firewall["id"]))
-    do.call("seed domain", c.domains.create, {"name": "example.test"})
-    created.append(("domain", "example.test"))
-    do.call("seed record", c.domains.create_record, "example.test",
-            {"type": "A", "name": "www", "data": "127.99.0.1", "ttl": 300})
+    # The spec's sites share this domain: an earlier feature's `up` may have made it.
+    domains = {d["name"] for d in do.list_all("list domains", c.domains.list, "domains")}
+    if "example.test" not in domains:
+        do.call("seed domain", c.domains.create, {"name": "example.test"})
+        created.append(("domain", "example.test"))
+    _seed_record(do, created, {"type": "A", "name": "www", "data": "127.99.0.1", "ttl": 300})
+    _seed_record(do, created, {"type": "TXT", "name": "@", "data": "bystander-verification",
+                               "ttl": 300})
+    action = do.call("seed droplet snapshot", c.droplet_actions.post, droplet["id"],
+                     {"type": "snapshot", "name": "bystander-droplet-snap"})["action"]
+    do.wait_until("the bystander droplet snapshot",
+                  lambda: do.call("get", c.droplet_actions.get, droplet["id"], action["id"])
+                  ["action"]["status"] == "completed", 600)
+    created += [("snapshot", s["id"]) for s in do.list_all(
+        "list snapshots", c.snapshots.list, "snapshots", resource_type="droplet")
+        if s["name"] == "bystander-droplet-snap"]
+    # Left importing: its status moves on by itself, its name and tags must not.
+    image = do.call("seed image", c.images.create_custom, {
+        "name": "bystander-image", "url": "https://images.example.test/bystander.img",
+        "region": "nyc3", "distribution": "Debian"})["image"]
+    created.append(("image", image["id"]))
+    return created + _seed_other_site(do)
+
+
+# Another site in the same account: it carries a site tag and a run tag like ours,
+# and its records sit in the same domain as our sites' records. Nothing of ours
+# (up, down, failover, sweep) may touch it.
+OTHER_SITE = "someone-else"
+OTHER_TAGS = [f"truenas-site:{OTHER_SITE}", "truenas-run:0ther51te"]
+
+
+def _seed_other_site(do: DigitalOcean) -> list[tuple[str, object]]:
+    c = do.client
+    created: list[tuple[str, object]] = []
+    volume = do.call("seed volume", c.volumes.create, {
+        "name": f"{OTHER_SITE}-data-a", "size_gigabytes": 10, "region": "nyc3",
+        "tags": OTHER_TAGS})["volume"]
+    created.append(("volume", volume["id"]))
+    droplet = do.call("seed droplet", c.droplets.create, {
+        "name": f"{OTHER_SITE}-truenas", "size": "s-1vcpu-1gb", "region": "nyc3",
+        "image": "debian-12-x64", "volumes": [volume["id"]], "tags": OTHER_TAGS})["droplet"]
+    created.append(("droplet", droplet["id"]))
+    droplet = do.wait_until(
+        "the other site's droplet to boot",
+        lambda: (d := do.call("get", c.droplets.get, droplet["id"])["droplet"])["status"]
+        == "active" and d, 600)
+    snapshot = do.call("seed snapshot", c.volume_snapshots.create, volume["id"],
+                       {"name": f"{OTHER_SITE}-snap", "tags": OTHER_TAGS})["snapshot"]
+    created.append(("snapshot", snapshot["id"]))
+    image = do.call("seed image", c.images.create_custom, {
+        "name": f"{OTHER_SITE}-truenas-scale", "region": "nyc3", "distribution": "Unknown",
+        "url": "https://images.example.test/truenas-scale.img", "tags": OTHER_TAGS})["image"]
+    created.append(("image", image["id"]))
+    firewall = do.call("seed firewall", c.firewalls.create, {
+        "name": f"{OTHER_SITE}-firewall", "tags": OTHER_TAGS[:1],
+        "inbound_rules": [{"protocol": "tcp", "ports": "443",
+                           "sources": {"addresses": ["0.0.0.0/0", "::/0"]}}],
+    })["firewall"]
+    created.append(("firewall", firewall["id"]))
+    address = next(n["ip_address"] for n in droplet["networks"]["v4"] if n["type"] == "public")
+    for name in (OTHER_SITE, f"ci-{OTHER_SITE}"):
+        _seed_record(do, created, {"type": "A", "name": name, "data": address, "ttl": 300})
     return created
+
+
+def _seed_record(do: DigitalOcean, created: list[tuple[str, object]], body: dict) -> None:
+    record = do.call("seed record", do.client.domains.create_record, "example.test",
+                     body)["domain_record"]
+    created.append(("record", ("example.test", record["id"])))
 
 
 def _unseed(do: DigitalOcean, created: list[tuple[str, object]]) -> None:
     c = do.client
     deleters = {"firewall": c.firewalls.delete, "droplet": c.droplets.destroy,
-                "snapshot": c.snapshots.delete, "domain": c.domains.delete}
+                "snapshot": c.snapshots.delete, "image": c.images.delete,
+                "domain": c.domains.delete}
+    for kind, ident in created:
+        if kind == "record":
+            do.ignore_missing("remove bystander record", c.domains.delete_record, *ident)
     for kind, ident in created:
         if kind in deleters:
             do.ignore_missing(f"remove bystander {kind}", deleters[kind], ident)
@@ -160,10 +232,10 @@ def _unseed(do: DigitalOcean, created: list[tuple[str, object]]) -> None:
 
 @pytest.fixture(scope="session")
 def bystanders(target: Target) -> Bystanders:
-    do = DigitalOcean(target)
-    if target.read_only:
+    if target.read_only:   # seeds nothing, and may have no DigitalOcean token
         yield Bystanders(set(), {})
         return
+    do = DigitalOcean(target)
     before = set(inventory.take(do))
     created = _seed(do)
     after = inventory.take(do)

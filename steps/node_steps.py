@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 
+import pytest
 from pytest_bdd import given, parsers, then, when
 from typer.testing import CliRunner
 
@@ -19,7 +20,7 @@ from infra.state import StateDir
 from infra.storage import Repair
 from infra.up import Provisioner
 from steps import inventory
-from steps.fixtures import Bystanders, ScenarioContext
+from steps.fixtures import OTHER_TAGS, Bystanders, ScenarioContext
 from steps.sites import DOMAIN, build_site, set_field, site_data
 
 
@@ -55,6 +56,14 @@ def _site_inventory(spec: ScenarioContext, name: str) -> dict[str, dict]:
 @given("the account holds resources that belong to no site")
 def _bystanders(bystanders: Bystanders) -> None:
     assert bystanders.keys or bystanders.baseline == {}
+    if bystanders.keys:
+        # Every family a run creates or deletes, untagged and another site's (issue 6 §3).
+        families = {key.split(":")[0] for key in bystanders.keys}
+        assert families >= {"droplet", "volume", "record", "firewall", "snapshot", "image"}, \
+            families
+        other = {key.split(":")[0] for key, attrs in bystanders.baseline.items()
+                 if OTHER_TAGS[0] in attrs.get("tags", [])}
+        assert other >= {"droplet", "volume", "snapshot", "image", "firewall"}, other
 
 
 @given(parsers.parse('the site "{name}" is not up'))
@@ -148,8 +157,32 @@ def _take_down(spec: ScenarioContext, name: str) -> None:
     _down(spec, name)
 
 
+@given(parsers.parse('the run that brought the site "{name}" up was abandoned {hours:d} hours '
+                     'ago'))
+def _abandoned(spec: ScenarioContext, name: str, hours: int) -> None:
+    """Left up, never taken down: the fake's clock moves on, so its resources age."""
+    spec.abandoned_run = _state(spec, name).run_id()
+    spec.target.admin().advance_clock(hours * 3600)
+
+
+@when(parsers.parse("I sweep that run's resources older than {hours:d} hours"))
+def _sweep(spec: ScenarioContext, hours: int) -> None:
+    from datetime import timedelta
+
+    from infra.sweep import Sweeper
+
+    spec.last_log = RequestLog()
+    Sweeper(spec.client(spec.last_log), scope_tag="spec-suite").sweep(
+        timedelta(hours=hours), run_id=spec.abandoned_run)
+
+
 @when(parsers.parse('I run "{command}" with that site file'))
 def _run_cli(spec: ScenarioContext, command: str) -> None:
+    if spec.target.read_only and command != "plan":
+        # Outside the fake, the CLI runs against whatever account the environment
+        # names: a scenario that reaches here on `existing` would change a live site.
+        pytest.fail(f"this scenario runs `{command}` against a site someone runs: tag it "
+                    "@destructive", pytrace=False)
     args = [command, "--site", str(spec.site_file),
             "--state-dir", str(spec.state_root / "invalid")]
     env = {}

@@ -21,6 +21,14 @@ FAKE_IMAGE_URL = "https://images.example.test/truenas-scale-25.10.img.gz"
 FRONT_DOOR_CHALLENGES = {"door-h": "http-01", "door-d": "dns-01"}
 ADMIN_NETWORK = "127.0.0.0/24"
 
+# The apps sites (features/apps.feature): a front door like door-h (http-01, admin
+# network 127.0.0.0/24, no periodic snapshots) running the three project charts.
+# Every site named apps-* gets them (apps-1 is brought up; others only feed refused
+# site files). uro has no published image (anchors-and-vsekai.md §4 uro): a real
+# run names one in SPEC_URO_IMAGE; the fake recognises any image named .../uro.
+APPS_PREFIX = "apps-"
+URO_IMAGE = os.environ.get("SPEC_URO_IMAGE", "ghcr.io/v-sekai/uro:2025.06.1")
+
 
 def site_data(name: str) -> dict:
     """A valid site file (as TOML data) for a site called `name`."""
@@ -31,6 +39,13 @@ def site_data(name: str) -> dict:
         data["snapshots"] = []
         if os.environ.get("SPEC_ACME_DIRECTORY"):
             data["tls"]["directory"] = os.environ["SPEC_ACME_DIRECTORY"]
+    if name.startswith(APPS_PREFIX):
+        data["tls"] = {"challenge": "http-01"}
+        if os.environ.get("SPEC_ACME_DIRECTORY"):
+            data["tls"]["directory"] = os.environ["SPEC_ACME_DIRECTORY"]
+        data["access"]["admin_cidrs"] = [ADMIN_NETWORK]
+        data["snapshots"] = []
+        data["apps"] = {"cockroachdb": {}, "gocd": {}, "uro": {"image": URO_IMAGE}}
     return data
 
 

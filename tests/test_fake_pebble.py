@@ -15,7 +15,7 @@ import requests
 from cryptography import x509
 
 from fakes.world import World
-from infra.target import Target
+from infra.target import REAL_CLI_REQUIRED, Target
 
 
 def _described(world: World) -> dict:
@@ -74,11 +74,13 @@ def test_a_world_without_pebble_says_how_to_install_it(tmp_path, monkeypatch) ->
 
 
 def test_a_real_target_defaults_to_lets_encrypt_staging() -> None:
-    target = Target.real_from_env({"DIGITALOCEAN_TOKEN": "dop_v1_x"})
+    target = Target.real_from_env({"DIGITALOCEAN_TOKEN": "dop_v1_x"},
+                                  required=REAL_CLI_REQUIRED)
     assert target.acme_directory == "https://acme-staging-v02.api.letsencrypt.org/directory"
     assert target.acme_root_ca is None
     chosen = Target.real_from_env({"DIGITALOCEAN_TOKEN": "dop_v1_x",
-                                   "ACME_DIRECTORY": "https://acme.example.test/dir"})
+                                   "ACME_DIRECTORY": "https://acme.example.test/dir"},
+                                  required=REAL_CLI_REQUIRED)
     assert chosen.acme_directory == "https://acme.example.test/dir"
 
 

@@ -10,6 +10,7 @@ BOOTING for BOOT_SECONDS of virtual time, then READY (truenas-api.md §4 System)
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from fakes.truenas.jobs import JobManager
 
 BOOT_SECONDS = 90.0          # TrueNAS middleware takes a minute or two to come up
 TRUENAS_VERSION = "25.10.2"
+CALL_JOURNAL_SIZE = 20000
 
 
 @dataclass
@@ -53,6 +55,10 @@ class TrueNASNode:
     # what it can reach of the world (fakes.truenas.fleet.WorldServices).
     network: Any = field(init=False, default=None)
     world_services: Any = field(init=False, default=None)
+    # The names of the methods called on this node, oldest first (bounded): a test's
+    # evidence of what a run asked of the node (admin API: GET /_admin/truenas/calls).
+    # Deliberately minimal: names only, no params (they may hold secrets).
+    calls: deque = field(init=False, default_factory=lambda: deque(maxlen=CALL_JOURNAL_SIZE))
 
     def __post_init__(self) -> None:
         from fakes.truenas.models.storage import NodeStorage
@@ -98,6 +104,7 @@ class TrueNASNode:
         """Run a method: returns its result, or a Job for job methods."""
         from fakes.truenas.methods import METHODS
 
+        self.calls.append(method)
         handler = METHODS.get(method)
         if handler is None:
             raise MethodNotFound(method)

@@ -190,6 +190,7 @@ class RpcSession:
             with self.node.lock:
                 session_method = self._session_methods.get(method)
                 if session_method is not None:
+                    self.node.calls.append(method)   # node methods are journaled by the node
                     result = session_method(params, request_id)
                 else:
                     context = CallContext(message_id=request_id, username=self.username,

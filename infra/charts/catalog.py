@@ -9,6 +9,7 @@ route's service exists.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from functools import cache
@@ -24,6 +25,9 @@ from infra.charts.settings import SettingSpec
 from infra.charts.template import TemplateError, names_in, walk_strings
 
 CHARTS_DIR = Path(__file__).resolve().parents[2] / "charts"
+# Another charts directory in place of the repository's (the spec renders a copy with
+# a bumped chart_version to exercise an upgrade; an operator can try local charts).
+CHARTS_ENV = "TRUENAS_SITE_CHARTS"
 # truenas-schemas/app.create.json: app_name pattern and maxLength
 APP_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -67,7 +71,9 @@ class FileSpec(_Strict):
     mode: Annotated[int, Field(ge=0, le=0o777)] = 0o644
     # reload: the service watches the file (Caddy --watch): a change is only uploaded.
     # redeploy: a change is part of the app's hash, so the app is updated too.
-    on_change: Literal["reload", "redeploy"] = "redeploy"
+    # create: written only when absent, never overwritten and not in the hash: a seed
+    # the service owns afterwards (GoCD rewrites its cruise-config.xml itself).
+    on_change: Literal["reload", "redeploy", "create"] = "redeploy"
 
     @field_validator("path")
     @classmethod
@@ -101,10 +107,23 @@ class DatasetSpec(_Strict):
 
 
 class Route(_Strict):
-    """A public hostname the ingress sends to one of this chart's services."""
+    """A public hostname the ingress sends to one of this chart's services.
+
+    `strip_path_prefix`: removed from the start of a request's path before it is
+    proxied (Caddy's rewrite handler; what a Caddyfile's `handle_path /api/v1/*`
+    does), so uro's `/health` answers at `https://<host>/api/v1/health`. A path
+    without the prefix is proxied unchanged."""
     hostname_setting: str
     service: str
     port: Annotated[int, Field(ge=1, le=65535)]
+    strip_path_prefix: str | None = None
+
+    @field_validator("strip_path_prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+            raise ValueError(f"{value!r} must be a path such as /api/v1 (no trailing /)")
+        return value
 
 
 class Chart(_Strict):
@@ -119,6 +138,9 @@ class Chart(_Strict):
     files: list[FileSpec] = Field(default_factory=list)
     datasets: list[DatasetSpec] = Field(default_factory=list)
     routes: list[Route] = Field(default_factory=list)
+    # Port settings whose host port only the site's admin CIDRs may reach: the cloud
+    # firewall opens each to access.admin_cidrs and to nobody else (infra/desired.py).
+    admin_ports: list[str] = Field(default_factory=list)
     # Filled by the loader, not read from chart.toml:
     directory: Path = Path(".")
     template: dict[str, Any] = Field(default_factory=dict)
@@ -168,6 +190,10 @@ class Chart(_Strict):
             if spec is None or spec.type != "hostname":
                 raise ValueError(f"routes[{index}].hostname_setting: {route.hostname_setting!r}"
                                  " is not a setting of type hostname")
+        for index, name in enumerate(self.admin_ports):
+            spec = self.settings.get(name)
+            if spec is None or spec.type != "port":
+                raise ValueError(f"admin_ports[{index}]: {name!r} is not a setting of type port")
         paths = [f.path for f in self.files]
         if len(set(paths)) != len(paths):
             raise ValueError("files: a path is listed twice")
@@ -259,14 +285,23 @@ def _check_template(chart: Chart, compose_name: str) -> list[str]:
         except TemplateError as exc:
             problems.append(f"{compose_name}: {exc}")
     services = chart.template["services"]
+    allowed = {f"${{image.{key}}}" for key in chart.images} | {
+        f"${{settings.{key}}}" for key, spec in chart.settings.items() if spec.type == "image"}
     for service, body in services.items():
         image = body.get("image") if isinstance(body, dict) else None
-        if image not in {f"${{image.{key}}}" for key in chart.images}:
+        if image not in allowed:
             problems.append(f"{compose_name}: services.{service}.image: must be one of the "
-                            "chart's pinned images, written ${image.<name>}")
+                            "chart's pinned images, written ${image.<name>}, or a setting of "
+                            "type image, ${settings.<name>}")
     if chart.health.service not in services:
         problems.append(f"{_display(chart.directory / 'chart.toml')}: health.service: "
                         f"{chart.health.service!r} is not a service of {compose_name}")
+    published = {text for where, text in walk_strings(chart.template)
+                 if ".ports" in where}
+    for index, name in enumerate(chart.admin_ports):
+        if not any(f"${{settings.{name}}}" in text for text in published):
+            problems.append(f"{_display(chart.directory / 'chart.toml')}: admin_ports[{index}]:"
+                            f" no service publishes ${{settings.{name}}} in its ports")
     for index, route in enumerate(chart.routes):
         if route.service not in services:
             problems.append(f"{_display(chart.directory / 'chart.toml')}: routes[{index}]."
@@ -328,6 +363,11 @@ class Catalog:
 
 
 @cache
+def _catalog_at(root: Path) -> Catalog:
+    return Catalog.load(root)
+
+
 def default_catalog() -> Catalog:
-    """The repository's charts, loaded once per process."""
-    return Catalog.load(CHARTS_DIR)
+    """The repository's charts (or those under $TRUENAS_SITE_CHARTS), each directory
+    loaded once per process."""
+    return _catalog_at(Path(os.environ.get(CHARTS_ENV) or CHARTS_DIR).resolve())

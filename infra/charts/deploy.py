@@ -9,7 +9,8 @@ UI listens on (`system.general.config`), nor one another app holds.
    reach RUNNING.
 2. The apps' datasets (`<pool>/apps/<app>/...`), parents first.
 3. Each app's files (`filesystem.put`), after reading the current bytes back
-   (`filesystem.get`) so that an unchanged file is not written again.
+   (`filesystem.get`) so that an unchanged file is not written again; a file marked
+   `on_change = "create"` only when it is not there at all.
 4. `app.create` (custom_app + custom_compose_config) for a new app, `app.update` when
    the rendered project's hash differs from the deployed one (read from the
    project's `x-truenas-site` extension via `app.query` with `retrieve_config`, or
@@ -22,6 +23,7 @@ Apps that are not this site's are never touched: their ports only count as taken
 
 from __future__ import annotations
 
+import errno
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,9 +193,23 @@ class ChartDeployer:
         except (JobFailed, TransferFailed, TrueNASCallError):
             return None  # not there yet (ENOENT), or unreadable: write it
 
+    def _exists(self, path: str) -> bool:
+        """Whether `path` is on the node (filesystem.stat; ENOENT: not there). Any other
+        failure propagates: a file the service owns is never overwritten on a guess."""
+        try:
+            self.client.call("filesystem.stat", path)
+        except TrueNASCallError as exc:
+            if exc.errno == errno.ENOENT or exc.errname == "ENOENT":
+                return False
+            raise
+        return True
+
     def _files(self, app: RenderedApp) -> None:
         for rendered in app.files:
-            if self._current_bytes(rendered.path) == rendered.content:
+            if rendered.on_change == "create":
+                if self._exists(rendered.path):
+                    continue  # a seed the service now owns (and may have rewritten)
+            elif self._current_bytes(rendered.path) == rendered.content:
                 continue
             self._change(f"write {rendered.path} ({len(rendered.content)} bytes)")
             try:

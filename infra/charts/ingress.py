@@ -29,6 +29,7 @@ class IngressRoute:
     hostname: str
     dial: str          # service:port, resolved in the app network by Caddy
     setting: str = ""  # where the hostname came from: apps.<chart>.<setting>
+    strip_path_prefix: str | None = None  # removed from the path before proxying
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,20 @@ def https_server(routes: list[IngressRoute], tls_min_version: str) -> dict:
     return {
         "listen": [":443"], "automatic_https": {"disable": True},
         "tls_connection_policies": [{"protocol_min": tls_min_version}],
-        "routes": [
-            *({"match": [{"host": [route.hostname]}],
-               "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": route.dial}]}]}
-              for route in ordered),
-            _not_found(),
-        ],
+        "routes": [*(_proxy_route(route) for route in ordered), _not_found()],
     }
+
+
+def _proxy_route(route: IngressRoute) -> dict:
+    """One hostname's route. With a prefix to strip, a `rewrite` handler runs first:
+    Caddy's http.handlers.rewrite `strip_path_prefix` (what the Caddyfile's
+    `handle_path` compiles to) removes it when the path starts with it, and the
+    reverse_proxy then sends the rewritten path upstream."""
+    handle: list[dict] = []
+    if route.strip_path_prefix:
+        handle.append({"handler": "rewrite", "strip_path_prefix": route.strip_path_prefix})
+    handle.append({"handler": "reverse_proxy", "upstreams": [{"dial": route.dial}]})
+    return {"match": [{"host": [route.hostname]}], "handle": handle}
 
 
 def caddy_config(routes: list[IngressRoute], *, tls_ready: bool,

@@ -4,7 +4,8 @@ files to upload, with a hash that says whether anything the app sees changed.
 - Settings: the site file's `[apps.<chart>]` values over the chart's defaults.
 - Secrets: infra/charts/secretstore.py (site-named files, environment, generated once).
 - The hash covers the chart and app versions, the project (secrets included, since
-  a changed secret must reach the app) and the files marked `on_change = "redeploy"`;
+  a changed secret must reach the app) and the files marked `on_change = "redeploy"`
+  (a `create` file is a seed written once: a change to it cannot reach the app);
   it is stored in the project's `x-truenas-site` extension (and in the state
   directory) so a later `up` can tell an unchanged app from a changed one.
 - Rendering is deterministic: the same inputs give the same bytes and hash.
@@ -95,6 +96,13 @@ def settings_for(chart: Chart, site: Site) -> tuple[dict[str, Any], list[str]]:
             values[name] = given[name]
         elif spec.default is not None:
             values[name] = spec.default
+        elif spec.default_dns_hostname is not None:
+            index = spec.default_dns_hostname
+            if index < len(site.dns.hostnames):
+                values[name] = site.dns.hostnames[index]
+            else:
+                problems.append(f"apps.{chart.name}.{name}: is required: the site has no "
+                                f"dns.hostnames[{index}] to default to ({spec.description})")
         else:
             problems.append(f"apps.{chart.name}.{name}: is required ({spec.description})")
     return values, problems
@@ -102,8 +110,24 @@ def settings_for(chart: Chart, site: Site) -> tuple[dict[str, Any], list[str]]:
 
 def routes_of(chart: Chart, settings: Mapping[str, Any]) -> list[IngressRoute]:
     return [IngressRoute(settings[route.hostname_setting], f"{route.service}:{route.port}",
-                         f"apps.{chart.name}.{route.hostname_setting}")
+                         f"apps.{chart.name}.{route.hostname_setting}",
+                         route.strip_path_prefix)
             for route in chart.routes if route.hostname_setting in settings]
+
+
+def admin_ports(site: Site, catalog: Catalog | None = None) -> list[tuple[int, str]]:
+    """The host ports the site's charts publish for its admins only (`admin_ports`),
+    each with the setting it comes from, sorted: the firewall opens them to
+    access.admin_cidrs (infra/desired.py)."""
+    catalog = catalog or default_catalog()
+    found: dict[int, str] = {}
+    for name in enabled_charts(site, catalog):
+        chart = catalog[name]
+        settings, _ = settings_for(chart, site)
+        for setting in chart.admin_ports:
+            if setting in settings:
+                found.setdefault(int(settings[setting]), f"apps.{chart.name}.{setting}")
+    return sorted(found.items())
 
 
 def canonical(value: Any) -> bytes:

@@ -8,7 +8,9 @@ Types:
   Compose specification's "byte value" format), at least Docker's minimum of 6 MiB.
 Optional constraints: `choices`, `minimum`/`maximum` (integers and ports), `pattern`
 (strings). A setting is either `required` (no default: the site file must give it)
-or has a default that obeys its own type.
+or has a default that obeys its own type. A hostname setting may instead default to
+one of the site's public hostnames, `default_dns_hostname = <index>` into
+dns.hostnames (the charts cannot know a site's names in advance).
 """
 
 from __future__ import annotations
@@ -54,12 +56,18 @@ class SettingSpec(BaseModel):
     minimum: int | None = None
     maximum: int | None = None
     pattern: str | None = None
+    default_dns_hostname: int | None = None  # index into the site's dns.hostnames
 
     @model_validator(mode="after")
     def _default(self) -> SettingSpec:
-        if self.required and self.default is not None:
+        dynamic = self.default_dns_hostname
+        if dynamic is not None and (self.type != "hostname" or dynamic < 0
+                                    or self.default is not None):
+            raise ValueError("default_dns_hostname is an index (0, 1, ...) into dns.hostnames, "
+                             "for a hostname setting without a default")
+        if self.required and (self.default is not None or dynamic is not None):
             raise ValueError("a required setting has no default (drop one of them)")
-        if not self.required and self.default is None:
+        if not self.required and self.default is None and dynamic is None:
             raise ValueError("give a default, or mark the setting required = true")
         if self.pattern is not None:
             try:

@@ -4,7 +4,8 @@ and the place in its project; the values of secrets are scrubbed out of messages
 1. The Compose specification's JSON schema (compose-spec/compose-spec,
    schema/compose-spec.json), as vendored and kept current by the check-jsonschema
    package (`check_jsonschema/builtin_schemas/vendor/compose-spec.json`).
-2. Images: every service runs one of its chart's pinned images.
+2. Images: every service runs one of its chart's pinned images (or a pinned image
+   the site file names in a setting of type image, such as apps.uro.image).
 3. Host paths: bind mounts only from inside `/mnt/<site pool>/` (normalised, so
    `..` cannot climb out); no named volumes (their data would live in Docker's own
    dataset, outside the site's snapshots); no host networking (its ports escape the
@@ -107,7 +108,10 @@ def _volume_problems(app: RenderedApp, pool: str) -> list[str]:
 
 def _image_problems(app: RenderedApp) -> list[str]:
     problems = []
-    allowed = set(app.chart.images.values())
+    # the chart's own pins, and images the site names in settings of type image
+    allowed = set(app.chart.images.values()) | {
+        str(app.settings[key]) for key, spec in app.chart.settings.items()
+        if spec.type == "image" and key in app.settings}
     for service, body in app.compose.get("services", {}).items():
         image = body.get("image")
         where = f"app {app.name}: services.{service}.image"

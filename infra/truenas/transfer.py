@@ -15,6 +15,8 @@ is refused outright.
 
 from __future__ import annotations
 
+import logging
+import re
 import ssl
 from typing import Any
 
@@ -22,6 +24,23 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from infra.truenas.errors import InsecureTransport
+
+_TOKEN_IN_URL = re.compile(r"(auth_token=)[^&\s\"']+")
+
+
+class _RedactDownloadTokens(logging.Filter):
+    """urllib3 logs every request line at DEBUG, and a `/_download` URL carries its
+    one-time token in the query (truenas-api.md §4 Files: core.download returns it
+    so): the token is blanked before any handler sees the line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "auth_token=" in text:
+            record.msg, record.args = _TOKEN_IN_URL.sub(r"\1********", text), None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactDownloadTokens())
 
 
 class PinnedAdapter(HTTPAdapter):

@@ -17,6 +17,7 @@ can be lost doing so, because a WebSocket server never speaks before the request
 
 from __future__ import annotations
 
+import logging
 import select
 import ssl
 import time
@@ -66,6 +67,20 @@ class TicketDrainingConnection(ClientConnection):
         super().__init__(sock, protocol, **kwargs)
 
 
+class _NoFrameLog(logging.LoggerAdapter):
+    """websockets' own logger, never enabled for DEBUG. At DEBUG websockets logs the
+    text of every frame (websockets/protocol.py, `if self.debug`), and our frames carry
+    the TrueNAS API key (auth.login_with_api_key) and the DigitalOcean token (the ACME
+    DNS authenticator): a `--log-level=DEBUG` run put the tail of both in its log and
+    JUnit report. It decides once per connection, from isEnabledFor(DEBUG)."""
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+
+_WIRE_LOG = _NoFrameLog(logging.getLogger("websockets.client"))
+
+
 def open_websocket(url: str, ssl_context: ssl.SSLContext, open_timeout: float,
                    max_size: int) -> Any:
     """websockets' connect(), not yet entered (enter it as a context manager)."""
@@ -79,4 +94,5 @@ def open_websocket(url: str, ssl_context: ssl.SSLContext, open_timeout: float,
         max_size=max_size,
         user_agent_header="truenas-site",
         create_connection=TicketDrainingConnection,
+        logger=_WIRE_LOG,
     )

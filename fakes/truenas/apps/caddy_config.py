@@ -95,6 +95,11 @@ _PROXY = frozenset({"handler", "transport", "circuit_breaker", "load_balancing",
 _PROXY_OK = frozenset({"handler", "transport", "upstreams", "flush_interval", "verbose_logs"})
 _UPSTREAM = frozenset({"dial", "max_requests"})
 
+# modules/caddyhttp/rewrite/rewrite.go Rewrite; only strip_path_prefix is emulated
+_REWRITE = frozenset({"handler", "method", "uri", "strip_path_prefix", "strip_path_suffix",
+                      "uri_substring", "path_regexp", "query", "force_modify_query"})
+_REWRITE_OK = frozenset({"handler", "strip_path_prefix"})
+
 _TLS_APP = frozenset({"certificates", "automation", "session_tickets", "cache",
                       "disable_ocsp_stapling"})
 _TLS_APP_OK = frozenset({"certificates", "session_tickets", "cache", "disable_ocsp_stapling"})
@@ -160,7 +165,14 @@ class ReverseProxy:
     dials: tuple[str, ...]
 
 
-Handler = StaticResponse | FileServer | ReverseProxy
+@dataclass(frozen=True)
+class Rewrite:
+    """http.handlers.rewrite: mutates the request, then the chain goes on."""
+
+    strip_path_prefix: str
+
+
+Handler = StaticResponse | FileServer | ReverseProxy | Rewrite
 
 
 @dataclass(frozen=True)
@@ -481,6 +493,10 @@ def _handler(value: Any, where: str) -> Handler:
         return _file_server(obj, hwhere)
     if name == "reverse_proxy":
         return _reverse_proxy(obj, hwhere)
+    if name == "rewrite":
+        _fields(obj, hwhere, _REWRITE, _REWRITE_OK)
+        return Rewrite(_string(obj.get("strip_path_prefix"), _where(hwhere,
+                                                                     "strip_path_prefix")))
     raise NotEmulated(f"{hwhere}: the fake Caddy does not emulate handler "
                       f"http.handlers.{name}")
 

@@ -24,6 +24,14 @@ Behaviour followed (Caddy v2.8.4 source, modules/caddyhttp):
   refused or unresolvable -> 502, no upstream -> 503; the response is streamed back;
   protocol upgrades (101, WebSocket) are spliced through.
 - A reload closes the old server's idle connections (Caddy's graceful shutdown).
+- rewrite/rewrite.go (`strip_path_prefix`, the only rewrite field emulated): the
+  prefix gets a leading `/`; the escaped path is cleaned (slashes merged unless the
+  prefix has `//`); the prefix is trimmed when the path starts with it, compared
+  case-insensitively and in unescaped form except where the prefix itself uses a
+  `%xx` escape; the result is anchored at `/` (current Caddy's canonicalizePath;
+  2.8.4 leaves the path empty and Go sends "/" upstream: the same on the wire). The
+  handler never responds: the chain goes on with the rewritten request, which later
+  matchers and the proxied request line see (`{http.request.orig_uri}` is not kept).
 Limits of the fake: a directory requested without a trailing slash is not redirected
 (the fake's file access cannot tell a directory from a missing file: 404).
 """
@@ -38,6 +46,8 @@ import mimetypes
 import posixpath
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import replace as replace_fields
+from urllib.parse import unquote
 
 import h11
 
@@ -45,6 +55,7 @@ from fakes.truenas.apps.caddy_config import (
     CONTAINER_WORKDIR,
     FileServer,
     ReverseProxy,
+    Rewrite,
     Server,
     StaticResponse,
     replace,
@@ -61,6 +72,7 @@ from fakes.truenas.apps.caddy_http import (
     PlainStream,
     Request,
     Stream,
+    _clean_for_match,
     go_clean,
     next_event,
     parse_request,
@@ -317,6 +329,40 @@ async def _reverse_proxy(h: ReverseProxy, exchange: Exchange, host: Host,
     return True
 
 
+async def _rewrite(h: Rewrite, exchange: Exchange, host: Host,
+                   lookup: Callable[[str], str | None]) -> bool:
+    prefix = replace(h.strip_path_prefix, lookup, unknown_as_empty=True)
+    if not prefix:
+        return False
+    if not prefix.startswith("/"):
+        prefix = "/" + prefix
+    req = exchange.request
+    escaped = _clean_for_match(req.raw_path, "//" not in prefix)
+    trimmed = trim_path_prefix(escaped, prefix)
+    if trimmed != escaped:
+        raw_path = trimmed if trimmed.startswith("/") else "/" + trimmed
+        exchange.request = replace_fields(
+            req, raw_path=raw_path, path=unquote(raw_path),
+            target=raw_path + ("?" + req.query if req.query else ""))
+    return False
+
+
+def trim_path_prefix(escaped_path: str, prefix: str) -> str:
+    """rewrite.go trimPathPrefix: lock-step, case-insensitive, unescaped comparison
+    except where the prefix itself has a %xx escape."""
+    i_path = i_prefix = 0
+    while i_path < len(escaped_path) and i_prefix < len(prefix):
+        ch = escaped_path[i_path]
+        if ch == "%" and prefix[i_prefix] != "%" and len(escaped_path) >= i_path + 3:
+            ch = unquote(escaped_path[i_path:i_path + 3])
+            i_path += 2
+        if ch.lower() != prefix[i_prefix].lower():
+            return escaped_path
+        i_path += 1
+        i_prefix += 1
+    return escaped_path[i_path:] if i_prefix >= len(prefix) else escaped_path
+
+
 def _connection_tokens(values: list[str]) -> set[str]:
     return {token.strip().lower() for value in values for token in value.split(",")
             if token.strip()}
@@ -428,4 +474,5 @@ _HANDLERS: dict[type, Callable[..., Awaitable[bool]]] = {
     StaticResponse: _static_response,
     FileServer: _file_server,
     ReverseProxy: _reverse_proxy,
+    Rewrite: _rewrite,
 }

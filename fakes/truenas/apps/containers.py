@@ -76,6 +76,7 @@ class Container:
         self.restarts = 0
         self.restart_delay = 0.0
         self.bound: list[Bound] = []
+        self.internal: dict[int, int] = {}          # container port -> internal listener
         self.services: dict[int, Any] = {}          # what the process listens on
         self.running_view: RunningContainer | None = None
         self._timers: list[Any] = []
@@ -288,8 +289,28 @@ class Container:
     def read_host_file(self, host_path: str) -> bytes | None:
         return self.runtime.read_host_file(host_path)
 
+    def write_host_file(self, host_path: str, data: bytes) -> None:
+        self.runtime.write_host_file(host_path, data)
+
     def resolve(self, dial: str) -> tuple[str, int] | None:
         return self.runtime.resolve(self, dial)
+
+    def ask(self, dial: str, request: bytes) -> bytes | None:
+        """One short exchange with the process behind `dial`, inside the model (see
+        RunningContainer.ask)."""
+        with self.node.lock:
+            found = self.runtime.ports.peer(self, dial)
+            if found is None:
+                return None
+            other, port = found
+            view = other.running_view
+            if view is None or port not in other.services:
+                return None             # nothing listens there: connection refused
+            try:
+                return other.behaviour.answer(view, port, request)
+            except Exception:  # noqa: BLE001 - an emulation bug is a failed exchange
+                log.exception("%s answering on %s failed", other.name, port)
+                return None
 
     # --- app.query -------------------------------------------------------------------
     def port_config(self) -> list[dict]:

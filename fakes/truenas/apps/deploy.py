@@ -20,6 +20,8 @@ Facts followed:
   fails the start. It returns once every container has been started, without
   waiting for the last ones to become healthy, which is why app.query says
   DEPLOYING right after app.create returns.
+- before creating containers it makes sure the project's networks exist
+  (networks.py: an external one that is missing fails the `up`);
 - Without `--force-recreate`, Compose recreates only the services whose
   configuration changed (it compares a hash of each service's configuration) and
   leaves the others running; `ComposeUp(force_recreate=False)` does that. TrueNAS
@@ -93,6 +95,10 @@ class ComposeUp:
         if self.finished:
             return
         self.runtime.images |= images
+        problem = self.runtime.networks.ensure(self.app)
+        if problem is not None:
+            self._fail(problem)
+            return
         for name in self.app.project.start_order():
             if name in self.app.containers:
                 continue

@@ -39,6 +39,11 @@ Contract (issue 4 contract.md):
 - A behaviour that changes what it serves while running (Caddy's `--watch`
   reload) does it inside its own handlers or `call_later` polling: the published
   services stay the ones `start` returned until the container restarts.
+- `answer(container, port, request) -> bytes | None` (optional): what the process
+  replies on one of its ports to another container's `RunningContainer.ask(dial,
+  request)`, an exchange inside the model for code that runs under node.lock
+  (default: b"", accepted and closed). Over the wire, handlers on the node's loop use
+  `await RunningContainer.open_connection(dial)` instead.
 Threading: `start`, `healthy`, `stop` and `call_later` callbacks run with the
 world's lock (node.lock) held, on the caller's or the clock's thread. Handlers run
 on the node's asyncio loop and must reach model state through
@@ -68,6 +73,15 @@ log = logging.getLogger(__name__)
 # that repository runs (so a module that is not written yet blocks nobody).
 LAZY_MODULES: dict[str, str] = {
     "caddy": "fakes.truenas.apps.caddy",
+    "gocd/gocd-server": "fakes.truenas.apps.gocd",
+    "gocd/gocd-agent-ubuntu-24.04": "fakes.truenas.apps.gocd",
+    "cockroachdb/cockroach": "fakes.truenas.apps.cockroach",
+    "redis": "fakes.truenas.apps.redis",
+}
+# Images known by the last component of their repository, whatever the registry or
+# namespace (uro has no official image: each site builds and names its own).
+LAZY_BASENAMES: dict[str, str] = {
+    "uro": "fakes.truenas.apps.uro",
 }
 
 
@@ -106,6 +120,12 @@ class RunningContainer:
         there. Takes node.lock: from the node's loop, call it with asyncio.to_thread."""
         return self._host.read_host_file(host_path)
 
+    def write_host_file(self, host_path: str, data: bytes) -> None:
+        """Write a file on the node (a pool dataset under /mnt), as a process writing
+        through its bind mount. Takes node.lock; raises the storage's CallError (no
+        pool, read-only, full). From the node's loop, call it with asyncio.to_thread."""
+        self._host.write_host_file(host_path, data)
+
     def host_path(self, container_path: str) -> str | None:
         """The host path behind a path inside the container (longest mount wins)."""
         path = posixpath.normpath(container_path)
@@ -126,13 +146,39 @@ class RunningContainer:
 
     # --- network ----------------------------------------------------------------
     def resolve_upstream(self, dial: str) -> tuple[str, int] | None:
-        """`"service:port"` as a process in this app would dial it -> (address, port)
-        a client on the host reaches it at: the node's address and the host port the
-        service publishes that container port on. None when the name is unknown or
-        the port is not published: the fake has no container network, so a service
-        reachable only inside the app's network cannot be reached (a documented
-        limit; a real container would reach it). Takes node.lock."""
+        """`"service:port"` as a process in this container would dial it -> (address,
+        port) to connect to: the node's address and either the host port the target
+        publishes that container port on, or the internal listener the runtime opens
+        for a port the target's image listens on without publishing it (ports.py).
+        The name is a service name, container name or alias of a running container of
+        ANY app attached to a network this one is attached to (own app first). None
+        when the name is unknown there or nothing listens on that port. Connect from
+        the node's address (`open_connection` does) so the cloud firewall lets it
+        through, as traffic between containers never crosses it. Takes node.lock."""
         return self._host.resolve(dial)
+
+    async def open_connection(self, dial: str, timeout: float = 3.0
+                              ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to `"service:port"` over the wire, from the node's address (for
+        handlers and tasks on the node's loop). Raises ConnectionRefusedError when the
+        name does not resolve or nothing listens, TimeoutError after `timeout` wall
+        seconds."""
+        address = await asyncio.to_thread(self.resolve_upstream, dial)
+        if address is None:
+            raise ConnectionRefusedError(f"dial tcp {dial}: connection refused")
+        local = (address[0], 0) if address[0].startswith("127.") else None
+        return await asyncio.wait_for(asyncio.open_connection(*address, local_addr=local),
+                                      timeout)
+
+    def ask(self, dial: str, request: bytes) -> bytes | None:
+        """One short exchange with the process behind `"service:port"`, inside the
+        model (no socket): the target's `ImageBehaviour.answer(container, port,
+        request)`. None when the name does not resolve over a shared network or
+        nothing listens there (connection refused). For code that runs under
+        node.lock (start, healthy, call_later callbacks), which must not wait on the
+        node's own sockets. Takes node.lock (re-entrant); from the node's loop call
+        it with asyncio.to_thread."""
+        return self._host.ask(dial, request)
 
     # --- time and lifetime -------------------------------------------------------
     def now(self) -> float:
@@ -166,10 +212,16 @@ class ImageBehaviour:
     def stop(self, container: RunningContainer) -> None:
         return None
 
+    def answer(self, container: RunningContainer, port: int, request: bytes) -> bytes | None:
+        """What the process replies to `request` on container `port` (another
+        container's `ask`): the bytes it would write before closing, b"" for a
+        connection accepted and closed, None for one refused. Under node.lock."""
+        return b""
+
 
 GENERIC = ImageBehaviour()
 _REGISTRY: dict[str, ImageBehaviour] = {}
-_LOADED: set[str] = set()
+_LOADED: set[tuple[str, str]] = set()
 
 
 def register(repository: str, behaviour: ImageBehaviour) -> None:
@@ -180,9 +232,11 @@ def register(repository: str, behaviour: ImageBehaviour) -> None:
 def behaviour_for(repository: str | None) -> ImageBehaviour:
     if repository is None:
         return GENERIC
-    module_name = LAZY_MODULES.get(repository)
-    if module_name and module_name not in _LOADED:
-        _LOADED.add(module_name)
+    module_name = (LAZY_MODULES.get(repository)
+                   or LAZY_BASENAMES.get(repository.rsplit("/", 1)[-1]))
+    # tried once per repository (one module may serve several repositories)
+    if module_name and (module_name, repository) not in _LOADED:
+        _LOADED.add((module_name, repository))
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -191,7 +245,11 @@ def behaviour_for(repository: str | None) -> ImageBehaviour:
             log.info("no emulation of %s images yet (%s): using the generic one",
                      repository, module_name)
         else:
-            declared = getattr(module, "BEHAVIOUR", None)
+            # BEHAVIOURS (repository -> behaviour) for a module serving several
+            # images, else its one BEHAVIOUR
+            declared = getattr(module, "BEHAVIOURS", {}).get(repository)
+            if declared is None:
+                declared = getattr(module, "BEHAVIOUR", None)
             if isinstance(declared, ImageBehaviour):
                 _REGISTRY.setdefault(repository, declared)
     return _REGISTRY.get(repository, GENERIC)

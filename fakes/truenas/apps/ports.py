@@ -15,11 +15,22 @@ Facts followed:
 - `network_mode: host` ignores `ports` and the process listens on the host;
 - containers on one Docker network find each other by service name, alias or
   container name (Docker's embedded DNS), for running containers only.
+- Docker's embedded DNS answers a service name for every container attached to a
+  network the asking container is attached to, whatever project created it;
+- a container port that is not published is still reachable from containers on a
+  shared network, and from nowhere else.
 The fake serves published TCP ports through `node.network.publish(port, service,
 owner="app:<name>")` (fakes/truenas/server.py); UDP and loopback-only bindings are
 recorded (they show in app.query and clash as they would) but not served. The
-fake has no container network: a name resolves to the node's address and the
-host port the target publishes for that container port, or to nothing.
+fake has no container network of its own: a name resolves to the node's address
+and the host port the target publishes for that container port, or, for a port
+the target's image listens on without publishing it, to an internal listener the
+runtime opens for it (node address, a free port of the ephemeral range, owner
+"internal:<app>"). The cloud firewall never opens such a port (no rule names it);
+the node's own traffic bypasses the firewall (server.py), so containers reach it
+and outsiders do not. Unlike Docker, a client on the host itself could reach an
+internal listener; nothing in the fake's world connects from the node's address
+but the node's own containers.
 """
 
 from __future__ import annotations
@@ -68,6 +79,10 @@ class LocalNetwork:
 
 def owner_of(app_name: str) -> str:
     return f"app:{app_name}"
+
+
+def internal_owner(app_name: str) -> str:
+    return f"internal:{app_name}"
 
 
 def _overlap(a: str, b: str) -> bool:
@@ -162,13 +177,45 @@ class Ports:
                               f"172.16.0.2:{bound.binding.container_port}/tcp: address "
                               "already in use")
                 return self._endpoint(container, detail)
+        self._serve_internal(container)
         return None
+
+    def _serve_internal(self, container: Container) -> None:
+        """Serve the container ports its image listens on but does not publish, for
+        the containers that share a network with it."""
+        container.internal = {}
+        if container.service.network_mode is not None:
+            return              # host: already on the host; none/service:x: no network
+        published = {b.binding.container_port for b in container.bound
+                     if b.world_port is not None and b.binding.protocol == "tcp"}
+        owner = internal_owner(container.app.name)
+        for port, service in sorted(container.services.items()):
+            if port in published:
+                continue
+            taken = set(self.network.published())
+            for node_port in EPHEMERAL:
+                if node_port in taken or self._in_use(
+                        container, node_port, "tcp", "0.0.0.0", []):
+                    continue
+                try:
+                    container.internal[port] = self.network.publish(node_port, service, owner)
+                except OSError:
+                    continue        # held by someone else on the host: try the next one
+                break
+            else:
+                log.warning("app %s: no free port for %s's internal port %s",
+                            container.app.name, container.name, port)
+
+    def withdraw_app(self, app: Any) -> None:
+        """Every listener of the app (published and internal) closes."""
+        self.network.withdraw(owner_of(app.name))
+        self.network.withdraw(internal_owner(app.name))
 
     def resync(self, app: Any) -> None:
         """Withdraw the app's listeners and serve again those of its running
         containers (the network withdraws by owner only)."""
         network = self.network
-        network.withdraw(owner_of(app.name))
+        self.withdraw_app(app)
         for container in app.containers.values():
             for bound in container.bound:
                 bound.world_port = None
@@ -182,30 +229,45 @@ class Ports:
                 except OSError as exc:   # taken in between by someone else
                     log.warning("app %s: could not serve port %s again: %s", app.name,
                                 bound.host_port, exc)
+            if container.running:
+                self._serve_internal(container)
+            else:
+                container.internal = {}
 
     def release(self, container: Container) -> None:
         container.bound = []
         self.resync(container.app)
 
     # --- names ---------------------------------------------------------------------
-    def resolve(self, me: Container, dial: str) -> tuple[str, int] | None:
+    def peer(self, me: Container, dial: str) -> tuple[Container, int] | None:
+        """The running container `"host:port"` reaches from `me` (its own app's first,
+        then any app's, on a network they share) and the container port."""
         host, sep, port_text = dial.rpartition(":")
         if not sep or not port_text.isdigit():
             return None
-        port = int(port_text)
         my_networks = me.app.network_names(me.service)
-        for other in self.runtime.all_containers():
+        mine_first = sorted(self.runtime.all_containers(), key=lambda c: c.app is not me.app)
+        for other in mine_first:
             if not other.running:
                 continue
-            shared = set(my_networks) & set(other.app.network_names(other.service))
+            theirs = other.app.network_names(other.service)
+            shared = set(my_networks) & set(theirs)
             names = {other.service.name, other.name}
             for network in shared:
-                names.update(other.app.network_names(other.service)[network])
-            if not shared or host not in names:
-                continue
-            for bound in other.bound:
-                if (bound.binding.container_port == port and bound.world_port is not None
-                        and bound.binding.protocol == "tcp"):
-                    return self.runtime.node.address, bound.world_port
+                names.update(theirs[network])
+            if shared and host in names:
+                return other, int(port_text)
+        return None
+
+    def resolve(self, me: Container, dial: str) -> tuple[str, int] | None:
+        found = self.peer(me, dial)
+        if found is None:
             return None
+        other, port = found
+        for bound in other.bound:
+            if (bound.binding.container_port == port and bound.world_port is not None
+                    and bound.binding.protocol == "tcp"):
+                return self.runtime.node.address, bound.world_port
+        if port in other.internal:
+            return self.runtime.node.address, other.internal[port]
         return None

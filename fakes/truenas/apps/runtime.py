@@ -59,6 +59,7 @@ from fakes.truenas import events
 from fakes.truenas.apps import custom
 from fakes.truenas.apps.compose import Project, Service
 from fakes.truenas.apps.deploy import ComposeUp
+from fakes.truenas.apps.networks import Networks
 from fakes.truenas.apps.ports import Ports
 from fakes.truenas.errors import CallError, ValidationErrors
 
@@ -123,14 +124,16 @@ class App:
             return volume.name
         return key if volume.external else f"ix-{self.name}_{key}"
 
+    def real_network_name(self, key: str) -> str:
+        """The Docker network behind the file's key: its `name`, else the key itself for
+        an external one, else "<project>_<key>" (compose's default naming)."""
+        network = self.project.networks[key]
+        return network.name or (key if network.external else f"ix-{self.name}_{key}")
+
     def network_names(self, service: Service) -> dict[str, list[str]]:
         """The Docker networks the service joins (real names) -> its aliases there."""
-        names = {}
-        for key, aliases in service.networks.items():
-            network = self.project.networks[key]
-            real = network.name or (key if network.external else f"ix-{self.name}_{key}")
-            names[real] = aliases
-        return names
+        return {self.real_network_name(key): aliases
+                for key, aliases in service.networks.items()}
 
     @property
     def state(self) -> str:
@@ -169,7 +172,7 @@ class App:
             used = any(key in c.service.networks for c in self.containers.values())
             if network.external or not used:
                 continue
-            name = network.name or f"ix-{self.name}_{key}"
+            name = self.real_network_name(key)
             network_id = self.network_ids.setdefault(key, secrets.token_hex(32))
             shown.append({"Name": name, "Id": network_id, "Labels": {
                 "com.docker.compose.network": key,
@@ -187,6 +190,7 @@ class AppsRuntime:
         self.images: set[str] = set()                  # image references pulled
         self._apps: dict[str, dict[str, App]] = {}     # pool -> name -> app
         self.ports = Ports(self)
+        self.networks = Networks(self)
 
     # --- plumbing ----------------------------------------------------------------------
     def guarded(self, callback: Callable[[], None]) -> Callable[[], None]:
@@ -320,6 +324,12 @@ class AppsRuntime:
             except CallError:
                 return None
 
+    def write_host_file(self, host_path: str, data: bytes) -> None:
+        """A container process writes a file through a bind mount (CallError if the
+        node cannot store it there)."""
+        with self.node.lock:
+            self.node.storage.write_file(self._on_pool(host_path), data)
+
     def create_problem(self, app: App, service: Service) -> str | None:
         """Why the engine cannot create the service's container, or None."""
         names = {c.name for c in self.all_containers()}
@@ -420,7 +430,8 @@ class AppsRuntime:
         for container in app.containers.values():
             container.remove()
         app.containers = {}
-        self.ports.network.withdraw(f"app:{app.name}")
+        self.ports.withdraw_app(app)
+        self.networks.release(app)
         self.app_changed(app)
 
     def _up(self, app: App, job: Job, done: Callable[[], None],

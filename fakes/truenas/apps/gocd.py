@@ -1,0 +1,350 @@
+"""What the fake app runtime runs for `gocd/gocd-server` and `gocd/gocd-agent-*` images.
+
+The server (state and rules here; its HTTP API is gocd_api.py, its config file gocd_config.py):
+- on start it reads /godata/config/cruise-config.xml through the container's mounts; a
+  missing file is created with a fresh serverId and agentAutoRegisterKey, as GoCD's first
+  start does, and written back to the pool; a file lacking those attributes gets them
+  and is written back. A file that is not a <cruise> XML document makes the process exit
+  1 with the reason [I: a real server logs the parse error and does not come up];
+- pipeline groups live in that file only: each change through the API is written to it at
+  once, and a restart (or a dataset rollback followed by a restart) rereads it. A real
+  server also notices a file changed under it while running and reloads it [I]; the fake
+  rereads it on start only;
+- it is up STARTUP_SECONDS (virtual) after the start. That figure is a guess: a real
+  server takes tens of seconds (JVM, H2 database, plugins) depending on the machine.
+  Before then /go/api/v1/health and every API answer 503 and the healthcheck fails;
+- agents are kept in the server process's memory. A real server keeps them in its
+  database under /godata/db, so an enabled agent stays listed across restarts; here a
+  running agent appears again at its next ping after a server restart.
+No authentication is modelled: a fresh GoCD has no authorization configuration and its
+API is open; the fake stays that way.
+
+The agent:
+- needs GO_SERVER_URL (http(s)://host:port/go; a missing or malformed one makes the
+  process exit 1 naming it [I: the real image's entrypoint and agent-bootstrapper refuse
+  to start without a usable server URL]); AGENT_AUTO_REGISTER_KEY, _HOSTNAME, _RESOURCES
+  and _ENVIRONMENTS are read as the image documents them (gocd/docker-gocd-agent README);
+- AGENT_BOOT_SECONDS after start, then every PING_SECONDS, it reaches the server at the
+  URL's host:port over the container networks and registers. A real agent registers over
+  HTTP (/go/admin/agent, with a token handshake first); the fake sends one simplified
+  JSON message with RunningContainer.ask (the runtime's in-model exchange: the name must
+  resolve over a shared network and the server must listen on that port, else it is
+  "connection refused"), answered by GoCDServerImage.answer, so that registration
+  happens on the virtual clock without socket I/O under the node's lock. That message is
+  the fake's own, not GoCD's wire format; the public API (gocd_api.py) is real HTTP;
+- a key equal to the server's agentAutoRegisterKey makes the agent "Enabled" at once; any
+  other key leaves it "Pending" (awaiting an administrator), and it keeps pinging; a
+  server that is not reachable or not up yet is retried. After RETRY_FAST_FOR of trying
+  (or once enabled) the fake pings every SLOW_PING_SECONDS rather than every 10 s, so
+  that moving the virtual clock weeks ahead does not run a ping every 10 s of it (a
+  simplification, like the runtime's hourly probes of a healthy container);
+- it has no HTTP endpoint: its healthcheck passes while the process runs. A chart's
+  healthcheck should test for the process, e.g.
+  `["CMD-SHELL", "grep -qa agent-bootstrapper /proc/[0-9]*/cmdline"]` (no procps needed
+  [I: the image's java command line names agent-bootstrapper.jar]); the fake does not run
+  the test, it passes while the container runs;
+- when it stops, the server shows it as LostContact at once (a real server waits for
+  missed pings).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from fakes.truenas.apps import gocd_api
+from fakes.truenas.apps.gocd_config import (
+    ConfigInvalid,
+    ConfigNotSaved,
+    CruiseConfig,
+    Group,
+    GroupNotEmpty,
+)
+from fakes.truenas.apps.images import ContainerFailed, ImageBehaviour, RunningContainer, register
+from fakes.truenas.errors import CallError
+from fakes.truenas.server import StreamService
+
+log = logging.getLogger(__name__)
+
+HTTP_PORT = 8153                 # the gocd-server image exposes only 8153 (reference §4)
+CONFIG_PATH = "/godata/config/cruise-config.xml"
+STARTUP_SECONDS = 30.0           # [I] a guess: real servers take tens of seconds
+AGENT_BOOT_SECONDS = 5.0         # [I] the agent's JVM start before its first contact
+PING_SECONDS = 10.0              # agents ping the server about every 10 s
+RETRY_FAST_FOR = 600.0
+SLOW_PING_SECONDS = 600.0
+SERVER_VERSION = "25.3.0"
+AGENT_NAMESPACE = uuid.UUID("6f1d3c52-8a07-4b3e-9a55-2f0f4e0b9d11")
+
+SERVER_REPOSITORY = "gocd/gocd-server"
+# the agent images GoCD publishes for v25.x [I: the list changes between releases]
+AGENT_REPOSITORIES = ("gocd/gocd-agent-ubuntu-24.04", "gocd/gocd-agent-ubuntu-22.04",
+                      "gocd/gocd-agent-ubuntu-20.04", "gocd/gocd-agent-wolfi",
+                      "gocd/gocd-agent-alpine-3.21", "gocd/gocd-agent-alpine-3.20",
+                      "gocd/gocd-agent-debian-12", "gocd/gocd-agent-docker-dind")
+
+ENABLED, PENDING = "Enabled", "Pending"
+
+
+@dataclass
+class Agent:
+    uuid: str
+    hostname: str
+    ip_address: str
+    config_state: str
+    state: str = "Idle"
+    resources: list[str] = field(default_factory=list)
+    environments: list[str] = field(default_factory=list)
+    sandbox: str = "/go"
+    operating_system: str = "Linux"
+
+
+class GoCDServer:
+    """One running gocd-server process: its config, its agents, whether it is up."""
+
+    def __init__(self, container: RunningContainer, config: CruiseConfig,
+                 config_host_path: str | None) -> None:
+        self.container = container
+        self.config = config
+        self.config_host_path = config_host_path
+        self.ready_at = container.now() + STARTUP_SECONDS
+        self.agents: dict[str, Agent] = {}
+        self._lock = threading.Lock()        # the in-memory state
+        self._writing = threading.Lock()     # one config change at a time, in file order
+
+    # --- state ------------------------------------------------------------------------
+    def up(self) -> bool:
+        return self.container.running and self.container.now() >= self.ready_at
+
+    # --- pipeline groups (persisted in cruise-config.xml) --------------------------------
+    def groups(self) -> list[Group]:
+        with self._lock:
+            return self.config.groups()
+
+    def group(self, name: str) -> Group | None:
+        with self._lock:
+            return self.config.find_group(name)
+
+    def create_group(self, name: str) -> Group:
+        """Raises GroupExists, ConfigNotSaved. Takes node.lock (call it off the
+        node's loop)."""
+        with self._writing:
+            with self._lock:
+                group = self.config.add_group(name)
+                data = self.config.to_bytes()
+            try:
+                self._persist(data)
+            except ConfigNotSaved:
+                with self._lock:
+                    self.config.remove_group(name)
+                raise
+            return group
+
+    def delete_group(self, name: str) -> Group:
+        """Raises GroupNotFound, GroupNotEmpty, ConfigNotSaved (gocd_config). Takes node.lock."""
+        with self._writing:
+            with self._lock:
+                existing = self.config.find_group(name)
+                if existing is not None and existing.pipelines:
+                    raise GroupNotEmpty(existing.name)
+                group = self.config.remove_group(name)
+                data = self.config.to_bytes()
+            try:
+                self._persist(data)
+            except ConfigNotSaved:
+                with self._lock:
+                    self.config.add_group(group.name)
+                raise
+            return group
+
+    def _persist(self, data: bytes) -> None:
+        if self.config_host_path is None:
+            return           # no mount: the container's own layer, lost with it
+        try:
+            self.container.write_host_file(self.config_host_path, data)
+        except CallError as exc:
+            raise ConfigNotSaved(f"could not save {CONFIG_PATH}: {exc}") from exc
+
+    # --- agents ---------------------------------------------------------------------------
+    def register(self, agent: Agent, key: str) -> str:
+        """An agent's registration or ping; returns its agent_config_state."""
+        with self._lock:
+            known = self.agents.get(agent.uuid)
+            if known is not None and known.config_state == ENABLED:
+                known.state = "Idle"
+                return ENABLED
+            # the key is compared as given: an empty server key enables nobody
+            server_key = self.config.agent_auto_register_key
+            agent.config_state = ENABLED if server_key and key == server_key else PENDING
+            agent.state = "Idle"
+            self.agents[agent.uuid] = agent
+            return agent.config_state
+
+    def lost(self, agent_uuid: str) -> None:
+        with self._lock:
+            known = self.agents.get(agent_uuid)
+            if known is not None:
+                known.state = "LostContact"
+
+    def agent_list(self) -> list[Agent]:
+        with self._lock:
+            return [Agent(**vars(a)) for a in self.agents.values()]
+
+
+# ---------------------------------------------------------------------------------------
+# The images
+
+
+class GoCDServerImage(ImageBehaviour):
+    def start(self, container: RunningContainer) -> dict[int, Any]:
+        host_path = container.host_path(CONFIG_PATH)
+        data = container.read_host_file(host_path) if host_path else None
+        if data is None:
+            config, changed = CruiseConfig.default(), True
+        else:
+            try:
+                config = CruiseConfig.parse(data)
+            except ConfigInvalid as exc:
+                raise ContainerFailed(f"Error: {exc}") from exc
+            changed = config.complete()
+        if changed and host_path is not None:
+            try:
+                container.write_host_file(host_path, config.to_bytes())
+            except CallError as exc:
+                raise ContainerFailed(f"Error: cannot write {CONFIG_PATH}: {exc}") from exc
+        server = GoCDServer(container, config, host_path)
+        container.state["server"] = server
+        return {HTTP_PORT: StreamService(gocd_api.handler(server))}
+
+    def healthy(self, container: RunningContainer) -> bool:
+        server = container.state.get("server")
+        return server is not None and server.up()
+
+    def answer(self, container: RunningContainer, port: int, request: bytes) -> bytes | None:
+        """An agent's registration or ping (the fake's simplified message, see the module
+        docstring), or its goodbye when it stops."""
+        server = container.state.get("server")
+        if server is None or port != HTTP_PORT:
+            return None
+        try:
+            message = json.loads(request)
+        except ValueError:
+            return json.dumps({"status": 400}).encode()
+        if not server.up():
+            return json.dumps({"status": 503}).encode()
+        if message.get("op") == "lost":
+            server.lost(str(message.get("uuid", "")))
+            return json.dumps({"status": 200}).encode()
+        agent = Agent(uuid=str(message["uuid"]), hostname=str(message["hostname"]),
+                      ip_address=str(message.get("ip_address", "")), config_state=PENDING,
+                      resources=list(message.get("resources", [])),
+                      environments=list(message.get("environments", [])))
+        state = server.register(agent, str(message.get("key", "")))
+        return json.dumps({"status": 200, "agent_config_state": state}).encode()
+
+
+def parse_server_url(url: str) -> tuple[str, int]:
+    """GO_SERVER_URL -> (host, port). Raises ContainerFailed as the agent exits."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ContainerFailed(f"GO_SERVER_URL must be an http(s) URL, not {url!r}")
+    if parts.path.rstrip("/") != "/go":
+        raise ContainerFailed(f"GO_SERVER_URL must end with /go: {url!r}")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise ContainerFailed(f"GO_SERVER_URL has an invalid port: {url!r}") from exc
+    return parts.hostname, port
+
+
+def _listed(value: str | None) -> list[str]:
+    return sorted({item.strip() for item in (value or "").split(",") if item.strip()})
+
+
+class AgentProcess:
+    """One running agent: pings its server on the virtual clock."""
+
+    def __init__(self, container: RunningContainer, host: str, port: int) -> None:
+        env = container.environment
+        self.container = container
+        self.host, self.port = host, port
+        self.key = env.get("AGENT_AUTO_REGISTER_KEY", "")
+        # Docker's default hostname is the container id's prefix; the fake uses its name
+        self.hostname = env.get("AGENT_AUTO_REGISTER_HOSTNAME") or container.name
+        # a real agent keeps its uuid in its config directory; the fake derives a stable
+        # one from the node and container name so that restarts do not add agents
+        self.uuid = str(uuid.uuid5(AGENT_NAMESPACE,
+                                   f"{container.node_address}/{container.name}"))
+        self.resources = _listed(env.get("AGENT_AUTO_REGISTER_RESOURCES"))
+        self.environments = _listed(env.get("AGENT_AUTO_REGISTER_ENVIRONMENTS"))
+        self.started_at = container.now()
+        self.config_state: str | None = None      # None: never reached a server
+        self.last_problem: str | None = None
+
+    def ping(self) -> None:
+        """A clock callback (node.lock held): register or ping, then schedule the next."""
+        dial = f"{self.host}:{self.port}"
+        reply = self.container.ask(dial, json.dumps({
+            "op": "register", "uuid": self.uuid, "hostname": self.hostname,
+            "key": self.key, "ip_address": self.container.node_address,
+            "resources": self.resources, "environments": self.environments}).encode())
+        answer = _decoded(reply)
+        if reply is None:
+            self.last_problem = f"dial tcp {dial}: connection refused"
+        elif answer.get("status") != 200:
+            self.last_problem = f"the server answered {answer.get('status', 'nothing')}"
+        else:
+            self.config_state = str(answer.get("agent_config_state"))
+            self.last_problem = None
+        slow = (self.config_state == ENABLED
+                or self.container.now() - self.started_at >= RETRY_FAST_FOR)
+        self.container.call_later(SLOW_PING_SECONDS if slow else PING_SECONDS, self.ping)
+
+    def stopped(self) -> None:
+        if self.config_state is not None:
+            self.container.ask(f"{self.host}:{self.port}",
+                               json.dumps({"op": "lost", "uuid": self.uuid}).encode())
+
+
+def _decoded(reply: bytes | None) -> dict:
+    try:
+        answer = json.loads(reply or b"{}")
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+class GoCDAgentImage(ImageBehaviour):
+    def start(self, container: RunningContainer) -> dict[int, Any]:
+        url = container.environment.get("GO_SERVER_URL", "").strip()
+        if not url:
+            raise ContainerFailed("GO_SERVER_URL is not set: the agent needs the server's "
+                                  "URL (http://<server>:8153/go)")
+        host, port = parse_server_url(url)
+        agent = AgentProcess(container, host, port)
+        container.state["agent"] = agent
+        container.call_later(AGENT_BOOT_SECONDS, agent.ping)
+        return {}                     # the agent listens on nothing
+
+    def healthy(self, container: RunningContainer) -> bool:
+        return container.running
+
+    def stop(self, container: RunningContainer) -> None:
+        agent = container.state.get("agent")
+        if agent is not None:
+            agent.stopped()
+
+
+SERVER = GoCDServerImage()
+AGENT = GoCDAgentImage()
+BEHAVIOUR = SERVER
+BEHAVIOURS: dict[str, ImageBehaviour] = {SERVER_REPOSITORY: SERVER,
+                                         **dict.fromkeys(AGENT_REPOSITORIES, AGENT)}
+# every agent variant, not only those LAZY_MODULES names, once this module is loaded
+for _repository, _behaviour in BEHAVIOURS.items():
+    register(_repository, _behaviour)

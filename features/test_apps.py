@@ -1,0 +1,5 @@
+"""Binds features/apps.feature to its steps (steps/apps_steps.py)."""
+
+from pytest_bdd import scenarios
+
+scenarios("apps.feature")

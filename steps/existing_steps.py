@@ -1,0 +1,77 @@
+"""Steps of features/existing.feature: read-only checks of a running site.
+
+On `--target existing` the site is the one the target describes (its site file and
+address) and nothing here sends a mutating request; on `fake` and `real` the suite
+first brings up a front-door site of its own (door-h, as in features/tls.feature)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_bdd import given, then
+
+from infra.check import check
+from infra.digitalocean import DigitalOcean
+from infra.observe import find_droplet, public_ipv4
+from infra.site import Site, load_site
+from infra.state import StateDir
+from infra.tls_probe import probe_redirect, probe_tls
+from steps.fixtures import ScenarioContext
+from steps.node_steps import _up
+from steps.sites import build_site
+
+PROBE_TIMEOUT = 10.0
+# The site the suite brings up itself where it may (fake, real).
+OWN_SITE = "door-h"
+
+
+@dataclass
+class SiteUnderTest:
+    site: Site
+    address: str
+    state: StateDir
+
+
+@given("the site under test is up", target_fixture="under_test")
+def _site_under_test(spec: ScenarioContext) -> SiteUnderTest:
+    target = spec.target
+    if target.read_only:
+        assert target.site_file is not None and target.site_address is not None
+        site = load_site(Path(target.site_file))
+        return SiteUnderTest(site, target.site_address, StateDir(spec.state_root / site.name))
+    _up(spec, OWN_SITE)
+    assert spec.last_error is None, f"up failed: {spec.last_error}"
+    site = build_site(OWN_SITE)
+    droplet = find_droplet(spec.client(), site)
+    assert droplet is not None and public_ipv4(droplet), f"the site {OWN_SITE} has no droplet"
+    return SiteUnderTest(site, public_ipv4(droplet), StateDir(spec.state_root / site.name))
+
+
+@then("check finds no failure on the site under test")
+def _check_passes(spec: ScenarioContext, under_test: SiteUnderTest) -> None:
+    target = spec.target
+    do = DigitalOcean(target) if target.do_token is not None else None
+    report = check(under_test.site, do, under_test.state, target=target)
+    assert report.ok, [f"{f.requirement}: {f.detail}" for f in report.failures()]
+    looked_at = {f.requirement for f in report.findings if not f.skipped}
+    assert "TrueNAS answers over WSS" in looked_at, sorted(looked_at)
+
+
+@then("every public hostname of the site under test presents a valid certificate on 443")
+def _certificates(spec: ScenarioContext, under_test: SiteUnderTest) -> None:
+    target = spec.target
+    assert under_test.site.tls is not None, "the site file has no [tls]: it serves nothing on 443"
+    for hostname in under_test.site.dns.hostnames:
+        probe = probe_tls(under_test.address, target.node_port(443), hostname,
+                          target.acme_root_ca, timeout=PROBE_TIMEOUT, now=target.now())
+        assert probe.ok, probe.describe()
+        assert hostname in probe.sans, probe.describe()
+
+
+@then("http on every public hostname of the site under test redirects to https")
+def _redirects(spec: ScenarioContext, under_test: SiteUnderTest) -> None:
+    for hostname in under_test.site.dns.hostnames:
+        probe = probe_redirect(under_test.address, spec.target.node_port(80), hostname,
+                               timeout=PROBE_TIMEOUT)
+        assert probe.ok, probe.describe()
