@@ -96,6 +96,9 @@ class DatasetSpec(_Strict):
     """A dataset under the app's own (`<pool>/apps/<app>/<path>`)."""
     path: str
     description: str = ""
+    # "uid:gid" the service runs as, when not root: a fresh dataset belongs to root,
+    # and a service running as another user cannot write to it (GoCD runs as 1000).
+    owner: str | None = None
 
     @field_validator("path")
     @classmethod
@@ -104,6 +107,20 @@ class DatasetSpec(_Strict):
                 or ".." in value.split("/"):
             raise ValueError(f"{value!r} is not a dataset path such as data or db/wal")
         return value
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^\d{1,10}:\d{1,10}$", value):
+            raise ValueError(f"{value!r} is not uid:gid such as 1000:1000")
+        return value
+
+    @property
+    def uid_gid(self) -> tuple[int, int] | None:
+        if self.owner is None:
+            return None
+        uid, gid = self.owner.split(":")
+        return int(uid), int(gid)
 
 
 class Route(_Strict):

@@ -41,6 +41,7 @@ from infra.truenas.errors import JobFailed, TransferFailed, TrueNASCallError, Tr
 DOCKER_SECONDS = 900.0      # docker.update sets up ix-apps on the pool and starts dockerd
 APP_JOB_SECONDS = 900.0     # app.create/update pull images and start the project
 APP_RUNNING_SECONDS = 900.0  # health checks passing after the job ended
+CHOWN_SECONDS = 300.0       # a recursive chown of a dataset that may already hold data
 STATE_KIND = "apps"         # state directory: app name -> {"hash", "chart_version"}
 DETAIL_KEYS = ("reason", "error", "message", "status", "health")
 
@@ -186,6 +187,20 @@ class ChartDeployer:
                     self._change(f"create dataset {name}")
                     self.client.call("pool.dataset.create", {"name": name, "type": "FILESYSTEM"})
                     existing.add(name)
+            for name, (uid, gid) in app.owners.items():
+                self._own(f"/mnt/{name}", uid, gid)
+
+    def _own(self, path: str, uid: int, gid: int) -> None:
+        """The service's user owns its dataset (filesystem.chown, a job; checked with
+        filesystem.stat first, so a converged site sends nothing)."""
+        stat = self.client.call("filesystem.stat", path)
+        if (stat.get("uid"), stat.get("gid")) == (uid, gid):
+            return
+        self._change(f"give {path} to {uid}:{gid}")
+        self.client.call_job("filesystem.chown", {"path": path, "uid": uid, "gid": gid,
+                                                  "options": {"recursive": True,
+                                                              "traverse": False}},
+                             real_seconds=CHOWN_SECONDS)
 
     def _current_bytes(self, path: str) -> bytes | None:
         try:

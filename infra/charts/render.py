@@ -58,6 +58,7 @@ class RenderedApp:
     settings: Mapping[str, Any]
     routes: tuple[IngressRoute, ...] = ()
     secrets: Mapping[str, Secret] = field(default_factory=dict)
+    owners: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # dataset -> uid, gid
 
     def __repr__(self) -> str:
         return f"RenderedApp({self.name!r}, hash={self.hash[:19]}...)"
@@ -209,8 +210,10 @@ def render_app(chart: Chart, site: Site, state: StateDir, *, tls_ready: bool,
         "app_version": chart.app_version, "hash": project_hash,
         "health": chart.health.model_dump(),
     }
+    owners = {f"{base}/{d.path}": d.uid_gid for d in chart.datasets if d.uid_gid}
     return RenderedApp(chart.name, chart, compose, files, _parents_first(datasets),
-                       project_hash, settings, tuple(routes_of(chart, settings)), secrets)
+                       project_hash, settings, tuple(routes_of(chart, settings)), secrets,
+                       owners)
 
 
 def _parents_first(names: tuple[str, ...]) -> tuple[str, ...]:

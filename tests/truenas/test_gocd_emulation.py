@@ -120,11 +120,24 @@ def gocd(tmp_path, loop) -> Iterator[Client]:
     job = docker.call("docker.update", {"pool": "tank"})
     docker.advance(15)
     succeeded(job)
+    give_godata_to(docker, 1000)      # as infra's deploy does (charts/gocd owner)
     yield Client(docker, loop)
     for app in list(docker.call("app.query")):
         job = docker.call("app.delete", app["name"])
         docker.advance(1)
         succeeded(job)
+
+
+def give_godata_to(env, uid: int) -> None:
+    """The server's /godata as its own dataset, owned by `uid` (filesystem.chown)."""
+    existing = {d["name"] for d in env.call("pool.dataset.query")}
+    for name in ("tank/apps", "tank/apps/gocd", "tank/apps/gocd/godata"):
+        if name not in existing:
+            env.call("pool.dataset.create", {"name": name, "type": "FILESYSTEM"})
+    job = env.call("filesystem.chown", {"path": GODATA, "uid": uid, "gid": uid,
+                                        "options": {"recursive": True}})
+    env.advance(1)
+    succeeded(job)
 
 
 def deploy(env, services: dict, seconds: float = STARTUP_SECONDS + 15) -> None:
@@ -178,6 +191,16 @@ def test_a_config_that_is_not_xml_crashes_the_server_naming_the_file(gocd):
     gocd.env.advance(60)
     assert gocd.env.app("gocd")["state"] == "CRASHED"
     assert "cruise-config.xml" in container(gocd.env, "gocd-server").error
+
+
+def test_a_godata_the_go_user_does_not_own_crashes_the_server(gocd):
+    """GoCD runs as uid 1000: a /godata left to root (a fresh dataset) cannot be
+    written, which is why charts/gocd gives its datasets to 1000:1000."""
+    give_godata_to(gocd.env, 0)
+    gocd.env.create("gocd", {"gocd-server": server_service(restart="no")})
+    gocd.env.advance(60)
+    assert gocd.env.app("gocd")["state"] == "CRASHED"
+    assert "Permission denied" in container(gocd.env, "gocd-server").error
 
 
 # --- health --------------------------------------------------------------------------------

@@ -411,3 +411,43 @@ def test_a_stat_failure_other_than_absence_never_overwrites_the_seed(state) -> N
     with pytest.raises(TrueNASCallError):
         ChartDeployer(site, node, state)._files(gocd)
     assert node.files == {}
+
+
+# --- dataset owners ---------------------------------------------------------------------------
+class OwnerNode(StubNode):
+    """The stub node with filesystem.stat and filesystem.chown on directories."""
+
+    def __init__(self) -> None:
+        super().__init__("tank")
+        self.owners: dict[str, tuple[int, int]] = {}
+
+    def call(self, method: str, *params):
+        if method == "filesystem.stat":
+            self.calls.append(method)
+            uid, gid = self.owners.get(params[0], (0, 0))
+            return {"realpath": params[0], "type": "DIRECTORY", "uid": uid, "gid": gid}
+        return super().call(method, *params)
+
+    def call_job(self, method: str, *params, real_seconds: float = 0):
+        if method == "filesystem.chown":
+            self.calls.append(method)
+            self.owners[params[0]["path"]] = (params[0]["uid"], params[0]["gid"])
+            return None
+        return super().call_job(method, *params, real_seconds=real_seconds)
+
+
+def test_gocd_datasets_are_given_to_the_go_user_once(state) -> None:
+    """GoCD runs as uid 1000 and a fresh dataset is root's: deploy chowns the chart's
+    datasets that name an owner, and a converged site is only read."""
+    site = full_site()
+    gocd = next(a for a in prepare_site(site, state, tls_ready=False, environ={})
+                if a.name == "gocd")
+    assert gocd.owners == {"tank/apps/gocd/godata": (1000, 1000),
+                           "tank/apps/gocd/home": (1000, 1000)}
+    node = OwnerNode()
+    ChartDeployer(site, node, state)._datasets([gocd])
+    assert node.owners == {"/mnt/tank/apps/gocd/godata": (1000, 1000),
+                           "/mnt/tank/apps/gocd/home": (1000, 1000)}
+    node.calls.clear()
+    ChartDeployer(site, node, state)._datasets([gocd])
+    assert node.mutating() == []

@@ -292,6 +292,9 @@ class Container:
     def write_host_file(self, host_path: str, data: bytes) -> None:
         self.runtime.write_host_file(host_path, data)
 
+    def host_owner(self, host_path: str) -> tuple[int, int] | None:
+        return self.runtime.host_owner(host_path)
+
     def resolve(self, dial: str) -> tuple[str, int] | None:
         return self.runtime.resolve(self, dial)
 

@@ -72,6 +72,7 @@ from fakes.truenas.server import StreamService
 log = logging.getLogger(__name__)
 
 HTTP_PORT = 8153                 # the gocd-server image exposes only 8153 (reference §4)
+GO_UID = 1000
 CONFIG_PATH = "/godata/config/cruise-config.xml"
 STARTUP_SECONDS = 30.0           # [I] a guess: real servers take tens of seconds
 AGENT_BOOT_SECONDS = 5.0         # [I] the agent's JVM start before its first contact
@@ -202,6 +203,7 @@ class GoCDServer:
 
 class GoCDServerImage(ImageBehaviour):
     def start(self, container: RunningContainer) -> dict[int, Any]:
+        _require_writable(container, "/godata")
         host_path = container.host_path(CONFIG_PATH)
         data = container.read_host_file(host_path) if host_path else None
         if data is None:
@@ -338,6 +340,19 @@ class GoCDAgentImage(ImageBehaviour):
         agent = container.state.get("agent")
         if agent is not None:
             agent.stopped()
+
+
+def _require_writable(container: RunningContainer, path: str) -> None:
+    """The server runs as go (uid 1000; anchors-and-vsekai.md: its volumes belong to
+    uid 1000). A bind-mounted /godata owned by someone else (a fresh dataset is
+    root's) cannot be written, and the server stops at once. The exact message of the
+    real image is not known [I]."""
+    host = container.host_path(path)
+    owner = container.host_owner(host) if host else None
+    if owner is not None and owner[0] != GO_UID:
+        raise ContainerFailed(f"mkdir: cannot create directory '{path}/config': Permission "
+                              f"denied ({path} belongs to uid {owner[0]}, the server runs "
+                              f"as uid {GO_UID})")
 
 
 SERVER = GoCDServerImage()

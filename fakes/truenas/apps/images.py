@@ -126,6 +126,11 @@ class RunningContainer:
         pool, read-only, full). From the node's loop, call it with asyncio.to_thread."""
         self._host.write_host_file(host_path, data)
 
+    def host_owner(self, host_path: str) -> tuple[int, int] | None:
+        """uid and gid of a path on the node (None if it is not there): what decides
+        whether a process running as a given user may write there. Takes node.lock."""
+        return self._host.host_owner(host_path)
+
     def host_path(self, container_path: str) -> str | None:
         """The host path behind a path inside the container (longest mount wins)."""
         path = posixpath.normpath(container_path)

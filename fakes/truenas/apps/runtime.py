@@ -330,6 +330,15 @@ class AppsRuntime:
         with self.node.lock:
             self.node.storage.write_file(self._on_pool(host_path), data)
 
+    def host_owner(self, host_path: str) -> tuple[int, int] | None:
+        """uid and gid of a path on the node, or None if it is not there."""
+        with self.node.lock:
+            try:
+                stat = self.node.storage.stat(self._on_pool(host_path))
+            except CallError:
+                return None
+        return int(stat["uid"]), int(stat["gid"])
+
     def create_problem(self, app: App, service: Service) -> str | None:
         """Why the engine cannot create the service's container, or None."""
         names = {c.name for c in self.all_containers()}

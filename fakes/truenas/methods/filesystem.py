@@ -49,6 +49,31 @@ def get(node, params, ctx):
     return submit(node, ctx, "filesystem.get", params, start, description=f"Reading {path}")
 
 
+CHOWN_ARGS = Obj({
+    "path": Field(Str(), MISSING),
+    "uid": Field(Int(nullable=True), None),
+    "gid": Field(Int(nullable=True), None),
+    "options": Field(Obj({"recursive": Field(Bool(), False), "traverse": Field(Bool(), False)}),
+                     EMPTY),
+})
+
+
+def chown(node, params, ctx):
+    """filesystem.chown {path, uid, gid, options {recursive, traverse}}, a job: an
+    absent or null id is left as it is (the API's own description; the `user` and
+    `group` name forms are not modelled: the fake has no user database)."""
+    (data,) = parse(params, [("filesystem_chown", CHOWN_ARGS, MISSING)])
+
+    def start(job):
+        options = data["options"]
+        node.storage.chown(data["path"], data["uid"], data["gid"],
+                           recursive=options["recursive"], traverse=options["traverse"])
+        job.succeed(None)
+
+    return submit(node, ctx, "filesystem.chown", params, start,
+                  description=f"Changing the owner of {data['path']}")
+
+
 def stat(node, params, ctx):
     (path,) = parse(params, [("path", Str(), MISSING)])
     return node.storage.stat(path)
@@ -63,5 +88,6 @@ METHODS = {
     "filesystem.put": put,
     "filesystem.get": get,
     "filesystem.stat": stat,
+    "filesystem.chown": chown,
     "filesystem.listdir": listdir,
 }

@@ -132,6 +132,60 @@ def _small_number(*parts: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+def chown(storage: NodeStorage, path: str, uid: int | None, gid: int | None,
+          recursive: bool = False, traverse: bool = False) -> None:
+    """filesystem.chown: a None id leaves that one as it is; `recursive` takes what is
+    under a directory but stops at child datasets (mount points) unless `traverse`.
+    Owners are kept in the pool's metadata, so they move with the pool."""
+    loc = resolve(storage, path)
+    if loc.pool is None:
+        raise CallError(f"{path}: changing the owner of /mnt itself is not allowed",
+                        errno.EPERM)
+    pool = loc.pool
+    pool.require_writable()
+    if not _is_dir(loc):
+        record = loc.files.get(loc.inner)
+        if record is None:
+            raise _not_found(path)
+        _set_owner(record, uid, gid)
+        pool.commit()
+        return
+    _set_owner(_dir_owner(loc, create=True), uid, gid)
+    if recursive:
+        prefix = loc.inner + "/" if loc.inner else ""
+        for name, record in loc.files.items():
+            if name.startswith(prefix):
+                _set_owner(record, uid, gid)
+        dirs = loc.pool.meta["datasets"][loc.rel].setdefault("dir_owners", {})
+        for name, record in dirs.items():
+            if name.startswith(prefix):
+                _set_owner(record, uid, gid)
+        if traverse:
+            for child in datasets.children(pool, loc.rel):
+                if pool.meta["datasets"][child]["type"] == "FILESYSTEM":
+                    chown(storage, f"/mnt/{pool.full_name(child)}", uid, gid, True, True)
+    pool.commit()
+
+
+def _set_owner(record: dict, uid: int | None, gid: int | None) -> None:
+    if uid is not None:
+        record["uid"] = uid
+    if gid is not None:
+        record["gid"] = gid
+
+
+def _dir_owner(loc: Location, create: bool = False) -> dict:
+    """A directory's owner: the dataset's root keeps it in its record, a directory
+    inside it in the dataset's `dir_owners` (root:root until changed)."""
+    record = loc.pool.meta["datasets"][loc.rel]
+    if loc.inner == "":
+        owner = record.setdefault("owner", {}) if create else record.get("owner", {})
+    else:
+        owners = record.setdefault("dir_owners", {}) if create else record.get("dir_owners", {})
+        owner = owners.setdefault(loc.inner, {}) if create else owners.get(loc.inner, {})
+    return owner
+
+
 def _stat_dir(storage: NodeStorage, loc: Location) -> dict:
     if loc.pool is None:
         created, dev, inode, mountpoint = storage.node.booted_at or storage.now(), 1, 2, False
@@ -147,8 +201,10 @@ def _stat_dir(storage: NodeStorage, loc: Location) -> dict:
         prefix = loc.inner + "/" if loc.inner else ""
         times += [f["mtime"] for name, f in loc.files.items() if name.startswith(prefix)]
     latest = max(times)
+    owner = _dir_owner(loc) if loc.pool is not None else {}
     return _stat_entry(loc.path, "DIRECTORY", statmod.S_IFDIR | 0o755, 2, latest, latest,
-                       created, dev, inode, mountpoint, _small_number(ds_guid) % 1024)
+                       created, dev, inode, mountpoint, _small_number(ds_guid) % 1024,
+                       uid=owner.get("uid", 0), gid=owner.get("gid", 0))
 
 
 def _stat_entry(path: str, kind: str, mode: int, size: int, mtime: float, ctime: float,

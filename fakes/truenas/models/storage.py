@@ -148,6 +148,10 @@ class NodeStorage:
     def read_file(self, path: str) -> bytes:
         return files.read_file(self, path)
 
+    def chown(self, path: str, uid: int | None, gid: int | None, recursive: bool = False,
+              traverse: bool = False) -> None:
+        files.chown(self, path, uid, gid, recursive, traverse)
+
     def stat(self, path: str) -> dict:
         return files.stat(self, path)
 
