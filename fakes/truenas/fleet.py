@@ -16,7 +16,9 @@ What follows the droplet (DigitalOcean backend hooks, all under the world's lock
   once; gone (the droplet is removed): it is forgotten.
 What lives on the droplet's boot disk survives a power cycle: the node's
 self-signed certificate and its API keys (a key revoked for being sent over
-plain ws:// stays revoked).
+plain ws:// stays revoked), system.general and docker.config; the apps' files are
+on their pool (apps/persist.py), and Docker brings the apps back once that pool is
+imported (apps/runtime.py).
 
 Listeners bind 443 and 80 on the droplet's own loopback address
 (this-machine.md §4). Where ports below 1024 cannot be bound (not root), the
@@ -166,6 +168,7 @@ class TrueNASFleet:
             self._boot(droplet)
 
     def _boot(self, droplet: Droplet) -> None:
+        from fakes.truenas.apps.runtime import restore_at_boot
         from fakes.truenas.models.ui_settings import apply_at_boot
         from fakes.truenas.node import TrueNASNode
 
@@ -185,6 +188,7 @@ class TrueNASFleet:
         server = _bind(node, disk.directory / "certificate", self.ports)
         server.set_inbound_policy(self._policy_for(droplet.id))
         apply_at_boot(node)
+        restore_at_boot(node)         # after the listeners: apps publish ports on them
         self.nodes[droplet.id] = FleetNode(droplet.id, node, server.start())
 
     def _policy_for(self, droplet_id: int):

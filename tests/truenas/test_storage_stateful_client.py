@@ -37,7 +37,7 @@ is ONLINE and healthy with both members, DEGRADED with one, UNAVAIL with none.
 Left out on purpose: deleting a file (TrueNAS's API has no file deletion; an empty
 write is covered by the 0-byte sizes), losing both copies for good (the storage
 feature covers data loss), and bringing back the stale member first after losing
-both: the fake does not heal from that (see the xfail test at the end).
+both (one scenario of its own covers that, at the end).
 """
 
 from __future__ import annotations
@@ -518,10 +518,6 @@ def test_random_storage_operations_keep_what_the_model_says_survives(rig: Rig):
     )
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "fake TrueNAS: a member resilvered while its mirror partner was away is marked in "
-    "sync (models/scan.py finish_resilver), the objects it could not get stay permanent "
-    "errors, and a scrub that repairs them does not clear them (finish_scrub)"))
 def test_a_mirror_is_healthy_again_when_the_stale_member_returns_first(rig: Rig):
     """Both volumes lost; the one that left first (missing the newest file) comes back
     first, the other later. ZFS keeps the first one's missing range until a source

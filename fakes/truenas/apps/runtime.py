@@ -38,10 +38,18 @@ deploy.PULL_SECONDS; stopping is instant; every well-formed image reference exis
 in the fake's registry. Not modelled: changing address pools, nvidia or registry
 mirrors (stored, nothing restarts), migrating ix-apps, exporting the apps pool
 under running apps, app upgrades and the catalog.
-What survives a node restart: nothing (the runtime lives in the node object, and
-the fleet makes a new node when a droplet boots again). A real node keeps
-docker.config in its configuration database and app files under ix-apps, and
-restarts the containers with a restart policy when it boots.
+What survives a node restart (persist.py): docker.config on the node's boot disk,
+each app's files under `<pool>/ix-apps/app_configs`. At boot (`restore_at_boot`)
+Docker starts once its pool is imported (the fake imports no pool by itself at
+boot: a client's pool.import_pool does, and `pool_imported` follows it), taking
+DOCKER_START_SECONDS, and the apps come back: moby restarts containers with the
+`always` or `unless-stopped` policy when dockerd starts, so an app whose every
+service has one of those is deployed again (DEPLOYING, then RUNNING, ports
+published again); any other app, and one stopped by hand (app.stop is `compose
+down`: no containers are left to restart), is STOPPED. Chosen, not known: an app
+mixing policies stays STOPPED (a real node would restart just those containers);
+`on-failure` containers do not restart at boot; a configured pool that is not
+imported leaves Docker FAILED until it is.
 The reason a real `up` fails is only in /var/log/app_lifecycle.log; the fake also
 puts it in the job's `logs_excerpt`.
 """
@@ -56,7 +64,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from fakes.truenas import events
-from fakes.truenas.apps import custom
+from fakes.truenas.apps import custom, persist
 from fakes.truenas.apps.compose import Project, Service
 from fakes.truenas.apps.deploy import ComposeUp
 from fakes.truenas.apps.networks import Networks
@@ -117,6 +125,7 @@ class App:
         self.network_ids: dict[str, str] = {}
         self.portals = custom.portals_and_notes(config)
         self.last_state: str | None = None
+        self.stopped_by_hand = False
 
     def volume_name(self, key: str) -> str:
         volume = self.project.volumes[key]
@@ -264,6 +273,7 @@ class AppsRuntime:
                             errno.ENOTSUP)
         if new["pool"] == old["pool"]:
             self.settings = new
+            persist.save_docker(self.node, self.settings)
             job.set_progress(100, "Requested configuration applied")
             job.succeed(self.docker_config())
             return
@@ -273,6 +283,7 @@ class AppsRuntime:
         job.set_progress(20, "Stopping Docker service")
         self._set_status("UNCONFIGURED")
         self.settings = new
+        persist.save_docker(self.node, self.settings)
         job.set_progress(60, "Applying requested configuration")
         if not new["pool"]:
             job.set_progress(100, "Requested configuration applied")
@@ -467,6 +478,7 @@ class AppsRuntime:
         job.set_progress(35, "Setting up App directory")
         app = App(name, self.settings["pool"], copy.deepcopy(config), project)
         self.apps[name] = app
+        self._save(app)
         job.set_progress(60, "App installation in progress, pulling images")
 
         def done() -> None:
@@ -479,6 +491,7 @@ class AppsRuntime:
             self._down(app)
             if self.apps.get(name) is app:
                 del self.apps[name]
+                persist.remove_app(self.node, app.pool, name)
             events.publish(self.node, "app.query", "removed", id=name)
 
         self._up(app, job, done, failed)
@@ -491,6 +504,9 @@ class AppsRuntime:
         if data is not None:
             config, project = custom.validate_payload(data, "app_update")
             app.config, app.project = copy.deepcopy(config), project
+        if trigger:
+            app.stopped_by_hand = False
+        self._save(app)
         job.set_progress(25, "Initial Validation completed")
         job.set_progress(60, "Configuration updated")
         events.publish(self.node, "app.query", "changed", id=name, fields=self.entry(app))
@@ -508,6 +524,8 @@ class AppsRuntime:
     def start(self, name: str, job: Job) -> None:
         app = self.get(name)
         job.set_progress(20, f"Starting {name!r} app")
+        app.stopped_by_hand = False
+        self._save(app)
 
         def done() -> None:
             job.set_progress(100, f"Started {name!r} app")
@@ -519,6 +537,8 @@ class AppsRuntime:
         app = self.get(name)
         job.set_progress(20, f"Stopping {name!r} app")
         self._down(app)
+        app.stopped_by_hand = True
+        self._save(app)
         job.set_progress(100, f"Stopped {name!r} app")
         job.succeed(None)
 
@@ -532,9 +552,66 @@ class AppsRuntime:
             self.images -= {s.image for s in app.project.services.values()} - still_used
         job.set_progress(80, "Cleaning up resources")
         self.apps.pop(name, None)
+        persist.remove_app(self.node, app.pool, name)
         events.publish(self.node, "app.query", "removed", id=name)
         job.set_progress(100, f"Deleted {name!r} app")
         job.succeed(True)
+
+    def _save(self, app: App) -> None:
+        persist.save_app(self.node, app.pool, app.name, app.config, app.portals,
+                         app.stopped_by_hand)
+
+    # --- boot ------------------------------------------------------------------------------
+    def restore(self, settings: dict[str, Any]) -> None:
+        """The node boots with a saved docker.config: Docker starts if its pool is
+        here, else it waits for the pool's import."""
+        self.settings = {**self.settings, **settings}
+        pool = self.settings["pool"]
+        if pool and pool in self.node.storage.pools:
+            self._start_at_boot(pool)
+        elif pool:
+            self.status, self.status_detail = "FAILED", f"Pool {pool!r} is not imported"
+
+    def pool_imported(self, pool: str) -> None:
+        if pool == self.settings["pool"] and self.status in ("FAILED", "UNCONFIGURED"):
+            self._start_at_boot(pool)
+
+    def _start_at_boot(self, pool: str) -> None:
+        self._set_status("INITIALIZING")
+
+        def started() -> None:
+            if self.settings["pool"] != pool or pool not in self.node.storage.pools:
+                return
+            self._set_status("RUNNING")
+            for name, config, stopped in persist.load_apps(self.node, pool):
+                self._restore_app(pool, name, config, stopped)
+
+        self.clock.call_later(DOCKER_START_SECONDS, self.guarded(started))
+
+    def _restore_app(self, pool: str, name: str, config: dict, stopped: bool) -> None:
+        try:
+            config, project = custom.validate_payload({"custom_compose_config": config},
+                                                      "app_create")
+        except ValidationErrors as exc:
+            log.warning("app %s: its saved compose file no longer loads: %s", name, exc)
+            return
+        app = App(name, pool, copy.deepcopy(config), project)
+        app.stopped_by_hand = stopped
+        # Docker's data root is <pool>/ix-apps/docker: the images pulled before are there
+        self.images |= {service.image for service in project.services.values()}
+        self._apps.setdefault(pool, {})[name] = app
+        restarts = all(s.restart.partition(":")[0] in ("always", "unless-stopped")
+                       for s in project.services.values())
+        if stopped or not restarts or not project.services:
+            self.app_changed(app)
+            return
+
+        def finished(reason: str | None) -> None:
+            if reason is not None:
+                log.info("app %s: start at boot failed: %s", name, reason)
+
+        ComposeUp(self, app, finished).begin()
+        self.app_changed(app)
 
     def shut_down(self) -> None:
         """The node is going away: every process ends (its listeners go with the node)."""
@@ -544,3 +621,10 @@ class AppsRuntime:
                     app.operation.abort("The system is shutting down")
                 for container in app.containers.values():
                     container.remove()
+
+
+def restore_at_boot(node: TrueNASNode) -> None:
+    """dockerd starts at boot with the saved docker.config (nothing to do without one)."""
+    settings = persist.load_docker(node)
+    if settings is not None:
+        node.apps.restore(settings)

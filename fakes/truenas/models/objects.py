@@ -106,7 +106,9 @@ class ObjectStore:
         expected = self.expected_on(leaf)
         return [oid for oid in leaf.store.manifest if oid not in expected]
 
-    def _good_copy(self, oid: str, exclude: Member) -> bytes | None:
+    def good_copy(self, oid: str, exclude: Member | None = None) -> bytes | None:
+        """The object's bytes from an online leaf (other than `exclude`) whose copy
+        matches the checksum, else None."""
         for leaf in self.vdev_of(oid).online_leaves:
             if leaf is not exclude:
                 data = self.read_copy(leaf, oid)
@@ -120,7 +122,7 @@ class ObjectStore:
         Returns the objects no other leaf could supply (lost on this vdev)."""
         lost = []
         for oid, rec in self.missing_on(leaf).items():
-            data = self._good_copy(oid, exclude=leaf)
+            data = self.good_copy(oid, exclude=leaf)
             if data is None:
                 lost.append(oid)
                 continue
@@ -139,7 +141,7 @@ class ObjectStore:
                 continue
             found += 1
             leaf.checksum_errors += 1
-            data = self._good_copy(oid, exclude=leaf)
+            data = self.good_copy(oid, exclude=leaf)
             if data is None:
                 lost.append(oid)
                 continue

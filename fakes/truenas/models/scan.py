@@ -228,6 +228,19 @@ def _complete(pool: Pool, scan: Scan, at: float) -> None:
     scan._remember()
 
 
+def _rotate_error_log(pool: Pool) -> None:
+    """A finished scrub or resilver drops the errors it no longer meets.
+
+    ZFS: dsl_scan_done() calls spa_errlog_rotate() for scrubs and resilvers alike
+    (spa_errlog.c: "if an error is somehow corrected, a new scrub will show that it
+    no longer exists, and will be deleted from the log when the scrub completes").
+    The fake keeps one log, not ZFS's last/current pair, so one scan is enough.
+    """
+    pool.permanent_errors.difference_update([
+        oid for oid in pool.permanent_errors
+        if oid not in pool.objects.table or pool.objects.good_copy(oid) is not None])
+
+
 def finish_resilver(pool: Pool, scan: Scan, at: float) -> None:
     lost: list[str] = []
     synced: set[str] = set()
@@ -236,9 +249,18 @@ def finish_resilver(pool: Pool, scan: Scan, at: float) -> None:
         for index, slot in enumerate(list(vdev.members)):
             for leaf in slot.slot_members:
                 if leaf.online and leaf.stale:
-                    lost += pool.objects.resilver_leaf(leaf)
-                    leaf.stale = False
-                    synced.add(leaf.guid)
+                    missed = pool.objects.resilver_leaf(leaf)
+                    lost += missed
+                    # ZFS keeps a leaf's DTL (the txgs it missed) after a scan with
+                    # errors (vdev_dtl_reassess excises it only when scn_errors == 0),
+                    # and resilvers it again when a member that holds them returns
+                    # (storage.plug_disk). The fake keeps the leaf stale while a leaf
+                    # of its vdev that may hold what it lacks is away; with every
+                    # leaf present, what none could supply is lost for good.
+                    leaf.stale = bool(missed) and any(not other.online
+                                                      for other in vdev.leaves)
+                    if not leaf.stale:
+                        synced.add(leaf.guid)
             new = slot.replacement
             if new is None:
                 continue
@@ -255,6 +277,7 @@ def finish_resilver(pool: Pool, scan: Scan, at: float) -> None:
             if slot.online:
                 slot.store.wipe()   # the old leaf is detached: its label is cleared
             synced.add(new.guid)
+    _rotate_error_log(pool)
     pool.permanent_errors.update(lost)
     scan.errors = len(lost)
     _complete(pool, scan, at)
@@ -279,6 +302,7 @@ def finish_scrub(pool: Pool, scan: Scan, at: float) -> None:
             bad, _repaired, unrepaired = pool.objects.scrub_leaf(leaf)
             found += bad
             lost.update(unrepaired)
+    _rotate_error_log(pool)
     pool.permanent_errors.update(lost)
     scan.errors = found
     _complete(pool, scan, at)

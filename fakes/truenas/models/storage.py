@@ -24,7 +24,7 @@ from fakes.truenas import events
 from fakes.truenas.models import files, lifecycle
 from fakes.truenas.models.disks import BOOT_POOL, Disk, DiskTable
 from fakes.truenas.models.layout import read_label
-from fakes.truenas.models.scan import start_resilver
+from fakes.truenas.models.scan import stale_leaves, start_resilver
 from fakes.truenas.models.snapshot_tasks import SnapshotTasks
 
 if TYPE_CHECKING:
@@ -78,7 +78,10 @@ class NodeStorage:
         leaf.store.drop_objects(pool.objects.extra_on(leaf))
         leaf.stale = leaf.stale or bool(pool.objects.missing_on(leaf))
         pool.commit()
-        if leaf.stale:
+        # ZFS resilvers on a device's return whenever some leaf's DTL is not empty
+        # (vdev_resilver_needed), including a partner that came back first and
+        # still lacks what only this member holds.
+        if stale_leaves(pool):
             start_resilver(pool)
         return disk
 
@@ -138,7 +141,11 @@ class NodeStorage:
         return lifecycle.import_find(self)
 
     def import_pool(self, guid: str, name: str | None = None) -> Pool:
-        return lifecycle.import_pool(self, guid, name)
+        pool = lifecycle.import_pool(self, guid, name)
+        runtime = self.node.__dict__.get("_apps")    # Docker waiting for its pool at boot
+        if runtime is not None:
+            runtime.pool_imported(pool.name)
+        return pool
 
     # --- files (filesystem.put / get / stat / listdir, /_upload, /_download) --
     def write_file(self, path: str, data: bytes, append: bool = False,

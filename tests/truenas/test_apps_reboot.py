@@ -1,0 +1,171 @@
+"""Apps come back after the droplet is power-cycled, as on a real TrueNAS.
+
+Through the public surfaces only: the droplet is power-cycled through the
+DigitalOcean API (pydo), the node is driven over JSON-RPC/WSS, and the app's
+published port is dialled on the droplet's address. The fake imports no pool by
+itself at boot, so the test imports the apps pool (pool.import_find /
+pool.import_pool), as a client recovering the node does.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pydo
+import pytest
+from websockets.sync.client import connect
+
+from fakes.truenas.apps import images
+from fakes.world import World
+from tests.truenas.test_apps_wire import GREETER, IMAGE_URL, REGION, TIMEOUT, Greeter, Rpc, advance
+
+PORTS = {"keeper": 17200, "parked": 17201, "oneshot": 17202}
+RESTART = {"keeper": "unless-stopped", "parked": "always", "oneshot": '"no"'}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Iterator[World]:
+    with World(tmp_path_factory.mktemp("truenas-apps-reboot"), speed=1.0) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def client(world) -> Iterator[pydo.Client]:
+    do = pydo.Client(world.token, endpoint=world.endpoint,
+                     connection_verify=str(world.ca.ca_path), retry_total=0)
+    try:
+        yield do
+    finally:
+        do.close()
+
+
+@pytest.fixture(scope="module")
+def greeter() -> Iterator[None]:
+    images.register(GREETER, Greeter())
+    yield
+    images._REGISTRY.pop(GREETER, None)
+
+
+@contextmanager
+def session(world: World, droplet_id: int) -> Iterator[Rpc]:
+    entry = world.truenas.node_for(droplet_id)
+    assert entry is not None and entry.server.wait_ready(TIMEOUT)
+    context = ssl.create_default_context(cafile=str(entry.server.cert.cert_path))
+    context.check_hostname = False
+    context.maximum_version = ssl.TLSVersion.TLSv1_2   # see test_transport.websocket_tls
+    with connect(entry.server.url("wss"), ssl=context, proxy=None,
+                 open_timeout=TIMEOUT) as websocket:
+        rpc = Rpc(websocket)
+        answer = rpc.result("auth.login_ex", {
+            "mechanism": "API_KEY_PLAIN", "username": "truenas_admin",
+            "api_key": world.describe()["truenas"]["api_key"]})
+        assert answer["response_type"] == "SUCCESS"
+        yield rpc
+
+
+def greeting(address: str, port: int) -> bytes:
+    with socket.create_connection((address, port), timeout=TIMEOUT,
+                                  source_address=("127.0.0.1", 0)) as conn:
+        return conn.makefile("rb").readline()
+
+
+def states(rpc: Rpc) -> dict[str, str]:
+    return {app["name"]: app["state"] for app in rpc.result("app.query")}
+
+
+def compose(name: str) -> str:
+    return (f"services:\n  {name}:\n    image: {GREETER}:1\n"
+            f"    ports: ['{PORTS[name]}:7000']\n    restart: {RESTART[name]}\n"
+            "    healthcheck: {test: [CMD, 'true'], interval: 5s}\n")
+
+
+@pytest.fixture(scope="module")
+def rebooted(world, client, greeter) -> dict:
+    """Three apps on pool tank (one stopped by hand), then a power cycle and the pool
+    imported again; what the node said along the way."""
+    image = client.images.create_custom({"name": "scale-25-10", "url": IMAGE_URL,
+                                         "region": REGION, "distribution": "Unknown"})["image"]
+    advance(world, 400)
+    volumes = [client.volumes.create({"name": f"reboot-{i}", "size_gigabytes": 10,
+                                      "region": REGION})["volume"]["id"] for i in range(2)]
+    droplet = client.droplets.create({"name": "nas-reboot", "region": REGION,
+                                      "size": "s-4vcpu-8gb", "image": image["id"],
+                                      "volumes": volumes})["droplet"]
+    advance(world, 50)
+    seen: dict = {"droplet": droplet["id"]}
+    with session(world, droplet["id"]) as rpc:
+        advance(world, 100)
+        disks = sorted(d["devname"] for d in rpc.result("disk.query", [["bus", "=", "SCSI"]]))
+        assert rpc.job(world, "pool.create", {"name": "tank", "topology": {
+            "data": [{"type": "MIRROR", "disks": disks}]}})["state"] == "SUCCESS"
+        assert rpc.job(world, "docker.update", {"pool": "tank"}, seconds=15)["state"] \
+            == "SUCCESS"
+        for name in PORTS:
+            created = rpc.job(world, "app.create", {
+                "app_name": name, "custom_app": True,
+                "custom_compose_config_string": compose(name)}, seconds=6)
+            assert created["state"] == "SUCCESS", created
+        advance(world, 6)                # first healthchecks pass
+        assert rpc.job(world, "app.stop", "parked")["state"] == "SUCCESS"
+        seen["before"] = states(rpc)
+
+    client.droplet_actions.post(droplet["id"], {"type": "power_cycle"})
+    advance(world, 15)
+    entry = world.truenas.node_for(droplet["id"])
+    seen["address"] = entry.node.address
+    with session(world, droplet["id"]) as rpc:
+        advance(world, 100)
+        seen["system_state"] = rpc.result("system.state")
+        seen["config_at_boot"] = rpc.result("docker.config")
+        seen["apps_before_import"] = rpc.result("app.query")
+        [found] = rpc.job(world, "pool.import_find")["result"]
+        assert rpc.job(world, "pool.import_pool", {"guid": found["guid"]})["state"] == "SUCCESS"
+        seen["docker_after_import"] = rpc.result("docker.status")["status"]
+        advance(world, 10)               # dockerd starts; images are still on the pool
+        seen["docker"] = rpc.result("docker.status")["status"]
+        seen["while_starting"] = states(rpc)
+        advance(world, 10)               # the first healthcheck passes
+        seen["after"] = states(rpc)
+    return seen
+
+
+def test_apps_run_and_answer_before_the_reboot(rebooted) -> None:
+    assert rebooted["before"] == {"keeper": "RUNNING", "parked": "STOPPED",
+                                  "oneshot": "RUNNING"}
+
+
+def test_docker_config_survives_and_docker_waits_for_its_pool(rebooted) -> None:
+    assert rebooted["system_state"] == "READY"
+    assert rebooted["config_at_boot"]["pool"] == "tank"
+    assert rebooted["config_at_boot"]["dataset"] == "tank/ix-apps"
+    assert rebooted["apps_before_import"] == []
+    assert rebooted["docker_after_import"] == "INITIALIZING"
+    assert rebooted["docker"] == "RUNNING"
+
+
+def test_an_app_with_a_restart_policy_starts_again_and_answers(rebooted) -> None:
+    assert rebooted["while_starting"]["keeper"] == "DEPLOYING"
+    assert rebooted["after"]["keeper"] == "RUNNING"
+    assert greeting(rebooted["address"], PORTS["keeper"]).startswith(b"hello from")
+
+
+def test_an_app_stopped_by_hand_stays_stopped(rebooted) -> None:
+    assert rebooted["after"]["parked"] == "STOPPED"
+    with pytest.raises(ConnectionRefusedError):
+        greeting(rebooted["address"], PORTS["parked"])
+
+
+def test_an_app_without_a_restart_policy_does_not_start(rebooted) -> None:
+    assert rebooted["after"]["oneshot"] == "STOPPED"
+    with pytest.raises(ConnectionRefusedError):
+        greeting(rebooted["address"], PORTS["oneshot"])
+
+
+def test_the_app_files_are_on_the_pool(world, rebooted) -> None:
+    with session(world, rebooted["droplet"]) as rpc:
+        names = {e["name"] for e in rpc.result(
+            "filesystem.listdir", "/mnt/tank/ix-apps/app_configs")}
+    assert names == set(PORTS)
