@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import select
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -95,3 +96,30 @@ def session_from(source_address: str | None) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """One plain-HTTP GET: the answer, or why there was none (refused, reset,
+    dropped by a firewall, timed out)."""
+
+    status: int | None = None
+    body: str = ""
+    failure: str | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.status is not None
+
+    def describe(self) -> str:
+        return f"{self.status} {self.body[:200]}" if self.answered else str(self.failure)
+
+
+def http_get(url: str, *, source_address: str | None = None, timeout: float) -> HttpAnswer:
+    """GET `url` from `source_address`; never raises for a network failure."""
+    try:
+        with session_from(source_address) as session:
+            response = session.get(url, timeout=timeout)
+    except requests.RequestException as error:
+        return HttpAnswer(failure=f"{type(error).__name__}: {error}")
+    return HttpAnswer(response.status_code, response.text)

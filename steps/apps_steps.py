@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from pytest_bdd import given, parsers, then, when
 
 from infra import snapshots
@@ -32,7 +31,7 @@ from infra.charts.deploy import ChartDeployer
 from infra.charts.render import RenderedApp
 from infra.charts.validate import prepare_site
 from infra.check import check
-from infra.net import connect_tcp, session_from
+from infra.net import HttpAnswer, connect_tcp, http_get
 from infra.node import pool_report
 from infra.tls_probe import probe_tls
 from steps import inventory
@@ -308,22 +307,18 @@ def _uro_healthy(spec: ScenarioContext, name: str) -> None:
     assert answer.json()["services"]["uro"] == "healthy", answer.body
 
 
-def _console(spec: ScenarioContext, name: str, source: str) -> requests.Response:
+def _console(spec: ScenarioContext, name: str, source: str) -> HttpAnswer:
     port = int(_rendered(spec, name)["cockroachdb"].settings["console_port"])
     url = f"http://{_address(spec, name)}:{spec.target.node_port(port)}/health?ready=1"
-    with session_from(source) as session:
-        return session.get(url, timeout=PROBE_TIMEOUT)
+    return http_get(url, source_address=source, timeout=PROBE_TIMEOUT)
 
 
 @then(parsers.parse('CockroachDB of the site "{name}" answers ready on its console port from '
                     "an address in the admin CIDR"))
 def _cockroach_ready(spec: ScenarioContext, name: str) -> None:
     def attempt() -> tuple[bool, Any]:
-        try:
-            response = _console(spec, name, ADMIN_SOURCE)
-        except requests.RequestException as error:
-            return False, f"{type(error).__name__}: {error}"
-        return response.status_code == 200, f"{response.status_code} {response.text[:200]}"
+        answer = _console(spec, name, ADMIN_SOURCE)
+        return answer.status == 200, answer.describe()
 
     _eventually(spec, "CockroachDB's /health?ready=1 to answer 200", attempt)
 
@@ -331,11 +326,9 @@ def _cockroach_ready(spec: ScenarioContext, name: str) -> None:
 @then(parsers.parse('the CockroachDB console of the site "{name}" is unreachable from an '
                     "internet address"))
 def _cockroach_closed(spec: ScenarioContext, name: str) -> None:
-    try:
-        response = _console(spec, name, INTERNET_SOURCE)
-    except requests.ConnectionError:
-        return       # refused, reset or dropped by the firewall
-    raise AssertionError(f"the console answered an internet address: {response.status_code}")
+    answer = _console(spec, name, INTERNET_SOURCE)
+    # refused, reset or dropped by the firewall: no answer at all
+    assert not answer.answered, f"the console answered an internet address: {answer.describe()}"
 
 
 @then(parsers.parse("GoCD's config of the site \"{name}\" is a file on the site's pool"))

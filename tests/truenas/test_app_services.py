@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 import socket
-import ssl
 from collections.abc import Iterator
 
 import pydo
 import pytest
-from websockets.sync.client import connect
 
 from fakes.world import World
+from tests.truenas.nodes import TIMEOUT, Rpc, advance, logged_in, truenas_droplet
 from tests.truenas.test_apps_network import docker_on_a_pool
 from tests.truenas.test_apps_runtime import Env, succeeded
-from tests.truenas.test_apps_wire import IMAGE_URL, REGION, TIMEOUT, Rpc, advance
 from tests.truenas.test_caddy_emulation import (
     EchoBackend,
     HostFiles,
@@ -187,41 +185,15 @@ def test_the_caddy_emulation_strips_a_path_prefix_before_proxying(files: HostFil
 
 # --- over the wire, behind a cloud firewall -------------------------------------------------
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Iterator[World]:
-    with World(tmp_path_factory.mktemp("app-services"), speed=1.0) as started:
-        yield started
+def world(slow_world: World) -> World:
+    return slow_world
 
 
 @pytest.fixture(scope="module")
-def droplet(world) -> Iterator[tuple[object, Rpc, pydo.Client, int]]:
-    client = pydo.Client(world.token, endpoint=world.endpoint,
-                         connection_verify=str(world.ca.ca_path), retry_total=0)
-    image = client.images.create_custom({"name": "scale-25-10", "url": IMAGE_URL,
-                                         "region": REGION, "distribution": "Unknown"})["image"]
-    advance(world, 400)
-    volumes = [client.volumes.create({"name": f"svc-{i}", "size_gigabytes": 10,
-                                      "region": REGION})["volume"]["id"] for i in range(2)]
-    made = client.droplets.create({"name": "nas-services", "region": REGION,
-                                   "size": "s-4vcpu-8gb", "image": image["id"],
-                                   "volumes": volumes})["droplet"]
-    advance(world, 50)
-    entry = world.truenas.node_for(made["id"])
-    assert entry is not None and entry.server.wait_ready(TIMEOUT)
-    advance(world, 100)
-    context = ssl.create_default_context(cafile=str(entry.server.cert.cert_path))
-    context.check_hostname = False
-    context.maximum_version = ssl.TLSVersion.TLSv1_2   # see test_transport.websocket_tls
-    try:
-        with connect(entry.server.url("wss"), ssl=context, proxy=None,
-                     open_timeout=TIMEOUT) as websocket:
-            rpc = Rpc(websocket)
-            answer = rpc.result("auth.login_ex", {
-                "mechanism": "API_KEY_PLAIN", "username": "truenas_admin",
-                "api_key": world.describe()["truenas"]["api_key"]})
-            assert answer["response_type"] == "SUCCESS"
-            yield entry, rpc, client, made["id"]
-    finally:
-        client.close()
+def droplet(world, slow_client) -> Iterator[tuple[object, Rpc, pydo.Client, int]]:
+    made = truenas_droplet(world, slow_client, "svc")
+    with logged_in(world, made["id"]) as rpc:
+        yield world.truenas.node_for(made["id"]), rpc, slow_client, made["id"]
 
 
 def http_get(address: str, port: int, path: str, source: str) -> tuple[int, bytes]:

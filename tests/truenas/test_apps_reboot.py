@@ -10,36 +10,28 @@ pool.import_pool), as a client recovering the node does.
 from __future__ import annotations
 
 import socket
-import ssl
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pydo
 import pytest
-from websockets.sync.client import connect
 
 from fakes.truenas.apps import images
 from fakes.world import World
-from tests.truenas.test_apps_wire import GREETER, IMAGE_URL, REGION, TIMEOUT, Greeter, Rpc, advance
+from tests.truenas.nodes import TIMEOUT, Rpc, advance, logged_in, truenas_droplet
+from tests.truenas.test_apps_wire import GREETER, Greeter
 
 PORTS = {"keeper": 17200, "parked": 17201, "oneshot": 17202}
 RESTART = {"keeper": "unless-stopped", "parked": "always", "oneshot": '"no"'}
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Iterator[World]:
-    with World(tmp_path_factory.mktemp("truenas-apps-reboot"), speed=1.0) as started:
-        yield started
+def world(slow_world: World) -> World:
+    return slow_world
 
 
 @pytest.fixture(scope="module")
-def client(world) -> Iterator[pydo.Client]:
-    do = pydo.Client(world.token, endpoint=world.endpoint,
-                     connection_verify=str(world.ca.ca_path), retry_total=0)
-    try:
-        yield do
-    finally:
-        do.close()
+def client(slow_client: pydo.Client) -> pydo.Client:
+    return slow_client
 
 
 @pytest.fixture(scope="module")
@@ -47,23 +39,6 @@ def greeter() -> Iterator[None]:
     images.register(GREETER, Greeter())
     yield
     images._REGISTRY.pop(GREETER, None)
-
-
-@contextmanager
-def session(world: World, droplet_id: int) -> Iterator[Rpc]:
-    entry = world.truenas.node_for(droplet_id)
-    assert entry is not None and entry.server.wait_ready(TIMEOUT)
-    context = ssl.create_default_context(cafile=str(entry.server.cert.cert_path))
-    context.check_hostname = False
-    context.maximum_version = ssl.TLSVersion.TLSv1_2   # see test_transport.websocket_tls
-    with connect(entry.server.url("wss"), ssl=context, proxy=None,
-                 open_timeout=TIMEOUT) as websocket:
-        rpc = Rpc(websocket)
-        answer = rpc.result("auth.login_ex", {
-            "mechanism": "API_KEY_PLAIN", "username": "truenas_admin",
-            "api_key": world.describe()["truenas"]["api_key"]})
-        assert answer["response_type"] == "SUCCESS"
-        yield rpc
 
 
 def greeting(address: str, port: int) -> bytes:
@@ -86,18 +61,9 @@ def compose(name: str) -> str:
 def rebooted(world, client, greeter) -> dict:
     """Three apps on pool tank (one stopped by hand), then a power cycle and the pool
     imported again; what the node said along the way."""
-    image = client.images.create_custom({"name": "scale-25-10", "url": IMAGE_URL,
-                                         "region": REGION, "distribution": "Unknown"})["image"]
-    advance(world, 400)
-    volumes = [client.volumes.create({"name": f"reboot-{i}", "size_gigabytes": 10,
-                                      "region": REGION})["volume"]["id"] for i in range(2)]
-    droplet = client.droplets.create({"name": "nas-reboot", "region": REGION,
-                                      "size": "s-4vcpu-8gb", "image": image["id"],
-                                      "volumes": volumes})["droplet"]
-    advance(world, 50)
+    droplet = truenas_droplet(world, client, "reboot")
     seen: dict = {"droplet": droplet["id"]}
-    with session(world, droplet["id"]) as rpc:
-        advance(world, 100)
+    with logged_in(world, droplet["id"]) as rpc:
         disks = sorted(d["devname"] for d in rpc.result("disk.query", [["bus", "=", "SCSI"]]))
         assert rpc.job(world, "pool.create", {"name": "tank", "topology": {
             "data": [{"type": "MIRROR", "disks": disks}]}})["state"] == "SUCCESS"
@@ -116,7 +82,7 @@ def rebooted(world, client, greeter) -> dict:
     advance(world, 15)
     entry = world.truenas.node_for(droplet["id"])
     seen["address"] = entry.node.address
-    with session(world, droplet["id"]) as rpc:
+    with logged_in(world, droplet["id"]) as rpc:
         advance(world, 100)
         seen["system_state"] = rpc.result("system.state")
         seen["config_at_boot"] = rpc.result("docker.config")
@@ -165,7 +131,7 @@ def test_an_app_without_a_restart_policy_does_not_start(rebooted) -> None:
 
 
 def test_the_app_files_are_on_the_pool(world, rebooted) -> None:
-    with session(world, rebooted["droplet"]) as rpc:
+    with logged_in(world, rebooted["droplet"]) as rpc:
         names = {e["name"] for e in rpc.result(
             "filesystem.listdir", "/mnt/tank/ix-apps/app_configs")}
     assert names == set(PORTS)

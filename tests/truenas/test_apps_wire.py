@@ -10,23 +10,18 @@ test moves its clock.
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
-import ssl
 from collections.abc import Iterator
 
 import pydo
 import pytest
-from websockets.sync.client import connect
 
 from fakes.truenas.apps import images
 from fakes.truenas.apps.images import ImageBehaviour
 from fakes.truenas.server import StreamService
 from fakes.world import World
+from tests.truenas.nodes import TIMEOUT, Rpc, advance, logged_in, truenas_droplet
 
-REGION = "nyc3"
-TIMEOUT = 10.0
-IMAGE_URL = "https://images.example.test/TrueNAS-SCALE-25.10.2.img.gz"
 GREETER = "example.test/greeter"
 
 
@@ -43,19 +38,13 @@ class Greeter(ImageBehaviour):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Iterator[World]:
-    with World(tmp_path_factory.mktemp("truenas-apps"), speed=1.0) as started:
-        yield started
+def world(slow_world: World) -> World:
+    return slow_world
 
 
 @pytest.fixture(scope="module")
-def client(world) -> Iterator[pydo.Client]:
-    do = pydo.Client(world.token, endpoint=world.endpoint,
-                     connection_verify=str(world.ca.ca_path), retry_total=0)
-    try:
-        yield do
-    finally:
-        do.close()
+def client(slow_client: pydo.Client) -> pydo.Client:
+    return slow_client
 
 
 @pytest.fixture
@@ -65,59 +54,11 @@ def greeter() -> Iterator[None]:
     images._REGISTRY.pop(GREETER, None)
 
 
-def advance(world: World, seconds: float) -> None:
-    with world.backend.lock:
-        world.clock.advance(seconds)
-
-
-class Rpc:
-    def __init__(self, websocket) -> None:
-        self.ws = websocket
-        self.ids = iter(range(1, 10_000))
-
-    def result(self, method: str, *params):
-        request_id = next(self.ids)
-        self.ws.send(json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method,
-                                 "params": list(params)}))
-        while True:
-            message = json.loads(self.ws.recv(timeout=TIMEOUT))
-            if message.get("id") == request_id:
-                assert "error" not in message, message
-                return message["result"]
-
-    def job(self, world: World, method: str, *params, seconds: float = 0.0) -> dict:
-        """Start a legacy job, move the clock, and read how it ended."""
-        job_id = self.result(method, *params)
-        advance(world, seconds)
-        [job] = self.result("core.get_jobs", [["id", "=", job_id]])
-        return job
-
-
 @pytest.fixture(scope="module")
 def node(world, client) -> Iterator[tuple[str, Rpc]]:
-    image = client.images.create_custom({"name": "scale-25-10", "url": IMAGE_URL,
-                                         "region": REGION, "distribution": "Unknown"})["image"]
-    advance(world, 400)
-    volumes = [client.volumes.create({"name": f"apps-{i}", "size_gigabytes": 10,
-                                      "region": REGION})["volume"]["id"] for i in range(2)]
-    droplet = client.droplets.create({"name": "nas-apps", "region": REGION,
-                                      "size": "s-4vcpu-8gb", "image": image["id"],
-                                      "volumes": volumes})["droplet"]
-    advance(world, 50)
-    entry = world.truenas.node_for(droplet["id"])
-    assert entry is not None and entry.server.wait_ready(TIMEOUT)
-    advance(world, 100)
-    context = ssl.create_default_context(cafile=str(entry.server.cert.cert_path))
-    context.check_hostname = False
-    context.maximum_version = ssl.TLSVersion.TLSv1_2   # see test_transport.websocket_tls
-    with connect(entry.server.url("wss"), ssl=context, proxy=None,
-                 open_timeout=TIMEOUT) as websocket:
-        rpc = Rpc(websocket)
-        answer = rpc.result("auth.login_ex", {
-            "mechanism": "API_KEY_PLAIN", "username": "truenas_admin",
-            "api_key": world.describe()["truenas"]["api_key"]})
-        assert answer["response_type"] == "SUCCESS"
-        yield entry.node.address, rpc
+    droplet = truenas_droplet(world, client, "apps")
+    with logged_in(world, droplet["id"]) as rpc:
+        yield world.truenas.node_for(droplet["id"]).node.address, rpc
 
 
 def test_an_app_publishes_its_ports_on_the_droplets_address(world, node, greeter) -> None:

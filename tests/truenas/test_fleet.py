@@ -29,19 +29,13 @@ IMAGE_URL = "https://images.example.test/TrueNAS-SCALE-25.10.2.img.gz"
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Iterator[World]:
-    with World(tmp_path_factory.mktemp("truenas-fleet"), speed=1.0) as started:
-        yield started
+def world(slow_world: World) -> World:
+    return slow_world
 
 
 @pytest.fixture(scope="module")
-def client(world) -> Iterator[pydo.Client]:
-    do = pydo.Client(world.token, endpoint=world.endpoint,
-                     connection_verify=str(world.ca.ca_path), retry_total=0)
-    try:
-        yield do
-    finally:
-        do.close()
+def client(slow_client: pydo.Client) -> pydo.Client:
+    return slow_client
 
 
 @pytest.fixture(scope="module")

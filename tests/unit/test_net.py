@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from infra.net import connect_tcp, session_from, tcp_reachable
+from infra.net import connect_tcp, http_get, session_from, tcp_reachable
 
 SERVER = "127.0.0.1"
 ADMIN = "127.0.0.2"          # stands for an address inside the admin CIDR
@@ -228,3 +228,12 @@ def test_a_session_ignores_proxies_from_the_environment(monkeypatch, http_server
     monkeypatch.setenv("NO_PROXY", "")
     with session_from(INTERNET) as session:
         assert session.get(_url(http_server), timeout=5).text == INTERNET
+
+
+def test_http_get_answers_from_the_allowed_source_and_says_why_not_from_another(http_server):
+    http_server.allowed = {ADMIN}
+    answer = http_get(_url(http_server), source_address=ADMIN, timeout=5)
+    assert answer.answered and (answer.status, answer.body) == (200, ADMIN)
+    refused = http_get(_url(http_server), source_address=INTERNET, timeout=5)
+    assert not refused.answered
+    assert "ConnectionError" in refused.failure
