@@ -10,6 +10,7 @@ records is left.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from infra import desired
 from infra.charts.deploy import ChartDeployer
@@ -106,21 +107,7 @@ class Teardown(SiteOperation):
             else:
                 hours = sum(droplet_hours(droplet, now) for droplet in droplets)
                 self.report.droplet_hours = round((self.report.droplet_hours or 0) + hours, 4)
-        for droplet in droplets:
-            do.ignore_missing(f"delete droplet {droplet['name']}", do.client.droplets.destroy,
-                              droplet["id"])
-            self._deleted(f"droplet {droplet['name']} ({droplet['id']})")
-        for droplet in droplets:
-            def gone(droplet_id: int = droplet["id"]) -> bool:
-                try:
-                    do.call("get droplet", do.client.droplets.get, droplet_id)
-                    return False
-                except NotFound:
-                    return True
-
-            with self.reporter.waiting(f"droplet {droplet['name']} to go away"):
-                do.wait_until(f"droplet {droplet['name']} to be deleted", gone,
-                              desired.DESTROY_SECONDS)
+        destroy_droplets(do, self.reporter, droplets, self._deleted)
 
     def _volumes(self) -> None:
         do = self.do
@@ -193,3 +180,24 @@ class Teardown(SiteOperation):
             return
         if tag["resources"]["count"] == 0:
             do.ignore_missing("delete tag", do.client.tags.delete, self.tag)
+
+
+def destroy_droplets(do: DigitalOcean, reporter: Reporter, droplets: list[dict],
+                     deleted: Callable[[str], None]) -> None:
+    """Ask for every deletion first (DigitalOcean deletes them in parallel), then wait,
+    bounded, until each droplet is gone; `deleted` hears of each one asked for."""
+    for droplet in droplets:
+        do.ignore_missing(f"delete droplet {droplet['name']}", do.client.droplets.destroy,
+                          droplet["id"])
+        deleted(f"droplet {droplet['name']} ({droplet['id']})")
+    for droplet in droplets:
+        def gone(droplet_id: int = droplet["id"]) -> bool:
+            try:
+                do.call("get droplet", do.client.droplets.get, droplet_id)
+                return False
+            except NotFound:
+                return True
+
+        with reporter.waiting(f"droplet {droplet['name']} to go away"):
+            do.wait_until(f"droplet {droplet['name']} to be deleted", gone,
+                          desired.DESTROY_SECONDS)

@@ -28,6 +28,7 @@ from typing import Any
 
 from infra import desired
 from infra.digitalocean import DigitalOcean
+from infra.down import destroy_droplets
 from infra.errors import CloudError, NotFound
 from infra.events import Reporter
 from infra.observe import public_ipv4
@@ -260,22 +261,8 @@ class Sweeper:
 
     # --- doing -----------------------------------------------------------------
     def _droplets(self, droplets: list[dict]) -> None:
-        do = self.do
-        for droplet in droplets:
-            do.ignore_missing(f"delete droplet {droplet['name']}", do.client.droplets.destroy,
-                              droplet["id"])
-            self.reporter.step(f"delete droplet {droplet['name']} ({droplet['id']})")
-        for droplet in droplets:
-            def gone(droplet_id: int = droplet["id"]) -> bool:
-                try:
-                    do.call("get droplet", do.client.droplets.get, droplet_id)
-                    return False
-                except NotFound:
-                    return True
-
-            with self.reporter.waiting(f"droplet {droplet['name']} to go away"):
-                do.wait_until(f"droplet {droplet['name']} to be deleted", gone,
-                              desired.DESTROY_SECONDS)
+        destroy_droplets(self.do, self.reporter, droplets,
+                         lambda what: self.reporter.step(f"delete {what}"))
 
     def _volumes(self, volumes: list[dict]) -> None:
         do = self.do
