@@ -60,25 +60,6 @@ def docker(tmp_path) -> Env:
     return docker_on_a_pool(tmp_path)
 
 
-@pytest.fixture
-def files() -> HostFiles:
-    return HostFiles()
-
-
-@pytest.fixture
-def loop() -> Iterator[LoopThread]:
-    running = LoopThread()
-    yield running
-    running.close()
-
-
-@pytest.fixture
-def backend() -> Iterator[EchoBackend]:
-    server = EchoBackend()
-    yield server
-    server.close()
-
-
 def front(name: str = "site-front", external: bool = True) -> dict:
     return {"front": {"name": name, "external": external}}
 

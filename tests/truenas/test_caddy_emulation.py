@@ -14,7 +14,6 @@ import json
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -218,25 +217,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     path = tmp_path_factory.mktemp("ca") / "ca.pem"
     ca.cert_pem.write_to_path(str(path))
     return Certs(ca_file=str(path), ca=ca)
-
-
-@pytest.fixture
-def files() -> HostFiles:
-    return HostFiles()
-
-
-@pytest.fixture
-def loop() -> Iterator[LoopThread]:
-    running = LoopThread()
-    yield running
-    running.close()
-
-
-@pytest.fixture
-def backend() -> Iterator[EchoBackend]:
-    server = EchoBackend()
-    yield server
-    server.close()
 
 
 @pytest.fixture

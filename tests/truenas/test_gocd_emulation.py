@@ -105,13 +105,6 @@ class Client:
 
 
 @pytest.fixture
-def loop() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    yield thread
-    thread.close()
-
-
-@pytest.fixture
 def gocd(tmp_path, loop) -> Iterator[Client]:
     """A node with a mirrored pool and Docker running on it (as test_apps_runtime's)."""
     docker = Env(tmp_path)

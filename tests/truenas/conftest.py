@@ -1,0 +1,29 @@
+"""Fixtures the fake TrueNAS app tests share: an asyncio loop on its own thread, host
+files a container reads, and an HTTP backend that echoes what reached it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.truenas.test_caddy_emulation import EchoBackend, HostFiles, LoopThread
+
+
+@pytest.fixture
+def files() -> HostFiles:
+    return HostFiles()
+
+
+@pytest.fixture
+def loop() -> Iterator[LoopThread]:
+    running = LoopThread()
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def backend() -> Iterator[EchoBackend]:
+    server = EchoBackend()
+    yield server
+    server.close()
