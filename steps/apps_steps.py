@@ -283,27 +283,26 @@ def _all_running(spec: ScenarioContext, name: str) -> None:
         assert finding.detail.startswith("RUNNING"), finding.detail
 
 
-@then(parsers.parse("GoCD's health of the site \"{name}\" answers OK through https on 443"))
-def _gocd_healthy(spec: ScenarioContext, name: str) -> None:
-    hostname = _hostname(spec, name, "gocd")
-    answer = _eventually(
-        spec, f"GoCD at https://{hostname}/go/api/v1/health to answer OK",
-        lambda: _done_when(_https(spec, name, hostname, "GET", "/go/api/v1/health",
+def _health(spec: ScenarioContext, name: str, app: str, path: str):
+    """The app's health endpoint through the ingress on 443, once it answers 200."""
+    hostname = _hostname(spec, name, app)
+    return _eventually(
+        spec, f"{app} at https://{hostname}{path} to answer",
+        lambda: _done_when(_https(spec, name, hostname, "GET", path,
                                   headers={"Accept": "application/json"}),
                            lambda a: a.status == 200),
         explain=_tls_of(spec, name, hostname))
+
+
+@then(parsers.parse("GoCD's health of the site \"{name}\" answers OK through https on 443"))
+def _gocd_healthy(spec: ScenarioContext, name: str) -> None:
+    answer = _health(spec, name, "gocd", "/go/api/v1/health")
     assert answer.json() == {"health": "OK"}, answer.body
 
 
 @then(parsers.parse("uro's health of the site \"{name}\" answers healthy through https on 443"))
 def _uro_healthy(spec: ScenarioContext, name: str) -> None:
-    hostname = _hostname(spec, name, "uro")
-    answer = _eventually(
-        spec, f"uro at https://{hostname}/api/v1/health to answer",
-        lambda: _done_when(_https(spec, name, hostname, "GET", "/api/v1/health",
-                                  headers={"Accept": "application/json"}),
-                           lambda a: a.status == 200),
-        explain=_tls_of(spec, name, hostname))
+    answer = _health(spec, name, "uro", "/api/v1/health")
     assert answer.json()["services"]["uro"] == "healthy", answer.body
 
 

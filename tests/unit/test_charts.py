@@ -144,8 +144,8 @@ def test_with_a_certificate_every_hostname_without_a_route_gets_the_404_page() -
     assert "{http.request.host}" in fallback["handle"][0]["body"]
 
 
-def test_routes_declared_by_another_chart_reach_the_ingress(tmp_path, state) -> None:
-    write_chart(tmp_path / "charts", "web", extra="""
+# A chart that publishes its service "web" at the hostname its setting names.
+ROUTED_WEB = """
         [settings.hostname]
         description = "public hostname"
         type = "hostname"
@@ -154,7 +154,11 @@ def test_routes_declared_by_another_chart_reach_the_ingress(tmp_path, state) -> 
         hostname_setting = "hostname"
         service = "web"
         port = 80
-        """)
+        """
+
+
+def test_routes_declared_by_another_chart_reach_the_ingress(tmp_path, state) -> None:
+    write_chart(tmp_path / "charts", "web", extra=ROUTED_WEB)
     catalog = catalog_with(tmp_path)
     site = site_with({"web": {"hostname": "alpha.example.test"}}, catalog)
     apps = prepare_site(site, state, tls_ready=True, catalog=catalog, environ={})
@@ -164,16 +168,7 @@ def test_routes_declared_by_another_chart_reach_the_ingress(tmp_path, state) -> 
 
 
 def test_a_route_to_a_hostname_the_site_does_not_publish_is_refused(tmp_path, state) -> None:
-    write_chart(tmp_path / "charts", "web", extra="""
-        [settings.hostname]
-        description = "public hostname"
-        type = "hostname"
-        required = true
-        [[routes]]
-        hostname_setting = "hostname"
-        service = "web"
-        port = 80
-        """)
+    write_chart(tmp_path / "charts", "web", extra=ROUTED_WEB)
     catalog = catalog_with(tmp_path)
     site = site_with({"web": {"hostname": "other.example.test"}}, catalog)
     with pytest.raises(ChartError) as refused:
