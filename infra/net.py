@@ -14,8 +14,11 @@ at once. Callers must treat a refusal, a reset and a timeout alike.
 
 from __future__ import annotations
 
+import http.client
+import json
 import select
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +117,9 @@ class HttpAnswer:
     def describe(self) -> str:
         return f"{self.status} {self.body[:200]}" if self.answered else str(self.failure)
 
+    def json(self) -> Any:
+        return json.loads(self.body)
+
 
 def http_get(url: str, *, source_address: str | None = None, timeout: float) -> HttpAnswer:
     """GET `url` from `source_address`; never raises for a network failure."""
@@ -123,3 +129,21 @@ def http_get(url: str, *, source_address: str | None = None, timeout: float) -> 
     except requests.RequestException as error:
         return HttpAnswer(failure=f"{type(error).__name__}: {error}")
     return HttpAnswer(response.status_code, response.text)
+
+
+def https_request(address: str, port: int, hostname: str, method: str, path: str, *,
+                  ca_bundle: str | None, timeout: float, headers: dict[str, str] | None = None,
+                  body: bytes | None = None, source_address: str | None = None) -> HttpAnswer:
+    """One request to `address:port` as a browser sends it to `hostname`: SNI and Host
+    `hostname`, the chain verified against `ca_bundle` (None: the system's roots).
+    Network and TLS failures raise (OSError, ssl.SSLError): the caller decides whether
+    they are an answer."""
+    context = (ssl.create_default_context(cafile=ca_bundle) if ca_bundle
+               else ssl.create_default_context())
+    raw = connect_tcp(address, port, source_address=source_address, timeout=timeout)
+    with context.wrap_socket(raw, server_hostname=hostname) as tls:
+        connection = http.client.HTTPConnection(hostname, timeout=timeout)
+        connection.sock = tls
+        connection.request(method, path, body=body, headers={"Host": hostname, **(headers or {})})
+        response = connection.getresponse()
+        return HttpAnswer(response.status, response.read().decode(errors="replace"))

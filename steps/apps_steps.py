@@ -11,11 +11,9 @@ app.stop/app.start, snapshots). Real paths and media types: GoCD's API
 
 from __future__ import annotations
 
-import http.client
 import json
 import secrets
 import shutil
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +29,7 @@ from infra.charts.deploy import ChartDeployer
 from infra.charts.render import RenderedApp
 from infra.charts.validate import prepare_site
 from infra.check import check
-from infra.net import HttpAnswer, connect_tcp, http_get
+from infra.net import HttpAnswer, http_get, https_request
 from infra.node import pool_report
 from infra.tls_probe import probe_tls
 from steps import inventory
@@ -65,15 +63,6 @@ def apps() -> AppsContext:
     return AppsContext()
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: str
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
 # --- helpers ---------------------------------------------------------------------
 
 def _rendered(spec: ScenarioContext, name: str) -> dict[str, RenderedApp]:
@@ -89,23 +78,16 @@ def _hostname(spec: ScenarioContext, name: str, app: str) -> str:
 
 
 def _https(spec: ScenarioContext, name: str, hostname: str, method: str, path: str, *,
-           headers: dict[str, str] | None = None, body: Any = None) -> Answer:
-    """One request through 443 as a browser sends it: SNI and Host `hostname`, the
-    chain verified against the target's ACME root."""
-    context = ssl.create_default_context(cafile=spec.target.acme_root_ca)
-    raw = connect_tcp(_address(spec, name), spec.target.node_port(443), source_address=None,
-                      timeout=PROBE_TIMEOUT)
-    with context.wrap_socket(raw, server_hostname=hostname) as tls:
-        connection = http.client.HTTPConnection(hostname, timeout=PROBE_TIMEOUT)
-        connection.sock = tls
-        sent = dict(headers or {})
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            sent["Content-Type"] = "application/json"
-        connection.request(method, path, body=data, headers={"Host": hostname, **sent})
-        response = connection.getresponse()
-        return Answer(response.status, response.read().decode(errors="replace"))
+           headers: dict[str, str] | None = None, body: Any = None) -> HttpAnswer:
+    """One request through 443 as a browser sends it, verified against the ACME root."""
+    sent = dict(headers or {})
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        sent["Content-Type"] = "application/json"
+    return https_request(_address(spec, name), spec.target.node_port(443), hostname, method,
+                         path, ca_bundle=spec.target.acme_root_ca, timeout=PROBE_TIMEOUT,
+                         headers=sent, body=data)
 
 
 def _eventually(spec: ScenarioContext, what: str, attempt: Callable[[], tuple[bool, Any]],
@@ -138,7 +120,7 @@ def _tls_of(spec: ScenarioContext, name: str, hostname: str) -> Callable[[], str
 
 
 def _gocd(spec: ScenarioContext, name: str, method: str, path: str, accept: str,
-          body: Any = None) -> Answer:
+          body: Any = None) -> HttpAnswer:
     headers = {"Accept": accept}
     if method != "GET":
         headers["X-GoCD-Confirm"] = "true"   # GoCD's CSRF guard on older API versions
@@ -165,7 +147,7 @@ def _create_group(spec: ScenarioContext, apps: AppsContext, name: str, label: st
     return group
 
 
-def _done_when(answer: Answer, ok: Callable[[Answer], bool]) -> tuple[bool, Answer]:
+def _done_when(answer: HttpAnswer, ok: Callable[[HttpAnswer], bool]) -> tuple[bool, HttpAnswer]:
     return ok(answer), answer
 
 

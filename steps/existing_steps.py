@@ -20,8 +20,8 @@ from infra.tls_probe import probe_redirect, probe_tls
 from steps.fixtures import ScenarioContext
 from steps.node_steps import _up
 from steps.sites import build_site
+from steps.tls_steps import PROBE_TIMEOUT
 
-PROBE_TIMEOUT = 10.0
 # The site the suite brings up itself where it may (fake, real).
 OWN_SITE = "door-h"
 

@@ -3,8 +3,6 @@ behind the firewall, renewal."""
 
 from __future__ import annotations
 
-import http.client
-import ssl
 import threading
 from dataclasses import dataclass, field
 
@@ -12,7 +10,7 @@ from pytest_bdd import given, parsers, then, when
 
 from infra.check import check
 from infra.errors import InfraError
-from infra.net import connect_tcp
+from infra.net import https_request
 from infra.observe import a_records, find_droplet, public_ipv4
 from infra.tls_probe import TlsProbe, probe_redirect, probe_tls, refuses_old_tls
 from infra.up import Provisioner
@@ -190,19 +188,13 @@ def _redirects(spec: ScenarioContext, name: str) -> None:
                     "page"))
 def _unknown_hostname(spec: ScenarioContext, name: str) -> None:
     site = build_site(name)
-    hostname = site.dns.hostnames[0]
-    context = ssl.create_default_context(cafile=spec.target.acme_root_ca)
-    raw = connect_tcp(_address(spec, name), spec.target.node_port(443), source_address=None,
-                      timeout=PROBE_TIMEOUT)
-    with context.wrap_socket(raw, server_hostname=hostname) as tls:
-        connection = http.client.HTTPConnection(hostname, timeout=PROBE_TIMEOUT)
-        connection.sock = tls
-        unknown = f"nobody-here.{site.dns.domain}"
-        connection.request("GET", "/", headers={"Host": unknown})
-        response = connection.getresponse()
-        body = response.read().decode(errors="replace")
-    assert response.status == 404, (response.status, body)
-    assert unknown in body, body
+    unknown = f"nobody-here.{site.dns.domain}"
+    # SNI names a hostname the certificate covers; the Host header one nothing serves
+    answer = https_request(_address(spec, name), spec.target.node_port(443),
+                           site.dns.hostnames[0], "GET", "/", headers={"Host": unknown},
+                           ca_bundle=spec.target.acme_root_ca, timeout=PROBE_TIMEOUT)
+    assert answer.status == 404, answer.describe()
+    assert unknown in answer.body, answer.body
 
 
 @then(parsers.parse('the TrueNAS admin UI of the site "{name}" presents the site certificate '
