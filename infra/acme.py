@@ -2,7 +2,7 @@
 
 Built on the `acme` library (the one TrueNAS middleware and certbot use) for the
 protocol messages, but it polls by itself: acme's `poll_and_finalize` sleeps whole
-seconds between polls (this-machine.md §1: 2 s of a 0.08 s issuance), and a fake
+seconds between polls (reference/this-machine.md §1: 2 s of a 0.08 s issuance), and a fake
 target wants its own interval. Every wait has a deadline from the target's Timing,
 so a challenge that cannot succeed fails with the domain, the challenge type and the
 server's problem document, never a hang.

@@ -1,7 +1,7 @@
 """The site certificate: obtained, kept on TrueNAS, served by the UI and the ingress.
 
 One certificate covers exactly the site's public hostnames (`dns.hostnames`). It is
-a TrueNAS certificate entry (truenas-api.md §4 "Certificates and ACME"), obtained
+a TrueNAS certificate entry (reference/truenas-api.md §4 "Certificates and ACME"), obtained
 - by dns-01, the TrueNAS-native way: a `digitalocean` DNS authenticator holding the
   target's DigitalOcean token, a CSR with the hostnames, then `certificate.create`
   CERTIFICATE_CREATE_ACME against the site's ACME directory with a `dns_mapping`
@@ -11,7 +11,7 @@ a TrueNAS certificate entry (truenas-api.md §4 "Certificates and ACME"), obtain
   (CERTIFICATE_CREATE_IMPORTED).
 Either way its `fullchain.pem`/`privkey.pem` go to the ingress's certs directory,
 and `system.general.update` puts it on the TrueNAS UI, which moves to the site's
-admin port (truenas-api.md §4 "Web UI settings").
+admin port (reference/truenas-api.md §4 "Web UI settings").
 
 Renewal swaps without downtime: a new entry is made first; the ingress files and the
 UI are pointed at it; only then are the old entries deleted. Nothing changes (not
@@ -56,13 +56,13 @@ from infra.truenas.pinning import CertificatePins, fetch_certificate, fingerprin
 
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 # Real-world bounds, scaled by Timing.deadline. TrueNAS's digitalocean authenticator
-# alone waits 60 s for DNS propagation (truenas-api.md §4) before Let's Encrypt looks.
+# alone waits 60 s for DNS propagation (reference/truenas-api.md §4) before Let's Encrypt looks.
 ISSUE_SECONDS = 900.0
 CSR_SECONDS = 120.0
 IMPORT_SECONDS = 120.0
 DELETE_SECONDS = 120.0
 UI_RESTART_SECONDS = 120.0
-# truenas-api.md §4 example; the change applies after this many seconds.
+# reference/truenas-api.md §4 example; the change applies after this many seconds.
 UI_RESTART_DELAY = 3
 UI_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
 # TrueNAS always listens on an http port too (ui_port is required, 1..65535). With

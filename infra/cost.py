@@ -2,13 +2,13 @@
 and what it measurably used (droplet-hours) when it is taken down.
 
 Prices:
-- the droplet: its size's `price_hourly` from `/v2/sizes` (digitalocean-api.md, the
+- the droplet: its size's `price_hourly` from `/v2/sizes` (reference/digitalocean-api.md, the
   sizes row; the schema's `price_hourly` is "the price of the Droplet size as measured
   hourly", in US dollars). An account's own prices win over any table of ours.
 - the two volumes: the API publishes no block storage price, so a constant:
   DigitalOcean's published $0.10 per GiB per month, billed hourly
   (https://docs.digitalocean.com/products/volumes/details/pricing/; not in
-  /work/shared/reference, and not re-checked against a real invoice).
+  reference/, and not re-checked against a real invoice).
 - the custom image: not counted. The reference gives no price for image storage, and
   the image's size is not known before it is imported (DigitalOcean's custom images
   page quotes $0.06 per GB per month: cents for a few hours).

@@ -1,7 +1,7 @@
 """A DigitalOcean client over pydo: bounded waits, our own retries, errors mapped.
 
 pydo's own retry policy is switched off (`retry_total=0`): it retries POSTs on
-500/503/504, which can create duplicate droplets (digitalocean-api.md §4). Here
+500/503/504, which can create duplicate droplets (reference/digitalocean-api.md §4). Here
 reads are retried on transient errors with backoff (honouring `retry-after`), and
 creations go through `create_once`, which looks the resource up before any retry.
 Operations whose documented OK codes include 404 come back from pydo as the error

@@ -4,7 +4,7 @@ and the TrueNAS UI moved behind the admin port.
 Order (each step only when something differs; a converged site sees reads only):
 1. the UI leaves 80/443 for the admin port, keeping its certificate for now, so that
    the ingress can publish the public ports (TrueNAS 25.10: anything besides the UI
-   that listens is an app, truenas-api.md §4 Apps);
+   that listens is an app, reference/truenas-api.md §4 Apps);
 2. the charts (the ingress first) are deployed: http only until the site certificate
    is in the ingress's `certs/` (so http-01 can be answered on port 80 first);
 3. the certificate is obtained or renewed (infra/certificates.py), written for the

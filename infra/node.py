@@ -1,7 +1,7 @@
 """The TrueNAS side of `up` and `check`: the pool, its datasets, its snapshot tasks.
 
 The pool is a MIRROR of exactly the site's two volumes, found by serial (the
-volume's name, truenas-api.md §7), never the boot disk. Before creating a pool,
+volume's name, reference/truenas-api.md §7), never the boot disk. Before creating a pool,
 `up` looks for one of the site's name on those disks (`pool.import_find`): volumes
 that already hold the site's pool (a droplet that was replaced, a re-run after a
 crash) are imported, never overwritten.

@@ -6,7 +6,7 @@ the target's ACME root), the CockroachDB console on its published port from an a
 or an internet source address, `check`'s findings, and the node's own API (files,
 app.stop/app.start, snapshots). Real paths and media types: GoCD's API
 (api.gocd.org: pipeline groups v1, agents v7), uro's /health behind /api/v1
-(anchors-and-vsekai.md §4 uro), CockroachDB's /health?ready=1 (§4 External facts).
+(reference/anchors-and-vsekai.md §4 uro), CockroachDB's /health?ready=1 (§4 External facts).
 """
 
 from __future__ import annotations

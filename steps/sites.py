@@ -24,7 +24,7 @@ ADMIN_NETWORK = "127.0.0.0/24"
 # The apps sites (features/apps.feature): a front door like door-h (http-01, admin
 # network 127.0.0.0/24, no periodic snapshots) running the three project charts.
 # Every site named apps-* gets them (apps-1 is brought up; others only feed refused
-# site files). uro has no published image (anchors-and-vsekai.md §4 uro): a real
+# site files). uro has no published image (reference/anchors-and-vsekai.md §4 uro): a real
 # run names one in SPEC_URO_IMAGE; the fake recognises any image named .../uro.
 APPS_PREFIX = "apps-"
 URO_IMAGE = os.environ.get("SPEC_URO_IMAGE", "ghcr.io/v-sekai/uro:2025.06.1")

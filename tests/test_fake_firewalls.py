@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 import pydo
 import pytest
 
 from fakes.world import World
 from tests.fake_clients import refused, settle
+from tests.reference import openapi_subset
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "reference" / (
-    "digitalocean-openapi-subset.json"
-)
 EVERYWHERE = ["0.0.0.0/0", "::/0"]
 HTTPS_IN = {"protocol": "tcp", "ports": "443", "sources": {"addresses": EVERYWHERE}}
 ALL_OUT = {"protocol": "tcp", "ports": "0", "destinations": {"addresses": EVERYWHERE}}
@@ -299,11 +296,9 @@ def test_a_destroyed_droplet_drops_out_of_its_firewalls(world, client, new_dropl
 
 @pytest.fixture(scope="module")
 def openapi():
-    if not SPEC.exists():
-        pytest.skip(f"the OpenAPI subset is not at {SPEC}")
     from openapi_core import OpenAPI
 
-    return OpenAPI.from_dict(json.loads(SPEC.read_text()))
+    return OpenAPI.from_dict(openapi_subset())
 
 
 def conforms(openapi, method: str, path: str, status: int, body: dict) -> None:

@@ -1,6 +1,6 @@
 """What every client of DigitalOcean's HTTP API sees, checked against the fake.
 
-Facts: digitalocean-api.md §3 (errors, auth, rate limits), §5 (asynchronous delete,
+Facts: reference/digitalocean-api.md §3 (errors, auth, rate limits), §5 (asynchronous delete,
 custom image import), and the fake's own admin API (fakes/admin.py) for what only a
 fake can do. Most tests use a world whose clock runs at wall speed, so nothing
 happens between two calls unless the test moves the clock: transient states (a

@@ -1,4 +1,4 @@
-"""The fake pages collections the way DigitalOcean does (digitalocean-api.md §3).
+"""The fake pages collections the way DigitalOcean does (reference/digitalocean-api.md §3).
 
 `per_page` defaults to 20 and is at most 200; `links.pages` holds only the keys that
 make sense (first, prev, next, last) as absolute URLs, and there is no `links.pages`

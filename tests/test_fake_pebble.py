@@ -1,6 +1,6 @@
 """The fake world's ACME server: a real pebble, reachable as world.json says.
 
-Recipe: this-machine.md §1 (pebble's listener cert from our CA, its root at
+Recipe: reference/this-machine.md §1 (pebble's listener cert from our CA, its root at
 `/roots/0` on the management port).
 """
 

@@ -2,7 +2,7 @@
 
 A hypothesis state machine drives the fake over HTTPS (the way any client would)
 and predicts each answer from a small model of the real rules
-(digitalocean-api.md §5):
+(reference/digitalocean-api.md §5):
 
 - a volume attaches to one droplet at a time, and only in its own region (422);
 - attaching an attached volume is 422 "This volume is already attached";

@@ -114,7 +114,7 @@ def _meant_for_secrets(path: Path, world_dir: Path) -> bool:
     """The files whose job is to hold a secret (the rest of the state must not): the
     world's description, private keys, a state directory's secrets/ and API key files,
     and a fake node's certificate store, which keeps each ACME DNS authenticator's
-    credentials as a real node's configuration database does (truenas-api.md)."""
+    credentials as a real node's configuration database does (reference/truenas-api.md)."""
     if path == world_dir / "world.json" or path.name == "certificates.json":
         return True
     return "secrets" in path.parts or "api_key" in path.name or path.suffix == ".key"

@@ -1,4 +1,5 @@
-"""A real ACME server for the fake world: pebble, Let's Encrypt's test CA (this-machine.md §1)."""
+"""A real ACME server for the fake world: pebble, Let's Encrypt's test CA
+(reference/this-machine.md §1)."""
 
 from fakes.acme.pebble import PebbleServer, PebbleStartError, pebble_unavailable
 

@@ -1,6 +1,6 @@
 """Run pebble next to the fake world.
 
-Recipe from this-machine.md §1: pebble's own listener gets a certificate from the
+Recipe from reference/this-machine.md §1: pebble's own listener gets a certificate from the
 world's CA (the Debian package ships no test certs), it resolves names through the
 world's DNS server (`-dnsserver`), validates http-01 on the droplets' (mapped) port 80
 and tls-alpn-01 on 443, and its issuing root is served on the management port at
@@ -27,7 +27,8 @@ INSTALL_HINT = (
     "`go install github.com/letsencrypt/pebble/v2/cmd/pebble@latest` and put it on PATH; "
     "TLS scenarios are skipped without it"
 )
-# Let's Encrypt's certificate lifetime; pebble's own default is 5 years (this-machine.md §1).
+# Let's Encrypt's certificate lifetime; pebble's own default is 5 years
+# (reference/this-machine.md §1).
 VALIDITY_SECONDS = 90 * 24 * 3600
 FOLLOW_THRESHOLD_SECONDS = 24 * 3600
 STARTUP_SECONDS = 15.0

@@ -1,7 +1,7 @@
 """DigitalOcean's error body `{id, message, request_id}` and the canned messages.
 
 Ids and messages follow `shared/responses/*.yml` in digitalocean/openapi
-(reference: digitalocean-api.md §3); 422 texts for volume attachment follow the
+(reference: reference/digitalocean-api.md §3); 422 texts for volume attachment follow the
 messages csi-digitalocean matches on (§5).
 """
 

@@ -1,6 +1,6 @@
 """DigitalOcean's pagination: `per_page` (default 20, at most 200) and `page`;
 `links.pages` holds only the keys that make sense (first, prev, next, last) as
-absolute URLs; `meta.total` is always present (digitalocean-api.md §3).
+absolute URLs; `meta.total` is always present (reference/digitalocean-api.md §3).
 
 What the real API does with per_page over 200 or a non-number is not documented
 in the reference; this fake clamps to 1..200 and treats junk as the default.

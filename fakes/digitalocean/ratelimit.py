@@ -3,7 +3,7 @@
 Each request counts against the window on its own timer; every response carries
 `ratelimit-limit`, `ratelimit-remaining` and `ratelimit-reset` (the epoch when the
 oldest counted request expires); a burst over the per-minute limit gets 429 with
-`retry-after` (digitalocean-api.md §3). Windows run on the virtual clock, so a
+`retry-after` (reference/digitalocean-api.md §3). Windows run on the virtual clock, so a
 client polling every few wall milliseconds looks like one polling every few
 virtual seconds. `retry-after` is converted to wall seconds (at least 1), since
 that is what a client will sleep.

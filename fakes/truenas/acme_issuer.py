@@ -3,7 +3,7 @@ library, as middleware does it.
 
 Facts followed (middleware 25.10 plugins/acme_protocol.py (registration),
 acme_protocol_/issue_cert.py and truenas_acme_utils/issue_cert.py,
-client_utils.py; truenas-api.md §4 Certificates and ACME):
+client_utils.py; reference/truenas-api.md §4 Certificates and ACME):
 - registration, once per directory: GET the directory (its URI without the
   trailing "/"; failure: "Unable to retrieve directory : <error>"), refuse without
   `tos` ("acme_registration_create.tos: Please agree to the terms of service"),

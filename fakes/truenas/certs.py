@@ -7,7 +7,7 @@ serverAuth, subject CN=localhost / O="iXsystems Inc. dba TrueNAS", and a SAN of
 DNS:localhost only. The fake does the same and signs nothing with the world CA:
 a client can trust a node only by pinning this exact certificate, and a hostname
 check against the node's IP fails, as it does against a real fresh node
-(truenas-api.md §1: the official client connects with `verify_ssl=False`).
+(reference/truenas-api.md §1: the official client connects with `verify_ssl=False`).
 
 The certificate belongs to the droplet's boot disk, so it is kept per droplet and
 reused when the same droplet boots again (power off and on).

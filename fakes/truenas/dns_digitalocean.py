@@ -2,7 +2,7 @@
 
 Facts followed (middleware 25.10 plugins/acme_protocol_/authenticators/digitalocean.py
 and base.py; certbot-dns-digitalocean's `_DigitalOceanClient`, which middleware
-calls; truenas-api.md §4 Certificates and ACME):
+calls; reference/truenas-api.md §4 Certificates and ACME):
 - perform: find the domain's zone by listing the account's domains and taking the
   first of the name's suffixes, longest first, that is a domain
   ("Unable to determine base domain for www.example.test using names:

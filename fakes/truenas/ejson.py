@@ -1,4 +1,4 @@
-"""TrueNAS's extended JSON (truenas_api_client/ejson.py, truenas-api.md §1):
+"""TrueNAS's extended JSON (truenas_api_client/ejson.py, reference/truenas-api.md §1):
 datetimes as `{"$date": <epoch ms>}`, dates as `{"$type": "date", "$value": ...}`,
 times as `{"$time": "HH:MM:SS"}`, sets as `{"$set": [...]}`."""
 

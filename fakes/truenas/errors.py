@@ -1,4 +1,4 @@
-"""TrueNAS's error envelopes (truenas-api.md §3).
+"""TrueNAS's error envelopes (reference/truenas-api.md §3).
 
 - `ValidationErrors` -> JSON-RPC -32602 "Invalid params", `data.error` 22 (EINVAL),
   `data.reason` lines like "[EINVAL] pool_create.name: ...", and `data.extra` the

@@ -1,7 +1,7 @@
 """Server events other than jobs, fanned out to the sessions that subscribed.
 
 TrueNAS pushes `collection_update` notifications for subscribed events
-(truenas-api.md §1), e.g. `pool.scan` CHANGED with `fields {scan, name}` while a
+(reference/truenas-api.md §1), e.g. `pool.scan` CHANGED with `fields {scan, name}` while a
 scrub or resilver runs (§4, `plugins/zfs_/zfs_events.py`). Job events
 (`core.get_jobs`) come from the node's JobManager listeners instead; this hub
 carries everything else.

@@ -2,7 +2,7 @@
 
 Which droplets run TrueNAS: a droplet runs TrueNAS when its image is a custom
 image whose import URL or name contains "truenas" (any case). DigitalOcean has
-no TrueNAS image of its own; a site imports one (truenas-api.md §7), and a
+no TrueNAS image of its own; a site imports one (reference/truenas-api.md §7), and a
 droplet from any other image is plain Linux to this world. This is a convention
 of the fake, published in world.json as `truenas.image_url_marker`.
 
@@ -21,7 +21,7 @@ on their pool (apps/persist.py), and Docker brings the apps back once that pool 
 imported (apps/runtime.py).
 
 Listeners bind 443 and 80 on the droplet's own loopback address
-(this-machine.md §4). Where ports below 1024 cannot be bound (not root), the
+(reference/this-machine.md §4). Where ports below 1024 cannot be bound (not root), the
 world uses one pair of free high ports instead, and world.json says which
 (`network.port_map`); a node whose ports are taken on its address (two worlds in
 one process hand out the same addresses) falls back to free ports of its own,

@@ -1,4 +1,4 @@
-"""Jobs: long work that a JSON-RPC call starts (truenas-api.md §2).
+"""Jobs: long work that a JSON-RPC call starts (reference/truenas-api.md §2).
 
 States WAITING -> RUNNING -> SUCCESS | FAILED | ABORTED. A handler that is a job
 calls `JobManager.submit(...)` with a `start` function; `start(job)` does the work

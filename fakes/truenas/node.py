@@ -5,7 +5,7 @@ under `node.lock` (the world's one lock, shared with the DigitalOcean fake, so d
 hot-plug from a volume attach and an RPC never interleave).
 
 Boot: the node exists from the moment its droplet is active; `system.state` is
-BOOTING for BOOT_SECONDS of virtual time, then READY (truenas-api.md §4 System).
+BOOTING for BOOT_SECONDS of virtual time, then READY (reference/truenas-api.md §4 System).
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ noted:
   only `core.set_options`, `core.ping` and `auth.login_ex` work before login;
   anything else is CallError('Not authenticated', 207). `API_KEY_PLAIN` with a
   valid key over a transport without TLS revokes that key and answers
-  `{"response_type": "EXPIRED"}` (truenas-api.md §1); a revoked or wrong key is
+  `{"response_type": "EXPIRED"}` (reference/truenas-api.md §1); a revoked or wrong key is
   `AUTH_ERR`.
-- Jobs (`api/base/server/method.py`, `job.py`, truenas-api.md §2): with
+- Jobs (`api/base/server/method.py`, `job.py`, reference/truenas-api.md §2): with
   `legacy_jobs` (the default) a job method's result is its id at once; without,
   the response waits for the end of the job and is its result, or the envelope of
   the error the job raised (validation errors as -32602 with the `extra`
@@ -446,7 +446,7 @@ def _invalid_request(message: dict) -> str | None:
 def _arguments(prefix: str, params: list, spec: list[tuple[str, Any]]) -> list:
     """Positional arguments with defaults; too many or a missing one is -32602.
 
-    The attribute names follow pydantic's argument paths (truenas-api.md §3); the
+    The attribute names follow pydantic's argument paths (reference/truenas-api.md §3); the
     exact messages are pydantic's wording as far as known [I].
     """
     if len(params) > len(spec):

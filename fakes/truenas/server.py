@@ -3,12 +3,12 @@
 A node answers on its droplet's own loopback address. What listens there:
 - the TrueNAS UI and API (owner "ui"): WSS/HTTPS on `ui_httpsport` (443 at first
   boot) and WS/HTTP on `ui_port` (80), moved by `system.general.update`
-  (truenas-api.md §4 Web UI settings) through `serve_ui`;
+  (reference/truenas-api.md §4 Web UI settings) through `serve_ui`;
 - the ports apps publish (owner "app:<name>"), through `publish`.
 A port below 1024 that this process may not bind is served on the host port the
 world maps it to (world.json `network.port_map`); other ports are their own number.
 
-Routes of the UI (middleware 25.10 `main.py` and `apps/file_app.py`; truenas-api.md
+Routes of the UI (middleware 25.10 `main.py` and `apps/file_app.py`; reference/truenas-api.md
 §1, §4 Files, §8):
 - `/api/current` and `/api/v25.10.2`: JSON-RPC 2.0 over WebSocket (`rpc.py`);
 - `GET /api/versions`: the versions this node serves (only `v25.10.2`: a real

@@ -1,5 +1,5 @@
 """Deploying rendered charts to a TrueNAS node over its JSON-RPC API
-(truenas-api.md §4 "Apps"; truenas-schemas/app.*.json, docker.*.json).
+(reference/truenas-api.md §4 "Apps"; truenas-schemas/app.*.json, docker.*.json).
 
 Order, each step only when something differs (a second `up` of an unchanged site
 sends no mutating call). First, read-only: no app may publish a port the TrueNAS web

@@ -1,6 +1,6 @@
 """`${name}` placeholders, filled by a substitution this project controls.
 
-Why not Jinja (what truenas/apps uses, truenas-api.md §5): a text template renders
+Why not Jinja (what truenas/apps uses, reference/truenas-api.md §5): a text template renders
 before YAML is parsed, so a setting holding a newline or `: ` could add keys to the
 project (injection), an undefined name renders as an empty string unless one
 remembers StrictUndefined, and loops and conditionals in a template cannot be

@@ -1,4 +1,4 @@
-"""A TrueNAS client: JSON-RPC 2.0 over WSS (truenas-api.md §1-§3), jobs, file transfer.
+"""A TrueNAS client: JSON-RPC 2.0 over WSS (reference/truenas-api.md §1-§3), jobs, file transfer.
 
 - Only `wss://`: TrueNAS revokes an API key that arrives over plain ws://, so a
   ws:// URL is refused before any connection is attempted.

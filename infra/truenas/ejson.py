@@ -1,4 +1,4 @@
-"""TrueNAS's extended JSON (truenas-api.md §1): datetimes travel as {"$date": epoch ms},
+"""TrueNAS's extended JSON (reference/truenas-api.md §1): datetimes travel as {"$date": epoch ms},
 dates as {"$type": "date", "$value": "YYYY-MM-DD"}, times as {"$time": "HH:MM:SS"},
 sets as {"$set": [...]}. Decoding turns them into Python values; encoding does the
 reverse for parameters we send."""

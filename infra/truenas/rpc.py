@@ -1,4 +1,4 @@
-"""JSON-RPC 2.0 as TrueNAS speaks it (truenas-api.md §1-§3): building requests and
+"""JSON-RPC 2.0 as TrueNAS speaks it (reference/truenas-api.md §1-§3): building requests and
 turning error envelopes and failed jobs into the project's exceptions.
 
 `scrub` is applied to every text the server sends back before it goes into an

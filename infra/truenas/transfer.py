@@ -30,7 +30,7 @@ _TOKEN_IN_URL = re.compile(r"(auth_token=)[^&\s\"']+")
 
 class _RedactDownloadTokens(logging.Filter):
     """urllib3 logs every request line at DEBUG, and a `/_download` URL carries its
-    one-time token in the query (truenas-api.md §4 Files: core.download returns it
+    one-time token in the query (reference/truenas-api.md §4 Files: core.download returns it
     so): the token is blanked before any handler sees the line."""
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -1,5 +1,5 @@
 """Capture every HTTP response a pydo client sees and check it against DigitalOcean's
-published OpenAPI document (digitalocean-api.md §1).
+published OpenAPI document (reference/digitalocean-api.md §1).
 
 Responses are validated strictly (every schema failure is reported); requests are not
 validated at all, because the published request schemas are stricter than the real API

@@ -3,7 +3,7 @@
 Each test drives a piece of a real provisioning flow with pydo (the client infra/
 uses), records every response pydo receives, and validates each one against the
 published OpenAPI document. A failure names the operation and the schema error.
-Facts: digitalocean-api.md §2 (endpoints, statuses), §3 (errors, pagination), §5.
+Facts: reference/digitalocean-api.md §2 (endpoints, statuses), §3 (errors, pagination), §5.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -21,12 +20,7 @@ from azure.core.exceptions import (
     ResourceExistsError,
 )
 
-# The `shared` directory is a sibling of the repository directory.
-SPEC_PATH = (Path(__file__).resolve().parents[2].parent / "shared" / "reference"
-             / "digitalocean-openapi-subset.json")
-if not SPEC_PATH.is_file():
-    pytest.skip(f"DigitalOcean's OpenAPI subset is not at {SPEC_PATH}; conformance "
-                "cannot be checked without it", allow_module_level=True)
+from tests.reference import OPENAPI_SUBSET
 
 pytestmark = pytest.mark.fake_only
 
@@ -41,7 +35,7 @@ _names = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def spec_checker(spec_loader):
-    return spec_loader(SPEC_PATH)
+    return spec_loader(OPENAPI_SUBSET)
 
 
 def unique(prefix: str) -> str:
@@ -290,7 +284,7 @@ def test_domain_records_are_created_filtered_by_fqdn_fetched_patched_and_deleted
 
     everything = client.domains.list_records(domain)
     assert {apex["id"], challenge["id"]} <= {r["id"] for r in everything["domain_records"]}
-    # The name filter is fully qualified (digitalocean-api.md §2).
+    # The name filter is fully qualified (reference/digitalocean-api.md §2).
     filtered = client.domains.list_records(domain, name=f"_acme-challenge.{domain}")
     assert [r["id"] for r in filtered["domain_records"]] == [challenge["id"]]
 

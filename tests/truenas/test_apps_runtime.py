@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import itertools
-import json
 import threading
 from pathlib import Path
 
@@ -24,9 +23,9 @@ from fakes.truenas.apps.images import ContainerFailed, ImageBehaviour
 from fakes.truenas.errors import ValidationErrors
 from fakes.truenas.jobs import Job
 from fakes.truenas.node import CallContext, TrueNASNode
+from tests.reference import truenas_schema
 
 GIB = 2**30
-SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "truenas-schemas"
 _ids = itertools.count(1)
 
 
@@ -130,11 +129,9 @@ def succeeded(job):
 
 
 def conforms(method, value, key="result"):
-    jsonschema = pytest.importorskip("jsonschema")
-    path = SCHEMAS / f"{method}.json"
-    if not path.exists():
-        pytest.skip(f"{path} is not available")
-    schema = json.loads(path.read_text())[key]
+    import jsonschema
+
+    schema = truenas_schema(method, key)
     instance = {"result": value} if key == "result" else value
     jsonschema.Draft202012Validator(schema).validate(instance)
 

@@ -8,7 +8,7 @@ Two levels:
   issuance by the node against the world's pebble through the world's DigitalOcean
   API, its failures, and the UI moving to the certificate and port it is given.
 
-Facts: truenas-api.md §4 "Certificates and ACME" and "Web UI settings",
+Facts: reference/truenas-api.md §4 "Certificates and ACME" and "Web UI settings",
 certificate.*.json, acme.dns.authenticator.create.json, system.general.*.json and
 middleware 25.10's plugins (cited in the fake's modules).
 """

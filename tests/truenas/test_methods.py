@@ -3,7 +3,7 @@
 Every call goes through `node.call(method, params, CallContext)` (no network):
 handlers check positional params like middleware's strict pydantic models, job
 methods return Jobs that finish on the virtual clock, and results fit the
-TrueNAS 25.10 JSON Schemas in ../shared/reference/truenas-schemas (datetimes
+TrueNAS 25.10 JSON Schemas in reference/truenas-schemas (datetimes
 checked as the datetimes they stand for). The query filter/option helper is
 checked against a plain Python reference with hypothesis.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import itertools
-import json
 import os
 import threading
 from datetime import UTC, datetime
@@ -32,9 +31,9 @@ from fakes.truenas.methods import METHODS
 from fakes.truenas.methods.query import filter_list
 from fakes.truenas.models import inject_bit_rot
 from fakes.truenas.node import CallContext, TrueNASNode
+from tests.reference import truenas_schema
 
 GIB = 2**30
-SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "truenas-schemas"
 _ids = itertools.count(1)
 
 
@@ -122,11 +121,9 @@ def as_schema_sees_it(value):
 
 
 def conforms(method, value, key="result"):
-    path = SCHEMAS / f"{method}.json"
-    if not path.exists():
-        pytest.skip(f"{path} is not available")
-    jsonschema = pytest.importorskip("jsonschema")
-    schema = json.loads(path.read_text())[key]
+    import jsonschema
+
+    schema = truenas_schema(method, key)
     instance = {"result": value} if key == "result" else value
     jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,

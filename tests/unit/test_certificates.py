@@ -1,6 +1,6 @@
 """infra.certificates against a stub node that records every call.
 
-The stub answers like TrueNAS would for the calls used (truenas-api.md §4
+The stub answers like TrueNAS would for the calls used (reference/truenas-api.md §4
 "Certificates and ACME", "Web UI settings"): certificate.create as a job (CSR, ACME
 through a DNS authenticator, IMPORTED), certificate.delete refused while the UI uses
 the certificate, system.general.config returning `ui_certificate` as the full entry.

@@ -33,7 +33,7 @@ def _site(size: str = "s-4vcpu-8gb", volumes: tuple[int, int] = (50, 50), **sect
 
 
 def _sizes(slug: str, price_hourly: float) -> dict[str, dict]:
-    # The fields of a /v2/sizes entry the estimate reads (digitalocean-api.md, sizes row).
+    # The fields of a /v2/sizes entry the estimate reads (reference/digitalocean-api.md, sizes row).
     return {slug: {"slug": slug, "memory": 8192, "price_hourly": price_hourly,
                    "price_monthly": round(price_hourly * 672, 2), "regions": ["nyc3"],
                    "available": True}}

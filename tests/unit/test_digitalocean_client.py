@@ -34,7 +34,7 @@ DROPLET = {"id": 7, "name": "alpha-truenas", "tags": ["truenas-site:alpha"]}
 
 @responses.activate
 def test_a_create_answered_500_after_the_work_is_found_not_repeated(do: DigitalOcean) -> None:
-    # pydo would retry this POST on its own (digitalocean-api.md §4); we look first.
+    # pydo would retry this POST on its own (reference/digitalocean-api.md §4); we look first.
     responses.post(f"{API}/v2/droplets", **_error(500, "server_error", "oops"))
     responses.get(f"{API}/v2/droplets", json={"droplets": [DROPLET], "meta": {"total": 1}})
     c = do.client

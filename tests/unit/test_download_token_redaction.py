@@ -1,4 +1,4 @@
-"""A /_download URL carries a one-time token (truenas-api.md §4 Files); urllib3 logs
+"""A /_download URL carries a one-time token (reference/truenas-api.md §4 Files); urllib3 logs
 request lines at DEBUG, so the token must be blanked before any handler sees it."""
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ Handler = Callable[[list, dict, ServerConnection], Any]
 
 
 class Node:
-    """JSON-RPC 2.0 over WSS, the way truenas-api.md §1-§3 describes it."""
+    """JSON-RPC 2.0 over WSS, the way reference/truenas-api.md §1-§3 describes it."""
 
     NO_AUTH = {"auth.login_ex", "core.set_options", "core.ping", "system.state"}
 

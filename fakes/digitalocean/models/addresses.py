@@ -1,7 +1,7 @@
 """Loopback addresses for fake droplets and reserved IPs.
 
 Every droplet gets its own 127.x.y.z so that its listeners are really separate
-and no traffic ever leaves the machine (this-machine.md §4). Addresses are never
+and no traffic ever leaves the machine (reference/this-machine.md §4). Addresses are never
 reused within one world, so a stale DNS record can't point at a new droplet.
 """
 

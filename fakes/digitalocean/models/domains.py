@@ -1,6 +1,6 @@
 """Domains and domain records, which the fake DNS server answers from.
 
-Facts followed (digitalocean-api.md §2): `POST /v2/domains {name, ip_address?}`
+Facts followed (reference/digitalocean-api.md §2): `POST /v2/domains {name, ip_address?}`
 (ip_address makes an apex A record); records have type, name (`@` or relative),
 data, ttl (default 1800), priority, port, weight, flags, tag; the list filter
 `name` is fully qualified. A new domain gets DigitalOcean's three NS records and

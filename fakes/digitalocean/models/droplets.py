@@ -1,6 +1,6 @@
 """Droplets: creation, boot on the virtual clock, actions, asynchronous deletion.
 
-Facts followed (digitalocean-api.md):
+Facts followed (reference/digitalocean-api.md):
 - create answers 202 with status `new`; networks appear only once `active` (§5,
   terraform's source comment); name pattern and 64 KiB user_data (droplet_create.yml);
 - delete answers 204 but the droplet still GETs until it is really gone (§5,

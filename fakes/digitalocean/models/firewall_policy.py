@@ -15,7 +15,7 @@ Facts followed:
 - A rule is `{protocol: tcp|udp|icmp, ports, sources}`; `ports` is one port, a
   range "8000-9000", or "0" for every port of the protocol, and ICMP rules always
   answer "0" (firewall_rule.yml). `sources.addresses` holds IPv4/IPv6 addresses
-  and CIDRs; `droplet_ids` and `tags` name droplets (digitalocean-api.md §2).
+  and CIDRs; `droplet_ids` and `tags` name droplets (reference/digitalocean-api.md §2).
 - "Firewalls affect both public and VPC network traffic" (firewalls/details/
   limits), so a droplet named as a source stands for both its public and its
   private address.

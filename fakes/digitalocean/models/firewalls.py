@@ -1,6 +1,6 @@
 """Cloud firewalls: rules, the droplets and tags they apply to, and their rollout.
 
-Facts followed (digitalocean-api.md §2 and §5, firewall.yml / firewall_rule.yml):
+Facts followed (reference/digitalocean-api.md §2 and §5, firewall.yml / firewall_rule.yml):
 - create needs `name` (pattern `^[a-zA-Z0-9][a-zA-Z0-9\\.-]+$`) and at least one
   inbound or outbound rule; a rule is `{protocol: tcp|udp|icmp, ports, sources}`
   (inbound) or `{..., destinations}` (outbound), and a target lists addresses,

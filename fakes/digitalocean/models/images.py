@@ -1,6 +1,6 @@
 """Public base images and custom images imported from a URL.
 
-Facts followed (digitalocean-api.md §2, §5): `POST /v2/images` needs name, url and a
+Facts followed (reference/digitalocean-api.md §2, §5): `POST /v2/images` needs name, url and a
 region from a fixed enum; the new image is `NEW`, then `pending`, then
 `available` in that region, or carries an `error_message`. Accepted formats: raw
 .img, qcow2, vhdx, vdi, vmdk, optionally .gz or .bz2, never .xz. What `status` a

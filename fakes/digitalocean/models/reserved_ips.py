@@ -2,7 +2,7 @@
 
 Facts followed:
 - create takes either `{"droplet_id": N}` (assigned to that droplet, in its
-  region) or `{"region": slug}` (reservedIPs_create, digitalocean-api.md §2);
+  region) or `{"region": slug}` (reservedIPs_create, reference/digitalocean-api.md §2);
   the answer is 202 with the reserved IP and, when assigning, links to the droplet
   and the `assign_ip` action, while the IP shows `droplet: null, locked: true`
   (the spec's "Assigning to Droplet" example);

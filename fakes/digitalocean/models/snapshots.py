@@ -1,6 +1,6 @@
 """Volume snapshots (and the droplet snapshots `/v2/snapshots` also lists).
 
-Facts followed (digitalocean-api.md §2, §5): volume snapshot ids are strings;
+Facts followed (reference/digitalocean-api.md §2, §5): volume snapshot ids are strings;
 a duplicate snapshot name is 409 (csi-digitalocean); at most 25 snapshots per
 volume [inferred from DigitalOcean's docs]; `min_disk_size` is the volume's size.
 A snapshot really copies the volume's backing bytes, so a volume restored from it

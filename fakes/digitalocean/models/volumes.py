@@ -1,6 +1,6 @@
 """Block storage volumes and their attach/detach/resize actions.
 
-Facts followed (digitalocean-api.md §2 and §5):
+Facts followed (reference/digitalocean-api.md §2 and §5):
 - name: lowercase letters, digits and `-`, starting with a letter, at most 64;
   size 1..16384 GiB; resize only grows; one name per region (409 on a duplicate);
 - a volume attaches to one droplet, in its own region, at most 15 per droplet;
@@ -239,7 +239,7 @@ class VolumeStore:
     def _attach(self, volume: Volume, body: dict):
         droplet = self._droplet_for(body)
         if volume.region_slug != droplet.region_slug:
-            # The exact real text is unknown (digitalocean-api.md §5); 422 is documented.
+            # The exact real text is unknown (reference/digitalocean-api.md §5); 422 is documented.
             raise unprocessable("The volume and the Droplet must be in the same region")
         if volume.droplet_id is not None or volume.attaching_to is not None:
             raise unprocessable("This volume is already attached")

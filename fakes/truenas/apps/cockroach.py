@@ -1,6 +1,6 @@
 """The `cockroachdb/cockroach` image (v25.1.x), as the fake runs it.
 
-Facts followed (anchors-and-vsekai.md §4 "External facts": SQL on 26257, HTTP on
+Facts followed (reference/anchors-and-vsekai.md §4 "External facts": SQL on 26257, HTTP on
 8080; `/health?ready=1` gives 200 when ready and 503 otherwise, plain `/health`
 checks liveness only; CockroachDB docs for `cockroach start-single-node`):
 - the command is `start-single-node` (or `start`) with flags; `--listen-addr` and

@@ -343,7 +343,7 @@ class GoCDAgentImage(ImageBehaviour):
 
 
 def _require_writable(container: RunningContainer, path: str) -> None:
-    """The server runs as go (uid 1000; anchors-and-vsekai.md: its volumes belong to
+    """The server runs as go (uid 1000; reference/anchors-and-vsekai.md: its volumes belong to
     uid 1000). A bind-mounted /godata owned by someone else (a fresh dataset is
     root's) cannot be written, and the server stops at once. The exact message of the
     real image is not known [I]."""

@@ -2,7 +2,7 @@
 from failure (the fleet builds a new TrueNASNode each boot).
 
 Facts followed (middleware stable/goldeye plugins/docker/update.py, ix_apps/path.py,
-ix_apps/metadata.py, truenas-api.md §4 Apps):
+ix_apps/metadata.py, reference/truenas-api.md §4 Apps):
 - `docker.config` lives in the configuration database on the boot pool: here a
   JSON file in the node's state directory (its boot disk), like system.general
   (models/ui_settings.py);

@@ -1,7 +1,7 @@
 """The apps of one fake TrueNAS node: Docker's configuration, the apps and their
 containers (`node.apps`, made on first use).
 
-Facts followed (truenas-api.md §4 Apps; middleware stable/goldeye
+Facts followed (reference/truenas-api.md §4 Apps; middleware stable/goldeye
 plugins/docker/{update,state_management,state_setup,state_utils}.py and
 plugins/apps/{crud,app_scale,custom_app}.py, ix_apps/query.py):
 - `docker.config`: {id, enable_image_updates, dataset, pool, nvidia,

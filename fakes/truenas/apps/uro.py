@@ -1,7 +1,7 @@
 """uro (V-Sekai's Elixir/Phoenix API), as the fake runs it. Known by the image
 repository's last component `uro`, whatever the registry (images.LAZY_BASENAMES).
 
-Facts followed (anchors-and-vsekai.md §4 uro, V-Sekai/uro HEAD 2025-06):
+Facts followed (reference/anchors-and-vsekai.md §4 uro, V-Sekai/uro HEAD 2025-06):
 - required env, read at runtime; a missing one makes startup raise: URL,
   ROOT_ORIGIN, FRONTEND_URL, DATABASE_URL, REDIS_URL, PORT, PHOENIX_KEY_BASE,
   JOKEN_SIGNER; for each `OAUTH2_<P>_STRATEGY`, also `OAUTH2_<P>_CLIENT_ID` and

@@ -1,4 +1,4 @@
-"""app.* (truenas-api.md §4 Apps; app.create.json, app.update.json, app.delete.json,
+"""app.* (reference/truenas-api.md §4 Apps; app.create.json, app.update.json, app.delete.json,
 app.query.json; middleware stable/goldeye plugins/apps/crud.py, app_scale.py).
 
 Jobs: app.create, app.update, app.delete, app.start, app.stop, app.redeploy. The

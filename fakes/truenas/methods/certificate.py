@@ -1,4 +1,4 @@
-"""certificate.* and acme.dns.authenticator.* (truenas-api.md §4 Certificates and
+"""certificate.* and acme.dns.authenticator.* (reference/truenas-api.md §4 Certificates and
 ACME; certificate.create.json, certificate.query.json,
 acme.dns.authenticator.create.json; middleware 25.10 plugins/crypto_/certificates.py
 and plugins/acme_protocol.py).

@@ -1,4 +1,4 @@
-"""pool.dataset.* (truenas-api.md §4 Datasets; pool.dataset.*.json).
+"""pool.dataset.* (reference/truenas-api.md §4 Datasets; pool.dataset.*.json).
 
 create returns the entry; query takes `(filters, options)` and lists every
 dataset, each with its children nested (`options.extra.flat: false` lists only

@@ -1,4 +1,4 @@
-"""disk.* (truenas-api.md §4 disk.query; disk.query.json).
+"""disk.* (reference/truenas-api.md §4 disk.query; disk.query.json).
 
 `disk.query` takes `(filters, options)`; `options.extra.pools: true` fills each
 entry's `pool` (otherwise null). `disk.get_unused` (what middleware's own tests

@@ -1,4 +1,4 @@
-"""docker.* (truenas-api.md §4 Apps; docker.update.json, docker.status.json).
+"""docker.* (reference/truenas-api.md §4 Apps; docker.update.json, docker.status.json).
 
 `docker.update` is a job (lock "docker_update"): its arguments are checked before
 the job exists, the pool rules inside it (`docker_update.pool: Pool not found.`).

@@ -1,4 +1,4 @@
-"""filesystem.* (truenas-api.md §4 Files; filesystem.put.json, filesystem.stat.json).
+"""filesystem.* (reference/truenas-api.md §4 Files; filesystem.put.json, filesystem.stat.json).
 
 - `filesystem.put <path> {append, mode}` is a job with an input pipe: the bytes
   come from the `file` part of a POST to `/_upload` (the transport puts them in

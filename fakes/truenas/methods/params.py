@@ -1,6 +1,6 @@
 """Checking positional JSON-RPC params the way middleware's pydantic models do.
 
-Facts followed (truenas-api.md §3; INDEX.md of truenas-schemas): argument models
+Facts followed (reference/truenas-api.md §3; INDEX.md of truenas-schemas): argument models
 are strict (no coercion: 1 is not a string, "1" is not an integer, 0 is not a
 boolean) and forbid extra keys; a failed check is a ValidationErrors (-32602) whose
 attribute is the argument's path ("data.topology.data.0.type", "options.disk");

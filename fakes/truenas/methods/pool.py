@@ -1,4 +1,4 @@
-"""pool.* (truenas-api.md §4 pool.create, pool.query, pool.replace, Scrub; the
+"""pool.* (reference/truenas-api.md §4 pool.create, pool.query, pool.replace, Scrub; the
 pool.*.json schemas).
 
 Jobs: pool.create, pool.replace, pool.scrub, pool.export, pool.import_find and

@@ -1,6 +1,6 @@
 """TrueNAS query filters and options, shared by every `*.query` method.
 
-Facts followed (truenas-api.md §4; QueryOptions in pool.dataset.query.json;
+Facts followed (reference/truenas-api.md §4; QueryOptions in pool.dataset.query.json;
 middleware's utils/filter_list.py and api/base/validators/filter_ops.py, read for
 their semantics):
 - filters are `[name, op, value]` triples ANDed together, or `["OR", [branch, ...]]`

@@ -1,4 +1,4 @@
-"""pool.snapshot.* and their zfs.snapshot.* aliases (truenas-api.md §4 Snapshots,
+"""pool.snapshot.* and their zfs.snapshot.* aliases (reference/truenas-api.md §4 Snapshots,
 §8; pool.snapshot.*.json).
 
 25.10 made `pool.snapshot.*` public and `zfs.snapshot.*` private; releases up to

@@ -1,4 +1,4 @@
-"""pool.snapshottask.* (truenas-api.md §4 Periodic snapshot tasks;
+"""pool.snapshottask.* (reference/truenas-api.md §4 Periodic snapshot tasks;
 pool.snapshottask.create.json).
 
 create/update return the entry; delete returns true; run (not a job in 25.10)

@@ -1,4 +1,4 @@
-"""system.* (truenas-api.md §4 System; system.info.json, system.state.json).
+"""system.* (reference/truenas-api.md §4 System; system.info.json, system.state.json).
 
 `system.state` is BOOTING | READY | SHUTTING_DOWN and `system.ready` its boolean.
 `system.info` fields per SystemInfoResult; datetimes (buildtime, boottime,
@@ -9,7 +9,7 @@ manufacturer "DigitalOcean", serial = the droplet id, timezone system.general's
 (default "Etc/UTC"), and
 `system.version` "TrueNAS-25.10.2" (older releases said "TrueNAS-SCALE-...").
 
-system.general.* (truenas-api.md §4 Web UI settings; system.general.config.json,
+system.general.* (reference/truenas-api.md §4 Web UI settings; system.general.config.json,
 system.general.update.json; the model is models/ui_settings.py): `config`,
 `update` (saved at once; the UI moves after `ui_restart <delay>` or
 `ui_restart_delay`), `ui_restart`, `checkin`, `checkin_waiting`, and the choices

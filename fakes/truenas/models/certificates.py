@@ -3,7 +3,7 @@
 Facts followed (middleware 25.10 plugins/crypto_/certificates.py, query_utils.py,
 utils.py, default_cert.py, dependencies.py, system/cert_attachments.py,
 plugins/acme_protocol.py; api/v25_10_2/certificate.py, acme_dns_authenticator.py;
-truenas-api.md §4 Certificates and ACME; certificate.query.json):
+reference/truenas-api.md §4 Certificates and ACME; certificate.query.json):
 - a row holds `type` (0x08 an existing certificate, 0x20 a CSR), `name` (unique,
   letters, digits, "-" and "_"), `certificate`, `privatekey`, `CSR`, `acme_uri`,
   `domains_authenticators`, `renew_days` (the column defaults to 10), `acme` (the

@@ -1,6 +1,6 @@
 """Cron schedules, naming schemas and retention for periodic snapshot tasks.
 
-Facts followed (truenas-api.md §4 Periodic snapshot tasks; pool.snapshottask.create.json):
+Facts followed (reference/truenas-api.md §4 Periodic snapshot tasks; pool.snapshottask.create.json):
 - schedule `{minute, hour, dom, month, dow, begin, end}`, defaults minute "00" and
   the rest "*", begin "00:00", end "23:59"; a firing happens only when its time of
   day lies within begin..end (a window with begin > end wraps past midnight);

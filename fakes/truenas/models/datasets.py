@@ -1,6 +1,6 @@
 """Datasets: a pool's filesystems (and volumes), their properties and usage.
 
-Facts followed (truenas-api.md §4 Datasets, pool.dataset.*.json):
+Facts followed (reference/truenas-api.md §4 Datasets, pool.dataset.*.json):
 - `pool.dataset.create {"name": "tank/ds", "type": "FILESYSTEM", ...}` returns the
   entry; `id == name`; mountpoint `/mnt/<name>`; volumes (`type: "VOLUME"`, with
   `volsize`) have no mountpoint;

@@ -1,6 +1,6 @@
 """The disks a node sees: its boot disk and the hot-plugged DigitalOcean volumes.
 
-Facts followed (truenas-api.md §4 disk.query and §7):
+Facts followed (reference/truenas-api.md §4 disk.query and §7):
 - a droplet's own disk is a virtio disk, `vda`; it holds the boot pool and is
   never offered for a data pool;
 - DigitalOcean volumes appear as SCSI disks `/dev/sd*`; Linux hands out the lowest

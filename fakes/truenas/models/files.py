@@ -1,6 +1,6 @@
 """Files on datasets, under `/mnt/<pool>/<dataset path>/<file>`.
 
-Facts followed (truenas-api.md §4 Files; filesystem.put.json, filesystem.stat.json):
+Facts followed (reference/truenas-api.md §4 Files; filesystem.put.json, filesystem.stat.json):
 - `filesystem.put <path> {append, mode}` writes the uploaded bytes (creating missing
   parent directories, as middleware's put does with makedirs);
 - `filesystem.get <path>` streams the file out;

@@ -1,6 +1,6 @@
 """A pool's life on a node: create, export, find importable pools, import.
 
-Facts followed (truenas-api.md §4 pool.create and §7; pool.create.json,
+Facts followed (reference/truenas-api.md §4 pool.create and §7; pool.create.json,
 pool.export.json, pool.import_find.json, pool.import_pool.json):
 - pool.create takes disks by device name (`sdb`); vdev types STRIPE, MIRROR,
   RAIDZ1-3, DRAID1-3; minimum disks per type (STRIPE 1, MIRROR 2, RAIDZ1 3, RAIDZ2

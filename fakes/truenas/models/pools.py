@@ -1,6 +1,6 @@
 """A pool imported on a node: its vdevs, metadata, objects, health and entry.
 
-Facts followed (truenas-api.md §4 pool.create / pool.query, pool.query.json):
+Facts followed (reference/truenas-api.md §4 pool.create / pool.query, pool.query.json):
 - entry fields `id, name, guid, status, path "/mnt/<name>", scan, expand,
   is_upgraded, healthy, warning, status_code, status_detail, size, allocated,
   free, freeing, dedup_table_size, dedup_table_quota, fragmentation, *_str,

@@ -1,6 +1,6 @@
 """ZFS dataset properties as TrueNAS reports them.
 
-Facts followed (pool.dataset.query.json PoolDatasetEntryProperty; truenas-api.md §4):
+Facts followed (pool.dataset.query.json PoolDatasetEntryProperty; reference/truenas-api.md §4):
 every property is `{parsed, rawvalue, value, source}`; `source` is LOCAL,
 INHERITED or DEFAULT (NONE for read-only statistics); TrueNAS shows enumerated
 values upper-cased in `value` ("LZ4", "STANDARD", "OFF") with the ZFS spelling in

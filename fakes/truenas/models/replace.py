@@ -1,6 +1,6 @@
 """pool.replace: a new disk takes a leaf's place, filled by a resilver.
 
-Facts followed (truenas-api.md §4 pool.replace, §7; plugins/pool_/replace_disk.py):
+Facts followed (reference/truenas-api.md §4 pool.replace, §7; plugins/pool_/replace_disk.py):
 - `pool.replace <pool id> {"label": <leaf guid or device name>, "disk": <disk
   identifier>, "force", "preserve_settings", "preserve_description"}` is a job
   returning true when the resilver is done;

@@ -1,6 +1,6 @@
 """Resilvers and scrubs: scans that take virtual time, then really move bytes.
 
-Facts followed (truenas-api.md §4 pool.query scan, pool.replace, Scrub;
+Facts followed (reference/truenas-api.md §4 pool.query scan, pool.replace, Scrub;
 plugins/pool_/scrub.py):
 - `scan` is `{function "SCRUB"|"RESILVER", state "SCANNING"|"FINISHED"|"CANCELED",
   start_time, end_time ($date), percentage, bytes_to_process, bytes_processed,

@@ -1,6 +1,6 @@
 """Periodic snapshot tasks, firing on the virtual clock.
 
-Facts followed (truenas-api.md §4 Periodic snapshot tasks; pool.snapshottask.create.json):
+Facts followed (reference/truenas-api.md §4 Periodic snapshot tasks; pool.snapshottask.create.json):
 - fields `dataset, recursive, exclude, lifetime_value (2), lifetime_unit (WEEK),
   naming_schema ("auto-%Y-%m-%d_%H-%M"), allow_empty (true), enabled (true),
   schedule`; entries add `id`, `vmware_sync` and `state`;

@@ -1,6 +1,6 @@
 """Snapshots: frozen file tables that share the pool's objects (copy-on-write).
 
-Facts followed (truenas-api.md §4 Snapshots; pool.snapshot.*.json):
+Facts followed (reference/truenas-api.md §4 Snapshots; pool.snapshot.*.json):
 - `create {"dataset", "name" | "naming_schema", "recursive", "exclude"}` returns
   the entry `{id "pool/ds@name", name, snapshot_name, dataset, pool, type
   "SNAPSHOT", createtxg (string), properties}`; properties are `{value, rawvalue,

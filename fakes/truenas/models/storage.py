@@ -5,7 +5,7 @@ JSON-RPC methods, and the transport (`/_upload`, `/_download`). Callers hold
 `node.lock`; clock callbacks fire with the world lock held, so nothing here takes
 a lock of its own.
 
-Hot-plug rules (truenas-api.md §7): a plugged volume whose label names a pool that
+Hot-plug rules (reference/truenas-api.md §7): a plugged volume whose label names a pool that
 is imported here and a leaf of it that is missing is reattached at once (unless
 the label shows another host imported the pool since). If the
 pool changed while it was away, the pool stays DEGRADED and a resilver of what

@@ -1,6 +1,6 @@
 """A pool's data vdevs and their members (leaves), with ZFS's status rules.
 
-Facts followed (truenas-api.md §4 pool.query and §7; plugins/pool_/topology.py):
+Facts followed (reference/truenas-api.md §4 pool.query and §7; plugins/pool_/topology.py):
 - topology nodes are `{name, type, path, guid, status, stats, children, device,
   disk, unavail_disk}`; vdev types "MIRROR" | "DISK" | ...; leaf path
   `/dev/disk/by-partuuid/<uuid>`, device "sdb1", disk "sdb"; guids are strings;

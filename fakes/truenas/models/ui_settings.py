@@ -2,7 +2,7 @@
 
 Facts followed (middleware 25.10 plugins/system_general/update.py, ui.py, utils.py,
 attachments.py; plugins/ports/ports.py; plugins/apps/port_attachments.py;
-etc_files/local/nginx/nginx.conf.mako; truenas-api.md §4 Web UI settings;
+etc_files/local/nginx/nginx.conf.mako; reference/truenas-api.md §4 Web UI settings;
 system.general.config.json, system.general.update.json):
 - defaults: ui_port 80, ui_httpsport 443, ui_httpsredirect false, ui_address
   ["0.0.0.0"], ui_v6address ["::"], ui_allowlist [], ui_consolemsg true,
