@@ -1,16 +1,23 @@
 """The site file (TOML), validated into typed models.
 
 Every invalid input yields one clear message per problem naming the field
-(`volumes[1].size_gigabytes: ...`); callers turn `SiteFileError` into exit code 2.
+(`volumes[1].size_gigabytes: ...`), every problem of the file at once; callers turn
+`SiteFileError` into exit code 2. What DigitalOcean or TrueNAS would refuse and the
+file alone can tell is refused here (each rule cites its source), so that `plan` and
+`up` refuse it before any request; what needs the cloud is infra/preflight.py.
+Types are strict: TOML has real numbers and booleans, so `size_gigabytes = "10"` is
+a mistake, not ten.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 from pydantic import (
     BaseModel,
@@ -37,10 +44,14 @@ VOLUME_NAME = re.compile(r"^[a-z][a-z0-9-]{0,20}[a-z0-9]$")
 TAG = re.compile(r"^[a-zA-Z0-9_\-:]{1,255}$")
 HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 MIN_TRUENAS_MEMORY_MB = 8192
+IMAGE_FORMAT = re.compile(r"\.(img|raw|qcow2|vhdx|vdi|vmdk)(\.(gz|bz2))?$", re.IGNORECASE)
+DISTRIBUTIONS = ("Arch Linux", "CentOS", "CoreOS", "Debian", "Fedora", "Fedora Atomic",
+                 "FreeBSD", "Gentoo", "openSUSE", "RancherOS", "Rocky Linux", "Ubuntu",
+                 "Unknown")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class SiteSection(_Strict):
@@ -118,6 +129,21 @@ class ImageSection(_Strict):
     def _url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+/\S+$", value):
             raise ValueError("must be an http(s) URL of the image file")
+        # DigitalOcean imports raw .img, qcow2, vhdx, vdi or vmdk, optionally gzip or
+        # bzip2, never xz (reference/digitalocean-api.md §5 Custom images).
+        path = urlparse(value).path
+        if not IMAGE_FORMAT.search(path):
+            raise ValueError(f"{path.rsplit('/', 1)[-1]!r} is not an image DigitalOcean "
+                             "imports: raw .img, .qcow2, .vhdx, .vdi or .vmdk, optionally "
+                             ".gz or .bz2 (not .xz)")
+        return value
+
+    @field_validator("distribution")
+    @classmethod
+    def _distribution(cls, value: str) -> str:
+        # Anything else is stored as Unknown (reference/digitalocean-api.md §1 item 4).
+        if value not in DISTRIBUTIONS:
+            raise ValueError(f"must be one of DigitalOcean's labels: {', '.join(DISTRIBUTIONS)}")
         return value
 
     @field_validator("name")
@@ -150,8 +176,15 @@ class DnsSection(_Strict):
     @classmethod
     def _domain(cls, value: str) -> str:
         value = value.lower().rstrip(".")
+        if _is_ip(value):
+            raise ValueError(f"{value!r} is an IP address; DNS records need a domain name")
         if "." not in value or not all(HOST_LABEL.match(p) for p in value.split(".")):
             raise ValueError(f"{value!r} is not a domain name")
+        if value.rsplit(".", 1)[1].isdigit():
+            # RFC 3696 §2: a top-level domain is never all digits.
+            raise ValueError(f"{value!r} has a numeric top-level domain; no such domain exists")
+        if len(value) > 253:
+            raise ValueError("is longer than the 253 characters a DNS name may have")
         return value
 
     @field_validator("hostnames")
@@ -162,7 +195,7 @@ class DnsSection(_Strict):
             raise ValueError("name at least one public hostname")
         for host in value:
             host_l = host.lower().rstrip(".")
-            if not all(HOST_LABEL.match(p) for p in host_l.split(".")):
+            if not all(HOST_LABEL.match(p) for p in host_l.split(".")) or len(host_l) > 253:
                 raise ValueError(f"{host!r} is not a valid hostname")
             if domain and host_l != domain and not host_l.endswith("." + domain):
                 raise ValueError(f"{host!r} is not inside the domain {domain}")
@@ -195,6 +228,8 @@ class AccessSection(_Strict):
     def _port(cls, value: int) -> int:
         if value in (80, 443):
             raise ValueError("80 and 443 are the public ports; pick another for the admin UI")
+        if value == 22:
+            raise ValueError("22 is SSH's port; pick another for the admin UI, such as 8443")
         return value
 
 
@@ -202,9 +237,83 @@ POOL_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.:-]{0,49}$")
 # zpool refuses these as pool names (zpool-create(8)); TrueNAS adds its own boot pool.
 RESERVED_POOL_NAMES = {"mirror", "raidz", "raidz1", "raidz2", "raidz3", "draid", "spare",
                        "log", "cache", "special", "dedup", "boot-pool"}
-DATASET_NAME = re.compile(r"^[a-zA-Z0-9_.:-]+(/[a-zA-Z0-9_.:-]+)*$")
+# libzfs (zpool_name_valid) also refuses names that start with these when a pool is
+# created, and pool_namecheck refuses c followed by a digit (a Solaris disk name).
+RESERVED_POOL_PREFIXES = ("mirror", "raidz", "draid", "spare")
+# ZFS dataset names (zfs_namecheck.c, and the fake's fakes/truenas/models/datasets.py):
+# components of letters, digits, `_ - . :` and space, never "." or "..", the whole
+# name (pool/dataset) at most 255 characters. Chosen stricter: no space, since the
+# mount path (/mnt/<pool>/<dataset>) goes unquoted into paths the charts build.
+DATASET_COMPONENT = re.compile(r"^[a-zA-Z0-9_.:-]+$")
+MAX_DATASET_NAME = 255
 LIFETIME_UNITS = ("HOUR", "DAY", "WEEK", "MONTH", "YEAR")
-CRON_FIELD = re.compile(r"^(\*|\*/\d+|\d+(-\d+)?(,\d+(-\d+)?)*)$")
+# Cron fields as TrueNAS's periodic snapshot tasks take them (pool.snapshottask.create
+# schedule; reference/truenas-api.md §4): `*`, numbers, a-b ranges, /N steps, comma
+# lists; dow 0-7 (0 and 7 both Sunday), plus month and day names.
+CRON_RANGES = {"minute": (0, 59), "hour": (0, 23), "dom": (1, 31), "month": (1, 12),
+               "dow": (0, 7)}
+CRON_NAMES = {
+    "month": {m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul",
+                                              "aug", "sep", "oct", "nov", "dec"))},
+    "dow": {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))},
+}
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def cron_problem(field: str, text: str) -> str | None:
+    """Why `text` is not a cron `field` TrueNAS takes, or None."""
+    low, high = CRON_RANGES[field]
+    names = CRON_NAMES.get(field, {})
+    example = "such as *, 0, */4, 1-5 or 1,15"
+    if not text.strip():
+        return f"is empty; use a cron field {example}"
+
+    def number(part: str) -> int | None:
+        if part.lower() in names:
+            return names[part.lower()]
+        return int(part) if part.isdigit() else None
+
+    for item in text.split(","):
+        base, slash, step = item.partition("/")
+        if slash and (not step.isdigit() or int(step) < 1):
+            return f"{text!r}: the step after / must be a number of at least 1"
+        if base == "*":
+            continue
+        first, dash, last = base.partition("-")
+        bounds = [number(first)] + ([number(last)] if dash else [])
+        if any(b is None for b in bounds):
+            return f"{text!r} is not a cron field {example}"
+        if any(not (low <= b <= high) for b in bounds):  # type: ignore[operator]
+            return f"{text!r} is out of range: {field} goes from {low} to {high}"
+        if dash and bounds[0] > bounds[1]:  # type: ignore[operator]
+            return f"{text!r}: the range runs backwards"
+    return None
+
+
+def dataset_problem(name: str, pool: str = "tank") -> str | None:
+    """Why `name` (relative to the pool) is not a dataset TrueNAS would create, or None."""
+    if not name:
+        return "is empty; name a dataset such as apps or data/media"
+    if name.startswith("/") or name.endswith("/"):
+        return f"{name!r} must not start or end with '/': a path inside the pool, such as data"
+    for component in name.split("/"):
+        if not component:
+            return f"{name!r} has an empty component ('//')"
+        if component in (".", ".."):
+            return f"{name!r}: a dataset name has no '.' or '..' components"
+        if not DATASET_COMPONENT.match(component):
+            return (f"{name!r} may hold only letters, digits, '_', '-', '.' and ':' "
+                    "(ZFS's dataset name rules, without spaces)")
+    if len(pool) + 1 + len(name) > MAX_DATASET_NAME:
+        return f"{name!r}: with the pool, longer than ZFS's {MAX_DATASET_NAME} characters"
+    return None
 
 
 class TrueNASSection(_Strict):
@@ -218,16 +327,18 @@ class TrueNASSection(_Strict):
     @field_validator("pool")
     @classmethod
     def _pool(cls, value: str) -> str:
-        if not POOL_NAME.match(value) or value.lower() in RESERVED_POOL_NAMES:
+        if (not POOL_NAME.match(value) or value.lower() in RESERVED_POOL_NAMES
+                or value.startswith(RESERVED_POOL_PREFIXES) or re.match(r"^c[0-9]", value)):
             raise ValueError(f"{value!r} is not a usable ZFS pool name")
         return value
 
     @field_validator("datasets")
     @classmethod
-    def _datasets(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not DATASET_NAME.match(name):
-                raise ValueError(f"{name!r} is not a dataset path such as apps or data/media")
+    def _datasets(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        pool = info.data.get("pool") or "tank"
+        problems = [p for name in value if (p := dataset_problem(name, pool))]
+        if problems:
+            raise ValueError("; ".join(problems))
         if len(set(value)) != len(value):
             raise ValueError("a dataset is listed twice")
         return value
@@ -243,13 +354,14 @@ class SnapshotPolicy(_Strict):
     lifetime_value: Annotated[int, Field(ge=1, le=10000)] = 2
     lifetime_unit: str = "WEEK"
     naming_schema: str = "auto-%Y-%m-%d_%H-%M"
-    recursive: bool = False
+    recursive: StrictBool = False
 
     @field_validator("minute", "hour", "dom", "month", "dow")
     @classmethod
-    def _cron(cls, value: str) -> str:
-        if not CRON_FIELD.match(value):
-            raise ValueError(f"{value!r} is not a cron field such as *, 0, */4 or 1,15")
+    def _cron(cls, value: str, info: ValidationInfo) -> str:
+        problem = cron_problem(info.field_name or "minute", value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("lifetime_unit")
@@ -346,18 +458,12 @@ class Site(_Strict):
     apps: dict[str, AppConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _apps_need_tls(self) -> Site:
-        if self.apps and self.tls is None:
-            raise ValueError("apps: apps are served through the ingress on 443, which needs a "
-                             "[tls] section")
-        return self
-
-    @model_validator(mode="after")
-    def _snapshot_datasets(self) -> Site:
-        for index, policy in enumerate(self.snapshots):
-            if policy.dataset not in self.truenas.datasets:
-                raise ValueError(f"snapshots[{index}].dataset: {policy.dataset!r} is not one of "
-                                 "truenas.datasets")
+    def _across_fields(self) -> Site:
+        # parse_site reports these beside every field problem; this keeps a Site built
+        # any other way to the same rules.
+        problems = cross_field_problems(self.model_dump())
+        if problems:
+            raise ValueError(problems[0])
         return self
 
     @field_validator("volumes")
@@ -374,6 +480,31 @@ class Site(_Strict):
         return self.site.name
 
 
+def _table(data: Any, key: str) -> dict:
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def cross_field_problems(data: Any) -> list[str]:
+    """Rules across sections, each naming its field. Run on the raw file too, so that
+    they are reported beside the field problems rather than after they are fixed."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        return problems
+    if data.get("apps") and data.get("tls") is None:
+        problems.append("apps: apps are served through the ingress on 443, which needs a "
+                        "[tls] section")
+    datasets = _table(data, "truenas").get("datasets", ["apps", "data"])
+    snapshots = data.get("snapshots")
+    if isinstance(datasets, list) and isinstance(snapshots, list):
+        for index, policy in enumerate(snapshots):
+            dataset = policy.get("dataset") if isinstance(policy, dict) else None
+            if isinstance(dataset, str) and dataset not in datasets:
+                problems.append(f"snapshots[{index}].dataset: {dataset!r} is not one of "
+                                "truenas.datasets")
+    return problems
+
+
 def _location(loc: tuple) -> str:
     text = ""
     for part in loc:
@@ -384,6 +515,27 @@ def _location(loc: tuple) -> str:
     return text
 
 
+# Strict types: what pydantic says, in the file's words.
+TYPE_NAMES = {"int_type": "a whole number", "float_type": "a number", "bool_type":
+              "true or false", "string_type": "a string in quotes", "list_type": "a list "
+              "such as [\"a\", \"b\"]", "dict_type": "a table", "model_type": "a table",
+              "int_from_float": "a whole number"}
+
+
+def _message(error: dict) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known field (check its spelling)"
+    if kind in TYPE_NAMES:
+        given = error.get("input")
+        hint = " (drop the quotes)" if isinstance(given, str) and kind in (
+            "int_type", "float_type", "int_from_float") else ""
+        return f"must be {TYPE_NAMES[kind]}, not {given!r}{hint}"
+    return error["msg"].removeprefix("Value error, ")
+
+
 def parse_site(data: dict, catalog: Catalog | None = None) -> Site:
     """The site in `data`; SiteFileError listing every problem.
 
@@ -391,38 +543,100 @@ def parse_site(data: dict, catalog: Catalog | None = None) -> Site:
     repository's charts/), each problem named `apps.<chart>.<setting>`.
     """
     problems: list[str] = []
-    if isinstance(data, dict) and "apps" in data:
+    if not isinstance(data, dict):
+        raise SiteFileError(["site file: is not a table of sections"])
+    if "apps" in data and isinstance(data["apps"], dict):
         apps, problems = check_apps(data["apps"], catalog or default_catalog())
         data = {**data, "apps": apps}
+    across = cross_field_problems(data)
     try:
         site = Site.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
             where = _location(error["loc"]) or "site file"
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "missing":
-                message = "is required"
-            elif error["type"] == "extra_forbidden":
-                message = "is not a known field (check its spelling)"
+            message = _message(error)
             if not error["loc"] and ": " in message:
-                problems.append(message)  # a rule across fields names its own field
+                if message not in across:
+                    problems.append(message)  # a rule across fields names its own field
             else:
                 problems.append(f"{where}: {message}")
-        raise SiteFileError(problems) from None
+        raise SiteFileError(problems + across) from None
     if problems:
         raise SiteFileError(problems)
     return site
 
 
-def load_site(path: Path) -> Site:
+def key_file_problems(site: Site, site_dir: Path) -> list[str]:
+    """Why `truenas.api_key_file` (relative to the site file's directory) is no key
+    file `up` could use: missing, not a file, readable by others, empty, or outside
+    the site's directory through `..`. Checked with the file, before any request."""
+    name = site.truenas.api_key_file
+    if name is None:
+        return []
+    where = "truenas.api_key_file"
+    if ".." in Path(name).parts:
+        return [f"{where}: {name!r} leads out of the site file's directory through '..'; "
+                "name a file beside the site file or an absolute path"]
+    path = Path(name) if Path(name).is_absolute() else site_dir / name
     try:
-        text = Path(path).read_text()
+        info = path.stat()
+    except FileNotFoundError:
+        return [f"{where}: no file at {path} (create it holding the TrueNAS API key, "
+                "chmod 600)"]
+    except OSError as exc:
+        return [f"{where}: cannot read {path} ({exc.strerror})"]
+    if stat.S_ISDIR(info.st_mode):
+        return [f"{where}: {path} is a directory; name the file holding the API key"]
+    if not stat.S_ISREG(info.st_mode):
+        return [f"{where}: {path} is not a regular file"]
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return [f"{where}: {path} is readable by others (mode "
+                f"{stat.S_IMODE(info.st_mode):o}); chmod 600 it"]
+    try:
+        empty = not path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        return [f"{where}: cannot read {path} ({getattr(exc, 'strerror', None) or exc})"]
+    if empty:
+        return [f"{where}: {path} is empty"]
+    return []
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """The file's text: TOML is UTF-8 (toml.io, spec 1.0 §Spec), without a BOM."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise SiteFileError([f"{path}: starts with a UTF-8 byte-order mark; save it as UTF-8 "
+                             "without BOM"])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SiteFileError([f"{path}: line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8 "
+                             "(a TOML file is UTF-8; re-save it, e.g. from Latin-1)"]) from None
+
+
+def load_site(path: Path) -> Site:
+    """The site in the file at `path`, its key file (`truenas.api_key_file`, relative
+    to the site file) made absolute and checked."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise SiteFileError([f"{path}: no such site file"]) from None
+    except IsADirectoryError:
+        raise SiteFileError([f"{path}: is a directory, not a site file"]) from None
     except OSError as exc:
         raise SiteFileError([f"{path}: cannot read ({exc.strerror})"]) from None
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(_decode(path, raw))
     except tomllib.TOMLDecodeError as exc:
         raise SiteFileError([f"{path}: not valid TOML ({exc})"]) from None
-    return parse_site(data)
+    site = parse_site(data)
+    site_dir = path.resolve().parent
+    problems = key_file_problems(site, site_dir)
+    if problems:
+        raise SiteFileError(problems)
+    key_file = site.truenas.api_key_file
+    if key_file is not None and not Path(key_file).is_absolute():
+        truenas = site.truenas.model_copy(update={"api_key_file": str(site_dir / key_file)})
+        site = site.model_copy(update={"truenas": truenas})
+    return site
