@@ -1,30 +1,45 @@
 """The `truenas-site` command (also `python -m infra`).
 
-Exit codes: 0 ok, 1 a check failed or the cloud refused, 2 usage or site-file error.
+Exit codes: 0 ok, 1 a check failed or the cloud refused, 2 usage or site-file error
+(also an unexpected local error: a message, never a traceback), 130 interrupted.
+Every string from the site file or an API is printed escaped (infra/console.py). A
+failed or interrupted `up` or `down` ends with what the site holds in the account
+and the command that removes it or goes on (infra/leftovers.py).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import click
 import typer
 from rich.console import Console
 
-from infra import snapshots
+from infra import leftovers, snapshots
 from infra.check import check as run_check
-from infra.console import RichReporter, check_table, run_table
+from infra.console import RichReporter, check_table, run_table, safe
 from infra.digitalocean import DigitalOcean
 from infra.down import Teardown
-from infra.errors import ConflictError, InfraError, SiteFileError, TargetError
+from infra.errors import (
+    ConflictError,
+    InfraError,
+    SiteFileError,
+    TargetError,
+    TeardownIncomplete,
+)
 from infra.failover import Failover
 from infra.node import open_node
 from infra.observe import find_droplet, observe, public_ipv4
 from infra.plan import make_plan
+from infra.preflight import preflight
 from infra.site import Site, load_site
-from infra.state import StateDir
+from infra.state import DEFAULT_ROOT, StateDir
 from infra.storage import Repair
 from infra.target import REAL_CLI_REQUIRED, Target
 from infra.up import Provisioner
@@ -49,8 +64,33 @@ JsonOption = typer.Option(False, "--json", help="print the report as JSON")
 
 def _fail(code: int, *lines: str) -> None:
     for line in lines:
-        errors.print(f"[bold red]error:[/] {line}", highlight=False)
+        errors.print(f"[bold red]error:[/] {safe(line)}", highlight=False)
     raise typer.Exit(code)
+
+
+def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
+    """A command whose unexpected errors end in a message and exit 2, not a traceback
+    (an unreadable CA file, a state directory that is a file...)."""
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except SiteFileError as exc:
+            _fail(2, *exc.problems)
+        except TargetError as exc:
+            _fail(2, str(exc))
+        except (ConflictError, InfraError) as exc:
+            _fail(1, str(exc))
+        except KeyboardInterrupt:
+            errors.print("interrupted", highlight=False)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # the last resort: say what, never a traceback
+            where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+            _fail(2, f"unexpected {type(exc).__name__}{where}: {exc}")
+
+    return run
 
 
 def _load(site_path: Path) -> Site:
@@ -74,6 +114,17 @@ def _state(site: Site, state_dir: Path | None) -> StateDir:
     return StateDir(state_dir) if state_dir else StateDir.for_site(site.name)
 
 
+def _state_path(site: Site, state_dir: Path | None) -> Path:
+    return state_dir or DEFAULT_ROOT / site.name
+
+
+def _known_records(site: Site, state_dir: Path | None) -> dict:
+    """The records the state directory says the site created, creating nothing: a
+    read-only command leaves no state directory behind."""
+    path = _state_path(site, state_dir)
+    return StateDir(path).created("records") if path.is_dir() else {}
+
+
 def _run(action):
     try:
         return action()
@@ -83,15 +134,75 @@ def _run(action):
         _fail(1, str(exc))
 
 
+def _client(target: Target, reporter: RichReporter) -> DigitalOcean:
+    do = DigitalOcean(target)
+    do.on_retry = reporter.retrying
+    return do
+
+
 def _operate(kind, site: Path, world: Path | None, state_dir: Path | None, as_json: bool):
     """A site operation (up, down) with its progress on stderr when stdout is JSON."""
     loaded, target = _load(site), _target(world)
     reporter = RichReporter(errors if as_json else console)
-    return kind(loaded, DigitalOcean(target), _state(loaded, state_dir), reporter)
+    return kind(loaded, _client(target, reporter), _state(loaded, state_dir), reporter)
 
 
-def _print_run(run, as_json: bool) -> None:
-    report = _run(run)
+def _aftermath(command: str, operation, site: Path, world: Path | None,
+               state_dir: Path | None, as_json: bool, error: BaseException) -> None:
+    """After a failed or interrupted `up`/`down`: what the site holds now (read afresh,
+    with a new client: the old one may be mid-request) and what to run; then exit."""
+    refused = error.refused if isinstance(error, TeardownIncomplete) else {}
+    interrupted = isinstance(error, KeyboardInterrupt)
+    code = 130 if interrupted else 2 if isinstance(error, SiteFileError | TargetError) else 1
+    if interrupted:
+        headline = [f"{command} interrupted"]
+    elif isinstance(error, SiteFileError):
+        headline = list(error.problems)
+    else:
+        headline = [f"{command} failed: {error}"]
+    for line in headline:
+        errors.print(f"[bold red]error:[/] {safe(line)}", highlight=False)
+    extra = (f" --world {world}" if world else "") + \
+        (f" --state-dir {state_dir}" if state_dir else "")
+    try:
+        held = leftovers.take(DigitalOcean(operation.do.target), operation.site,
+                              operation.state, why=refused)
+    except (InfraError, OSError) as exc:
+        errors.print(f"could not list what the site holds now: {safe(exc)}; run "
+                     f"`truenas-site plan --site {safe(site)}{safe(extra)}` to see it",
+                     highlight=False)
+        raise typer.Exit(code) from None
+    if as_json:
+        console.print_json(json.dumps({"command": command, "ok": False,
+                                       "error": " ".join(headline), **held.to_dict()}))
+    if not held.leftovers:
+        errors.print(f"the site holds nothing in the account now ({command} "
+                     f"{'created' if command == 'up' else 'left'} nothing)", highlight=False)
+    else:
+        errors.print(f"the site holds now ({len(held.leftovers)}, paid ones first):",
+                     highlight=False)
+        for item in held.leftovers:
+            errors.print(f"  {safe(item.describe())}", highlight=False)
+    for what, why in refused.items():
+        if ":" not in what:
+            errors.print(f"  {safe(what)} refused: {safe(why)}", highlight=False)
+    for note in held.notes:
+        errors.print(f"note: {safe(note)}", highlight=False)
+    if held.leftovers:
+        for line in leftovers.advice(command, str(site), extra):
+            errors.print(safe(line), highlight=False)
+    raise typer.Exit(code)
+
+
+def _site_run(command: str, kind, site: Path, world: Path | None, state_dir: Path | None,
+              as_json: bool) -> None:
+    """`up` or `down`: the run's table, or, when it stops early, its aftermath."""
+    operation = _operate(kind, site, world, state_dir, as_json)
+    try:
+        report = getattr(operation, command)()
+    except (InfraError, KeyboardInterrupt) as error:
+        _aftermath(command, operation, site, world, state_dir, as_json, error)
+        return
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
     else:
@@ -99,13 +210,19 @@ def _print_run(run, as_json: bool) -> None:
 
 
 @app.command()
+@_guarded
 def plan(site: Path = SiteOption, world: Path | None = WorldOption,
          state_dir: Path | None = StateOption, as_json: bool = JsonOption) -> None:
     """Show what `up` would change, changing nothing."""
     loaded, target = _load(site), _target(world)
     do = DigitalOcean(target)
-    result = _run(lambda: make_plan(loaded, observe(do, loaded),
-                                    _state(loaded, state_dir).created("records")))
+
+    def planned():
+        seen = observe(do, loaded)
+        preflight(loaded, do, seen.sizes)
+        return make_plan(loaded, seen, _known_records(loaded, state_dir))
+
+    result = _run(planned)
     if as_json:
         console.print_json(json.dumps({"site": loaded.name, "changes": [
             {"kind": c.kind, "subject": c.subject, "detail": c.detail} for c in result.changes
@@ -114,14 +231,15 @@ def plan(site: Path = SiteOption, world: Path | None = WorldOption,
     if result.empty:
         console.print("nothing to change: the site matches its file")
     for change in result.changes:
-        console.print(f"[cyan]+[/] {change.describe()}")
+        console.print(f"[cyan]+[/] {safe(change.describe())}", highlight=False)
 
 
 @app.command()
+@_guarded
 def up(site: Path = SiteOption, world: Path | None = WorldOption,
        state_dir: Path | None = StateOption, as_json: bool = JsonOption) -> None:
     """Bring the site up (idempotent: a converged site gets no mutating request)."""
-    _print_run(_operate(Provisioner, site, world, state_dir, as_json).up, as_json)
+    _site_run("up", Provisioner, site, world, state_dir, as_json)
 
 
 ExistingOption = typer.Option(
@@ -142,6 +260,7 @@ def _existing_target(site: Path) -> Target:
 
 
 @app.command()
+@_guarded
 def check(site: Path = SiteOption, world: Path | None = WorldOption,
           state_dir: Path | None = StateOption, as_json: bool = JsonOption,
           existing: bool = ExistingOption) -> None:
@@ -163,23 +282,27 @@ def check(site: Path = SiteOption, world: Path | None = WorldOption,
 
 
 @app.command()
+@_guarded
 def down(site: Path = SiteOption, world: Path | None = WorldOption,
          state_dir: Path | None = StateOption, as_json: bool = JsonOption) -> None:
     """Delete everything that carries the site's tag (idempotent)."""
-    _print_run(_operate(Teardown, site, world, state_dir, as_json).down, as_json)
+    _site_run("down", Teardown, site, world, state_dir, as_json)
 
 
 @app.command()
+@_guarded
 def renew(site: Path = SiteOption, world: Path | None = WorldOption,
           state_dir: Path | None = StateOption,
           force: bool = typer.Option(False, "--force", help="renew even if not yet due")) -> None:
     """Renew the site certificate when it is due (for cron); nothing else is touched."""
     provisioner = _operate(Provisioner, site, world, state_dir, False)
     changes = _run(lambda: provisioner.renew_certificate(force=force))
-    console.print("\n".join(changes) if changes else "the certificate is valid: nothing to do")
+    console.print(safe("\n".join(changes)) if changes else
+                  "the certificate is valid: nothing to do", highlight=False)
 
 
 @app.command()
+@_guarded
 def repair(site: Path = SiteOption, world: Path | None = WorldOption,
            state_dir: Path | None = StateOption) -> None:
     """Bring a degraded pool back: re-attach or replace lost volumes, resilver."""
@@ -196,10 +319,12 @@ def repair(site: Path = SiteOption, world: Path | None = WorldOption,
             return Repair(loaded, do, node, state, reporter).run()
 
     changes = _run(run)
-    console.print("\n".join(changes) if changes else "the pool is healthy: nothing to repair")
+    console.print(safe("\n".join(changes)) if changes else
+                  "the pool is healthy: nothing to repair", highlight=False)
 
 
 @app.command()
+@_guarded
 def failover(site: Path = SiteOption, world: Path | None = WorldOption,
              state_dir: Path | None = StateOption,
              force: bool = typer.Option(False, help="replace the droplet even if it answers"),
@@ -216,9 +341,9 @@ def failover(site: Path = SiteOption, world: Path | None = WorldOption,
     if as_json:
         console.print_json(json.dumps(summary))
         return
-    console.print(f"failover of {result.site}: {result.reason}")
+    console.print(safe(f"failover of {result.site}: {result.reason}"), highlight=False)
     for change in result.changes:
-        console.print(f"  {change}")
+        console.print(f"  {safe(change)}", highlight=False)
 
 
 def _with_node(loaded: Site, target: Target, state_dir: Path | None, action):
@@ -236,6 +361,7 @@ def _with_node(loaded: Site, target: Target, state_dir: Path | None, action):
 
 
 @app.command()
+@_guarded
 def snapshot(dataset: str = typer.Argument(..., help="a dataset of the site, e.g. data"),
              name: str = typer.Argument(..., help="the snapshot's name"),
              site: Path = SiteOption, world: Path | None = WorldOption,
@@ -244,10 +370,11 @@ def snapshot(dataset: str = typer.Argument(..., help="a dataset of the site, e.g
     loaded, target = _load(site), _target(world)
     taken = _with_node(loaded, target, state_dir,
                        lambda node: snapshots.take(node, loaded, dataset, name))
-    console.print(f"snapshot {taken['id']} taken")
+    console.print(safe(f"snapshot {taken['id']} taken"), highlight=False)
 
 
 @app.command()
+@_guarded
 def restore(dataset: str = typer.Argument(..., help="a dataset of the site, e.g. data"),
             name: str = typer.Argument(..., help="the snapshot to restore"),
             clone_to: str | None = typer.Option(None, help="clone into this new dataset "
@@ -261,11 +388,11 @@ def restore(dataset: str = typer.Argument(..., help="a dataset of the site, e.g.
     if clone_to:
         where = _with_node(loaded, target, state_dir,
                            lambda node: snapshots.clone(node, loaded, dataset, name, clone_to))
-        console.print(f"snapshot {name} of {dataset} cloned to {where}")
+        console.print(safe(f"snapshot {name} of {dataset} cloned to {where}"), highlight=False)
         return
     _with_node(loaded, target, state_dir,
                lambda node: snapshots.rollback(node, loaded, dataset, name, discard_newer))
-    console.print(f"{dataset} rolled back to {name}")
+    console.print(safe(f"{dataset} rolled back to {name}"), highlight=False)
 
 
 def _duration(option: str, value: str) -> timedelta:
@@ -274,10 +401,16 @@ def _duration(option: str, value: str) -> timedelta:
     number, unit = value.strip()[:-1], value.strip()[-1:].lower()
     if unit not in units or not number.isdigit() or int(number) == 0:
         _fail(2, f"{option} {value!r}: expected a positive duration such as 30m, 6h or 2d")
-    return timedelta(**{units[unit]: int(number)})
+    try:
+        return timedelta(**{units[unit]: int(number)})
+    except OverflowError:
+        _fail(2, f"{option} {value!r}: longer than this tool can count; at most "
+                 f"{timedelta.max.days} days")
+        raise
 
 
 @app.command()
+@_guarded
 def sweep(older_than: str = typer.Option(..., "--older-than",
                                          help="only what was created longer ago: 30m, 6h, 2d"),
           run_id: str | None = typer.Option(None, "--run-id", help="only this run's resources"),
@@ -301,15 +434,16 @@ def sweep(older_than: str = typer.Option(..., "--older-than",
     verb = "would delete" if dry_run else "deleted"
     console.print(f"{verb} {len(report.deleted)}, kept {len(report.kept)} run-tagged")
     for item in report.deleted:
-        console.print(f"  [red]-[/] {item.describe()}", highlight=False)
+        console.print(f"  [red]-[/] {safe(item.describe())}", highlight=False)
     for item in report.kept:
-        console.print(f"  [green]=[/] {item.describe()}", highlight=False)
+        console.print(f"  [green]=[/] {safe(item.describe())}", highlight=False)
 
 
 EXAMPLE_SITE = Path(__file__).resolve().parent.parent / "site.example.toml"
 
 
 @app.command()
+@_guarded
 def demo(
     site: Path = typer.Option(EXAMPLE_SITE, "--site", "-s", help="the site file to demo"),
     speed: float = typer.Option(500.0, help="fake clock speed (virtual s per wall s)"),

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.check import check
-from infra.console import RichReporter, check_table, run_table
+from infra.console import RichReporter, check_table, run_table, safe
 from infra.digitalocean import DigitalOcean
 from infra.down import Teardown
 from infra.errors import InfraError
@@ -113,7 +113,7 @@ def run_demo(site: Site, console: Console, speed: float) -> int:
             console.print("[bold green]demo passed[/]" if ok else "[bold red]demo failed[/]")
             return 0 if ok else 1
         except InfraError as exc:
-            console.print(f"[bold red]error:[/] {exc}")
+            console.print(f"[bold red]error:[/] {safe(exc)}", highlight=False)
             return 1
         finally:
             stop_world(process)

@@ -107,6 +107,15 @@ class DigitalOcean:
             raw_response_hook=self._watch_rate_limit,
         )
         self.ratelimit_remaining: int | None = None
+        # Told of every retry (what, seconds, why), so a CI log shows it: the CLI
+        # sets its reporter's `retrying` here.
+        self.on_retry: Callable[[str, float, str], None] | None = None
+
+    def _retrying(self, operation: str, delay: float, error: CloudError) -> None:
+        if self.on_retry is not None:
+            why = f"{error.status} {error.error_id or ''}".strip() if error.status else \
+                "no answer"
+            self.on_retry(operation, delay, why)
 
     def _count(self, request) -> None:
         http = request.http_request
@@ -146,7 +155,7 @@ class DigitalOcean:
                 error = _error_from(operation, exc)
                 if not (retry and error.transient and attempt < MAX_ATTEMPTS):
                     raise error from None
-                self._sleep_before_retry(attempt, exc)
+                self._sleep_before_retry(attempt, exc, operation, error)
                 continue
             if _is_error_body(result):
                 if result.get("id") == "not_found":
@@ -156,10 +165,12 @@ class DigitalOcean:
                                  result.get("request_id"))
             return result
 
-    def _sleep_before_retry(self, attempt: int, exc: Exception) -> None:
+    def _sleep_before_retry(self, attempt: int, exc: Exception, operation: str,
+                            error: CloudError) -> None:
         delay = _retry_after(exc) if isinstance(exc, HttpResponseError) else None
         if delay is None:
             delay = self.timing.backoff * (2 ** (attempt - 1))
+        self._retrying(operation, min(delay, 60.0), error)
         time.sleep(min(delay, 60.0))
 
     def list_all(self, operation: str, fn: Callable[..., Any], key: str, **filters: Any) -> list:
@@ -196,6 +207,7 @@ class DigitalOcean:
                 delay = error.retry_after
                 if delay is None:
                     delay = self.timing.backoff * (2 ** (attempt - 1))
+                self._retrying(operation, min(delay, 60.0), error)
                 time.sleep(min(delay, 60.0))
 
     def ignore_missing(self, operation: str, fn: Callable[..., Any], *args: Any) -> bool:

@@ -5,6 +5,11 @@ and domains cannot carry tags, so a record is this site's only if the state
 directory recorded creating it or it points at one of the site's droplets; a
 domain is deleted only if this site created it and nothing but its NS and SOA
 records is left.
+
+A refused delete does not stop the teardown: every other resource is still tried,
+the paid ones first (droplets, volumes, snapshots, images), and `TeardownIncomplete`
+then says what stayed and why (the CLI lists what the account still holds). Empty
+tags the site's resources carried (its site and run tags) go last.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from infra import desired
 from infra.charts.deploy import ChartDeployer
 from infra.cost import droplet_hours
 from infra.digitalocean import DigitalOcean
-from infra.errors import CloudError, InfraError, NotFound
+from infra.errors import CloudError, InfraError, NotFound, TeardownIncomplete, WaitTimeout
 from infra.events import Reporter
 from infra.node import connect_site_node
 from infra.observe import a_records, domain_exists, find_firewall, public_ipv4
@@ -25,12 +30,31 @@ from infra.report import RunReport
 from infra.site import Site
 from infra.state import StateDir
 
+# Consecutive 5xx/429 answers to one delete before it is reported as refused.
+MAX_SERVER_FAILURES = 6
+
 
 class Teardown(SiteOperation):
     def __init__(self, site: Site, do: DigitalOcean, state: StateDir,
                  reporter: Reporter | None = None) -> None:
         super().__init__(site, do, state, reporter)
         self.report = RunReport("down", site.name, do.target.kind)
+        # What was refused: `kind:id` (or a step's name) -> the error, for the report.
+        self.refused: dict[str, str] = {}
+        self.tags_seen: set[str] = set()
+
+    def _attempt(self, step: str, action: Callable[[], None]) -> None:
+        """Run one step of the teardown; a refusal is remembered, not raised."""
+        try:
+            action()
+        except InfraError as error:
+            self.refused[step] = str(error)
+            self.reporter.note(f"{step} not deleted: {error}")
+
+    def _seen(self, resources: list[dict]) -> list[dict]:
+        for resource in resources:
+            self.tags_seen.update(resource.get("tags") or [])
+        return resources
 
     def _deleted(self, what: str) -> None:
         self.reporter.step(f"delete {what}")
@@ -39,19 +63,23 @@ class Teardown(SiteOperation):
     def down(self) -> RunReport:
         started = time.monotonic()
         do = self.do
-        droplets = do.list_all("list droplets", do.client.droplets.list, "droplets",
-                               tag_name=self.tag)
+        droplets = self._seen(do.list_all("list droplets", do.client.droplets.list,
+                                          "droplets", tag_name=self.tag))
+        ips = {ip for d in droplets if (ip := public_ipv4(d))}
         self._apps(droplets)
-        self._records({ip for d in droplets if (ip := public_ipv4(d))})
-        self._firewall()
-        self.delete_droplets(droplets)
-        self._volumes()
-        self._snapshots()
-        self._images()
-        self._domain()
-        self._tag()
+        # Paid first: a refusal further on must not keep a droplet or a volume billing.
+        self._attempt("droplets", lambda: self.delete_droplets(droplets))
+        self._attempt("volumes", self._volumes)
+        self._attempt("snapshots", self._snapshots)
+        self._attempt("images", self._images)
+        self._attempt("firewall", self._firewall)
+        self._attempt("DNS records", lambda: self._records(ips))
+        self._attempt("domain", self._domain)
+        self._attempt("tags", self._tag)
         self.report.count(do.log)
         self.report.wall_seconds = round(time.monotonic() - started, 3)
+        if self.refused:
+            raise TeardownIncomplete(self.report, dict(self.refused))
         return self.report
 
     def _apps(self, droplets: list[dict]) -> None:
@@ -111,57 +139,84 @@ class Teardown(SiteOperation):
 
     def _volumes(self) -> None:
         do = self.do
-        volumes = [v for v in do.list_all("list volumes", do.client.volumes.list, "volumes")
-                   if self.tag in v.get("tags", [])]
+        volumes = self._seen([v for v in do.list_all("list volumes", do.client.volumes.list,
+                                                     "volumes")
+                              if self.tag in v.get("tags", [])])
         for volume in volumes:
-            for droplet_id in volume.get("droplet_ids") or []:
-                # Our volume on a droplet that is not ours (moved by hand): detach it.
-                try:
-                    action = do.call(f"detach volume {volume['name']}",
-                                     do.client.volume_actions.post_by_id, volume["id"],
-                                     {"type": "detach", "droplet_id": droplet_id}, retry=False)
-                    do.wait_action(action["action"]["id"], f"detach {volume['name']}")
-                except NotFound:
-                    pass
+            self._attempt(f"volume:{volume['id']}", lambda v=volume: self._volume(v))
 
-            def deleted(volume: dict = volume) -> bool:
-                try:
-                    do.call(f"delete volume {volume['name']}", do.client.volumes.delete,
-                            volume["id"], retry=False)
-                    return True
-                except NotFound:
-                    return True
-                except CloudError as error:
-                    if error.status == 409 or error.transient:
-                        return False  # still detaching after its droplet went away
+    def _volume(self, volume: dict) -> None:
+        do = self.do
+        for droplet_id in volume.get("droplet_ids") or []:
+            # Our volume on a droplet that is not ours (moved by hand): detach it.
+            try:
+                action = do.call(f"detach volume {volume['name']}",
+                                 do.client.volume_actions.post_by_id, volume["id"],
+                                 {"type": "detach", "droplet_id": droplet_id}, retry=False)
+                do.wait_action(action["action"]["id"], f"detach {volume['name']}")
+            except NotFound:
+                pass
+
+        failures: list[CloudError] = []
+
+        def deleted(volume: dict = volume) -> bool:
+            try:
+                do.call(f"delete volume {volume['name']}", do.client.volumes.delete,
+                        volume["id"], retry=False)
+                return True
+            except NotFound:
+                return True
+            except CloudError as error:
+                if error.status == 409:
+                    failures.clear()
+                    return False  # still detaching after its droplet went away
+                if not error.transient:
                     raise
+                failures.append(error)
+                if len(failures) >= MAX_SERVER_FAILURES:
+                    raise  # a persistent 5xx/429 is that error, not a long wait
+                return False
 
+        try:
             do.wait_until(f"volume {volume['name']} to be deletable", deleted,
                           desired.ACTION_SECONDS)
-            self._deleted(f"volume {volume['name']}")
+        except WaitTimeout:
+            if failures:
+                raise failures[-1] from None
+            raise
+        self._deleted(f"volume {volume['name']}")
 
     def _snapshots(self) -> None:
         do = self.do
         snapshots = do.list_all("list snapshots", do.client.snapshots.list, "snapshots",
                                 resource_type="volume")
-        for snapshot in snapshots:
+        for snapshot in self._seen(snapshots):
             if self.tag in (snapshot.get("tags") or []):
-                do.ignore_missing("delete snapshot", do.client.snapshots.delete, snapshot["id"])
-                self._deleted(f"snapshot {snapshot['name']}")
+                self._attempt(f"snapshot:{snapshot['id']}", lambda s=snapshot: (
+                    do.ignore_missing("delete snapshot", do.client.snapshots.delete, s["id"]),
+                    self._deleted(f"snapshot {s['name']}")))
 
     def _images(self) -> None:
         do = self.do
         images = do.list_all("list images", do.client.images.list, "images", private=True,
                              tag_name=self.tag)
-        for image in images:
+        for image in self._seen(images):
             if self.tag in image.get("tags", []):
-                do.ignore_missing("delete image", do.client.images.delete, image["id"])
-                self._deleted(f"image {image['name']}")
+                self._attempt(f"image:{image['id']}", lambda i=image: (
+                    do.ignore_missing("delete image", do.client.images.delete, i["id"]),
+                    self._deleted(f"image {i['name']}")))
 
     def _domain(self) -> None:
         do = self.do
         domain = self.site.dns.domain
-        if domain not in self.state.created("domains") or not domain_exists(do, self.site):
+        if domain not in self.state.created("domains"):
+            if domain_exists(do, self.site):
+                self.reporter.note(
+                    f"domain {domain} left in place: this state directory "
+                    f"({self.state.path}) has no record that the site created it; delete it "
+                    "yourself if it is the site's (--state-dir names the directory `up` used)")
+            return
+        if not domain_exists(do, self.site):
             return
         records = do.list_all("list DNS records", do.client.domains.list_records,
                               "domain_records", domain_name=domain)
@@ -173,13 +228,18 @@ class Teardown(SiteOperation):
             self.reporter.note(f"domain {domain} still has other records; left in place")
 
     def _tag(self) -> None:
+        """The site tag and the run tags its resources carried, once nothing carries
+        them. A user's own tags (`site.tags`) stay: they may be shared with other
+        sites, and deleting a tag untags whatever carries it by then."""
         do = self.do
-        try:
-            tag = do.call("get tag", do.client.tags.get, self.tag)["tag"]
-        except NotFound:
-            return
-        if tag["resources"]["count"] == 0:
-            do.ignore_missing("delete tag", do.client.tags.delete, self.tag)
+        run_tags = {t for t in self.tags_seen if t.startswith(desired.run_tag(""))}
+        for name in [self.tag, *sorted(run_tags)]:
+            try:
+                tag = do.call("get tag", do.client.tags.get, name)["tag"]
+            except NotFound:
+                continue
+            if tag["resources"]["count"] == 0:
+                do.ignore_missing("delete tag", do.client.tags.delete, name)
 
 
 def destroy_droplets(do: DigitalOcean, reporter: Reporter, droplets: list[dict],

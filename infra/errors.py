@@ -55,3 +55,14 @@ class WaitTimeout(InfraError):
 
 class ConflictError(InfraError):
     """The account holds something in the way that this site does not own."""
+
+
+class TeardownIncomplete(InfraError):
+    """`down` went through everything but some deletes were refused: `refused` maps
+    what (`volume:<id>`, or a step such as `firewall`) to why; `report` has the rest."""
+
+    def __init__(self, report: object, refused: dict[str, str]) -> None:
+        self.report = report
+        self.refused = refused
+        super().__init__(f"{len(refused)} delete(s) refused: " + "; ".join(
+            f"{what}: {why}" for what, why in refused.items()))

@@ -15,6 +15,9 @@ class Reporter:
     def note(self, message: str) -> None:
         """Something worth saying that changes nothing."""
 
+    def retrying(self, what: str, seconds: float, why: str) -> None:
+        """A request is tried again in `seconds` after `why` (a 429, a 503...)."""
+
     @contextmanager
     def waiting(self, what: str) -> Iterator[None]:
         yield
@@ -29,6 +32,9 @@ class RecordingReporter(Reporter):
 
     def note(self, message: str) -> None:
         self.lines.append(f"note: {message}")
+
+    def retrying(self, what: str, seconds: float, why: str) -> None:
+        self.lines.append(f"retry: {what} in {seconds:.1f} s after {why}")
 
     @contextmanager
     def waiting(self, what: str) -> Iterator[None]:

@@ -601,35 +601,36 @@ def key_file_problems(site: Site, site_dir: Path) -> list[str]:
     return []
 
 
-def _decode(path: Path, raw: bytes) -> str:
+def _decode(raw: bytes) -> str:
     """The file's text: TOML is UTF-8 (toml.io, spec 1.0 §Spec), without a BOM."""
     if raw.startswith(b"\xef\xbb\xbf"):
-        raise SiteFileError([f"{path}: starts with a UTF-8 byte-order mark; save it as UTF-8 "
-                             "without BOM"])
+        raise SiteFileError(["starts with a UTF-8 byte-order mark; save it as UTF-8 without "
+                             "BOM"])
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise SiteFileError([f"{path}: line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8 "
-                             "(a TOML file is UTF-8; re-save it, e.g. from Latin-1)"]) from None
+        raise SiteFileError([f"line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8 (a TOML "
+                             "file is UTF-8; re-save it, e.g. from Latin-1)"]) from None
 
 
 def load_site(path: Path) -> Site:
     """The site in the file at `path`, its key file (`truenas.api_key_file`, relative
-    to the site file) made absolute and checked."""
+    to the site file) made absolute and checked. Problems do not repeat the path (the
+    CLI puts it in front)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise SiteFileError([f"{path}: no such site file"]) from None
+        raise SiteFileError(["no such site file"]) from None
     except IsADirectoryError:
-        raise SiteFileError([f"{path}: is a directory, not a site file"]) from None
+        raise SiteFileError(["is a directory, not a site file"]) from None
     except OSError as exc:
-        raise SiteFileError([f"{path}: cannot read ({exc.strerror})"]) from None
+        raise SiteFileError([f"cannot read ({exc.strerror})"]) from None
     try:
-        data = tomllib.loads(_decode(path, raw))
+        data = tomllib.loads(_decode(raw))
     except tomllib.TOMLDecodeError as exc:
-        raise SiteFileError([f"{path}: not valid TOML ({exc})"]) from None
+        raise SiteFileError([f"not valid TOML ({exc})"]) from None
     site = parse_site(data)
     site_dir = path.resolve().parent
     problems = key_file_problems(site, site_dir)

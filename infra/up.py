@@ -29,6 +29,7 @@ from infra.observe import (
 )
 from infra.operation import SiteOperation
 from infra.plan import make_plan
+from infra.preflight import preflight
 from infra.report import RunReport
 from infra.truenas.client import TrueNASClient
 
@@ -44,6 +45,8 @@ class Provisioner(SiteOperation):
         started = time.monotonic()
         report = RunReport("up", self.site.name, self.do.target.kind)
         seen = observe(self.do, self.site)
+        # Read-only checks that need the cloud, before the first mutating request.
+        preflight(self.site, self.do, seen.sizes)
         self.memory_mb = desired.size_memory_mb(self.site, seen.sizes)
         if self.site.tls is not None:
             # The charts are rendered and validated before anything is created: a bad
