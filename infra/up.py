@@ -289,7 +289,7 @@ class Provisioner(SiteOperation):
 
             def find(host: str = hostname) -> dict | None:
                 matching = [r for r in a_records(do, self.site, host) if r["data"] == ip]
-                return matching and {"domain_record": matching[0]}
+                return {"domain_record": matching[0]} if matching else None
 
             record = do.create_once(f"create record {hostname}",
                                     lambda b=body: do.client.domains.create_record(domain, b),
