@@ -132,7 +132,8 @@ class Repair:
             )["volume"]
         elif volume.get("droplet_ids"):
             if droplet["id"] in volume["droplet_ids"]:
-                return  # attached, just not seen yet
+                self._wait_disk(name)  # attached (by `up`, say), maybe not seen yet
+                return
             raise InfraError(f"volume {name} is attached to another droplet")
         self._change(f"attach volume {name} to {droplet['name']}")
         action = do.call(f"attach volume {name}", do.client.volume_actions.post_by_id,

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from infra import desired
 from infra.charts.validate import prepare_site
 from infra.cost import estimate_from_sizes, guard
-from infra.errors import CloudError, ConflictError
+from infra.errors import CloudError, ConflictError, NotFound, WaitTimeout
 from infra.front_door import FrontDoor
 from infra.node import NodeProblem, NodeSetup, open_node
 from infra.observe import (
@@ -31,6 +31,7 @@ from infra.operation import SiteOperation
 from infra.plan import make_plan
 from infra.preflight import preflight
 from infra.report import RunReport
+from infra.storage import Repair
 from infra.truenas.client import TrueNASClient
 
 
@@ -90,6 +91,9 @@ class Provisioner(SiteOperation):
                            self.reporter, repin=self.repin_node)
         try:
             changes = NodeSetup(self.site, client, self.reporter).converge()
+            # A pool left DEGRADED (a lost volume replaced by this run) is repaired as
+            # `repair` does; a healthy one costs one read.
+            changes += Repair(self.site, self.do, client, self.state, self.reporter).run()
             if self.site.tls is not None:
                 result = self._front_door(address).converge(client)
                 client = result.client
@@ -218,14 +222,29 @@ class Provisioner(SiteOperation):
         if droplet["status"] == "active" and public_ipv4(droplet):
             return droplet
 
+        last = [droplet["status"]]
+
         def active() -> dict | None:
-            current = do.call("get droplet", do.client.droplets.get, droplet["id"])["droplet"]
+            try:
+                current = do.call("get droplet", do.client.droplets.get,
+                                  droplet["id"])["droplet"]
+            except NotFound:
+                raise NodeProblem(
+                    f"droplet {droplet['name']} ({droplet['id']}) vanished while booting "
+                    "(deleted, or its host failed); `up` again creates a new one") from None
+            last[0] = current["status"]
             ready = current["status"] == "active" and public_ipv4(current)
             return current if ready else None
 
         with self.reporter.waiting(f"droplet {droplet['name']} to boot"):
-            return do.wait_until(f"droplet {droplet['name']} to become active", active,
-                                 desired.DROPLET_BOOT_SECONDS)
+            try:
+                return do.wait_until(f"droplet {droplet['name']} to become active", active,
+                                     desired.DROPLET_BOOT_SECONDS)
+            except WaitTimeout:
+                raise NodeProblem(
+                    f"droplet {droplet['name']} ({droplet['id']}) failed to boot: still "
+                    f"{last[0]!r} after {do.timing.deadline(desired.DROPLET_BOOT_SECONDS):.0f} s"
+                ) from None
 
     def _attach_missing(self, droplet: dict, volumes: dict[str, dict]) -> None:
         do = self.do
