@@ -63,3 +63,42 @@ def test_the_demo_brings_a_site_up_checks_it_and_leaves_nothing() -> None:
     assert "demo passed" in result.stdout
     assert "nothing left" in result.stdout
     assert "dop_v1_" not in result.stdout + result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(child) for child in text]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_killing_the_world_kills_its_pebble(tmp_path: Path) -> None:
+    """Even SIGKILL, which the world cannot catch, leaves no pebble running."""
+    state = tmp_path / "world"
+    process = subprocess.Popen([sys.executable, "-m", "fakes", "--state-dir", str(state)],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for(state / "world.json", process)
+        world = json.loads((state / "world.json").read_text())
+        if world.get("acme_unavailable"):
+            import pytest
+
+            pytest.skip(world["acme_unavailable"])
+        children = _children(process.pid)
+        assert children, "the world runs no pebble"
+    finally:
+        process.kill()
+        process.wait(timeout=20)
+    deadline = time.monotonic() + 10
+    while any(_alive(child) for child in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(child) for child in children), "pebble outlived its world"

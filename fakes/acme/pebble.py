@@ -165,6 +165,14 @@ class PebbleServer:
     def _launch(self) -> None:
         command = [self.executable, "-config", str(self.config_path),
                    "-dnsserver", f"{self.dns[0]}:{self.dns[1]}", "-strict=false"]
+        # Pebble dies with the world, even a world killed with SIGKILL: Linux's
+        # PR_SET_PDEATHSIG (prctl(2)), set by util-linux's setpriv (Debian: essential)
+        # before it execs pebble. The signal follows the thread that started pebble:
+        # the world's main thread, or the admin API's event loop (follow_clock), both
+        # alive as long as the world.
+        setpriv = shutil.which("setpriv")
+        if setpriv:
+            command = [setpriv, "--pdeathsig", "KILL", "--", *command]
         # Output to a file, never a pipe: nobody reads a pipe, and a full one blocks pebble.
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
