@@ -21,6 +21,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where the spec runs: fake (embedded fakes, default), real (a DigitalOcean "
              "account), existing (an already running site, read-only). Env: SPEC_TARGET",
     )
+    parser.addoption(
+        "--state-dir", default=os.environ.get("SPEC_STATE_DIR"),
+        help="existing target: the state directory `up` used for the site (its pins and "
+             "generated chart secrets), read and never written; without it the checks "
+             "judge what they can without them. Env: SPEC_STATE_DIR",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -265,14 +265,17 @@ def check(site: Path = SiteOption, world: Path | None = WorldOption,
           state_dir: Path | None = StateOption, as_json: bool = JsonOption,
           existing: bool = ExistingOption) -> None:
     """Read-only: report where the account differs from the site file (exit 1 if it does)."""
+    # Read-only locally too: pins and generated secrets are read from the state
+    # directory if it is there (--state-dir), never created or written.
     if existing:
         loaded, target = _load(site), _existing_target(site)
+        state = StateDir(_state_path(loaded, state_dir), read_only=True)
         do = DigitalOcean(target) if target.do_token is not None else None
-        report = _run(lambda: run_check(loaded, do, _state(loaded, state_dir), target=target))
+        report = _run(lambda: run_check(loaded, do, state, target=target))
     else:
         loaded, target = _load(site), _target(world)
-        report = _run(lambda: run_check(loaded, DigitalOcean(target),
-                                        _state(loaded, state_dir)))
+        state = StateDir(_state_path(loaded, state_dir), read_only=True)
+        report = _run(lambda: run_check(loaded, DigitalOcean(target), state))
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
     else:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from infra.certificates import CertificateOutcome, ensure_certificate, point_ui
 from infra.charts.deploy import ChartDeployer
 from infra.charts.ingress import ingress_paths
+from infra.charts.secretstore import unknown_secrets
 from infra.charts.validate import prepare_site
 from infra.events import Reporter
 from infra.report import CheckReport
@@ -122,7 +123,18 @@ def front_door_findings(report: CheckReport, site: Site, target: Target, state: 
     if client is None:
         return
     apps = prepare_site(site, state, tls_ready=True)
+    # Generated secrets the state directory does not hold would be made up here: the
+    # app's hash then says nothing, so whether it runs the current chart is not judged.
+    unknown = {app.name: unknown_secrets(app.chart, (site.apps.get(app.name).secret_files
+                                                     if site.apps.get(app.name) else {}),
+                                         state) for app in apps}
     for app in ChartDeployer(site, client, state).report(apps):
+        if unknown.get(app.name):
+            detail = (f"{app.state}; whether it runs the site's current chart is not judged: "
+                      f"its generated secrets ({', '.join(unknown[app.name])}) are in the "
+                      "state directory `up` used, not here (--state-dir names it)")
+            report.add(f"app {app.name} runs", app.state == "RUNNING", detail)
+            continue
         detail = app.state + ("" if app.up_to_date else ", not the site's current chart")
         if app.reasons:
             detail += ": " + "; ".join(app.reasons)

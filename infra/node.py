@@ -70,7 +70,8 @@ def connect_site_node(site: Site, target: Target, state: StateDir, address: str,
     for port in (target.node_port(site.access.truenas_admin_port), target.truenas_https_port):
         try:
             return connect_node(address, key, site.truenas.username, state.path,
-                                target.timing, port=port, log=log, repin=repin)
+                                target.timing, port=port, log=log, repin=repin,
+                                read_only=getattr(state, "read_only", False))
         except TrueNASUnavailable as exc:
             unavailable = exc
     assert unavailable is not None

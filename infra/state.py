@@ -1,5 +1,8 @@
 """The state directory: 0700, with 0600 files. It remembers what a run cannot read
-back from the account (DNS records and domains carry no tags), and the run id."""
+back from the account (DNS records and domains carry no tags), and the run id.
+
+A read-only one (`check`, the existing target) is read if it is there and never
+created or written: pins and generated secrets then live for the run only."""
 
 from __future__ import annotations
 
@@ -11,11 +14,17 @@ from pathlib import Path
 DEFAULT_ROOT = Path(".truenas-site")
 
 
+class ReadOnlyState(RuntimeError):
+    """Something tried to write a read-only state directory (a bug: say which)."""
+
+
 class StateDir:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.path, 0o700)
+        self.read_only = read_only
+        if not read_only:
+            self.path.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.path, 0o700)
         self._ledger_path = self.path / "ledger.json"
 
     @classmethod
@@ -29,6 +38,8 @@ class StateDir:
             return {}
 
     def _write(self, data: dict) -> None:
+        if self.read_only:
+            raise ReadOnlyState(f"{self.path} is read-only in this run")
         temporary = self._ledger_path.with_suffix(".tmp")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
@@ -37,6 +48,8 @@ class StateDir:
 
     def run_id(self) -> str:
         data = self._read()
+        if "run_id" not in data and self.read_only:
+            return "read-only"
         if "run_id" not in data:
             data["run_id"] = secrets.token_hex(4)
             self._write(data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from pytest_bdd import given, then
 
 from infra.check import check
@@ -34,12 +35,15 @@ class SiteUnderTest:
 
 
 @given("the site under test is up", target_fixture="under_test")
-def _site_under_test(spec: ScenarioContext) -> SiteUnderTest:
+def _site_under_test(spec: ScenarioContext, pytestconfig: pytest.Config) -> SiteUnderTest:
     target = spec.target
     if target.read_only:
         assert target.site_file is not None and target.site_address is not None
         site = load_site(Path(target.site_file))
-        return SiteUnderTest(site, target.site_address, StateDir(spec.state_root / site.name))
+        # Read-only: a named state directory (--state-dir) is read, none is written.
+        named = pytestconfig.getoption("--state-dir")
+        state = StateDir(Path(named) if named else spec.state_root / site.name, read_only=True)
+        return SiteUnderTest(site, target.site_address, state)
     _up(spec, OWN_SITE)
     assert spec.last_error is None, f"up failed: {spec.last_error}"
     site = build_site(OWN_SITE)

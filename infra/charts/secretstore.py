@@ -40,9 +40,13 @@ def _private_dir(path: Path) -> None:
 
 def _generate_once(state: StateDir, app: str, name: str, length: int) -> Secret:
     path = generated_path(state, app, name)
+    value = "".join(random.choice(ALPHABET) for _ in range(length))
+    if getattr(state, "read_only", False):
+        # A read-only run (check) writes nothing: a stand-in for this run only, which
+        # is no evidence about the deployed app (front_door: `unknown_secrets`).
+        return Secret(value)
     _private_dir(path.parent.parent)
     _private_dir(path.parent)
-    value = "".join(random.choice(ALPHABET) for _ in range(length))
     try:
         # O_EXCL: two runs at once never overwrite each other's secret; the loser reads.
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -64,6 +68,17 @@ def _from_file(path: Path, where: str) -> tuple[Secret | None, str | None]:
     if not value:
         return None, f"{where}: {path} is empty"
     return Secret(value), None
+
+
+def unknown_secrets(chart: Chart, secret_files: Mapping[str, str], state: StateDir,
+                    environ: Mapping[str, str] | None = None) -> list[str]:
+    """The generated secrets of `chart` that neither a file, the environment nor the
+    state directory holds: what a run in another directory would have to make up."""
+    env = os.environ if environ is None else environ
+    return [name for name, spec in chart.secrets.items()
+            if spec.generate and name not in secret_files
+            and not env.get(env_name(chart.name, name))
+            and not generated_path(state, chart.name, name).exists()]
 
 
 def resolve_secrets(chart: Chart, secret_files: Mapping[str, str], state: StateDir,

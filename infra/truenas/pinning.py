@@ -90,12 +90,17 @@ def _key(address: str, port: int) -> str:
 
 
 class CertificatePins:
-    """Pinned certificates per node address, in one 0600 file of the state directory."""
+    """Pinned certificates per node address, in one 0600 file of the state directory.
 
-    def __init__(self, state_dir: Path | os.PathLike) -> None:
+    `read_only` (a read-only check): the pins there are held to, but a first use or a
+    followed renewal is trusted for this run only, and nothing is written."""
+
+    def __init__(self, state_dir: Path | os.PathLike, read_only: bool = False) -> None:
         directory = Path(getattr(state_dir, "path", state_dir))  # a StateDir or a path
-        directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)
+        self.read_only = read_only or bool(getattr(state_dir, "read_only", False))
+        if not self.read_only:
+            directory.mkdir(parents=True, exist_ok=True)
+            os.chmod(directory, 0o700)
         self.path = directory / PINS_FILE
 
     def _read(self) -> dict:
@@ -128,6 +133,8 @@ class CertificatePins:
     def pin(self, address: str, port: int, pem: str) -> Pin:
         """Record `pem` as the certificate of address:port (replacing any pin)."""
         pin = Pin(address, port, fingerprint(pem), pem)
+        if self.read_only:
+            return pin
         data = self._read()
         data[pin.key] = {"sha256": pin.sha256, "pem": pem,
                          "pinned_at": datetime.now(UTC).isoformat(timespec="seconds")}
