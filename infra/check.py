@@ -23,14 +23,16 @@ CLOUD_REQUIREMENTS = ("TrueNAS image imported", "droplet exists", "volumes exist
 
 
 def check(site: Site, do: DigitalOcean | None, state: StateDir | None = None,
-          node_log: CallLog | None = None, *, target: Target | None = None) -> CheckReport:
+          node_log: CallLog | None = None, *, target: Target | None = None,
+          repin: bool = False) -> CheckReport:
     """Cloud findings, then (given a state directory for the node's certificate pin)
     what the TrueNAS node says about its pool and snapshot tasks.
 
     Without a DigitalOcean client (an existing site checked without a token: pass
     `target`), the cloud findings are reported as skipped and the node and front
     door are checked at the target's `site_address`. An existing target's address
-    also wins over the droplet's (a site may be reached through a reserved IP)."""
+    also wins over the droplet's (a site may be reached through a reserved IP).
+    `repin`: trust the certificate the node presents now over a pinned one."""
     target = target if target is not None else do.target if do is not None else None
     if target is None:
         raise ValueError("check needs a DigitalOcean client or a target")
@@ -44,7 +46,7 @@ def check(site: Site, do: DigitalOcean | None, state: StateDir | None = None,
         ip = _cloud_findings(report, site, do)
     address = target.site_address or ip
     if state is not None and address is not None:
-        _node_findings(report, site, target, state, address, node_log)
+        _node_findings(report, site, target, state, address, node_log, repin)
     elif site.tls is not None and address is not None:
         front_door_findings(report, site, target, state, address, None)
     return report
@@ -106,9 +108,9 @@ def _cloud_findings(report: CheckReport, site: Site, do: DigitalOcean) -> str | 
 
 
 def _node_findings(report: CheckReport, site: Site, target: Target, state: StateDir,
-                   address: str, node_log: CallLog | None) -> None:
+                   address: str, node_log: CallLog | None, repin: bool = False) -> None:
     try:
-        client = connect_site_node(site, target, state, address, node_log)
+        client = connect_site_node(site, target, state, address, node_log, repin=repin)
     except InfraError as error:
         report.add("TrueNAS answers over WSS", False, str(error))
         return

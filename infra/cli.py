@@ -60,6 +60,10 @@ StateOption = typer.Option(
     None, "--state-dir", help="state directory (default .truenas-site/<site>)"
 )
 JsonOption = typer.Option(False, "--json", help="print the report as JSON")
+RepinOption = typer.Option(
+    False, "--repin", help="trust the certificate the TrueNAS node presents now instead of "
+    "the pinned one (a node you know was rebuilt; a renewed site certificate is followed "
+    "without it)")
 
 
 def _fail(code: int, *lines: str) -> None:
@@ -195,9 +199,11 @@ def _aftermath(command: str, operation, site: Path, world: Path | None,
 
 
 def _site_run(command: str, kind, site: Path, world: Path | None, state_dir: Path | None,
-              as_json: bool) -> None:
+              as_json: bool, repin: bool = False) -> None:
     """`up` or `down`: the run's table, or, when it stops early, its aftermath."""
     operation = _operate(kind, site, world, state_dir, as_json)
+    if repin:
+        operation.repin_node = True
     try:
         report = getattr(operation, command)()
     except (InfraError, KeyboardInterrupt) as error:
@@ -237,9 +243,10 @@ def plan(site: Path = SiteOption, world: Path | None = WorldOption,
 @app.command()
 @_guarded
 def up(site: Path = SiteOption, world: Path | None = WorldOption,
-       state_dir: Path | None = StateOption, as_json: bool = JsonOption) -> None:
+       state_dir: Path | None = StateOption, as_json: bool = JsonOption,
+       repin: bool = RepinOption) -> None:
     """Bring the site up (idempotent: a converged site gets no mutating request)."""
-    _site_run("up", Provisioner, site, world, state_dir, as_json)
+    _site_run("up", Provisioner, site, world, state_dir, as_json, repin=repin)
 
 
 ExistingOption = typer.Option(
@@ -263,7 +270,7 @@ def _existing_target(site: Path) -> Target:
 @_guarded
 def check(site: Path = SiteOption, world: Path | None = WorldOption,
           state_dir: Path | None = StateOption, as_json: bool = JsonOption,
-          existing: bool = ExistingOption) -> None:
+          existing: bool = ExistingOption, repin: bool = RepinOption) -> None:
     """Read-only: report where the account differs from the site file (exit 1 if it does)."""
     # Read-only locally too: pins and generated secrets are read from the state
     # directory if it is there (--state-dir), never created or written.
@@ -271,11 +278,11 @@ def check(site: Path = SiteOption, world: Path | None = WorldOption,
         loaded, target = _load(site), _existing_target(site)
         state = StateDir(_state_path(loaded, state_dir), read_only=True)
         do = DigitalOcean(target) if target.do_token is not None else None
-        report = _run(lambda: run_check(loaded, do, state, target=target))
+        report = _run(lambda: run_check(loaded, do, state, target=target, repin=repin))
     else:
         loaded, target = _load(site), _target(world)
         state = StateDir(_state_path(loaded, state_dir), read_only=True)
-        report = _run(lambda: run_check(loaded, DigitalOcean(target), state))
+        report = _run(lambda: run_check(loaded, DigitalOcean(target), state, repin=repin))
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +22,12 @@ from infra.secrets import Secret
 from infra.site import Site, SnapshotPolicy
 from infra.state import StateDir
 from infra.target import Target
+from infra.tls_probe import probe_tls
 from infra.truenas.calllog import CallLog
 from infra.truenas.client import TrueNASClient
 from infra.truenas.connect import connect_node, wait_until_ready
 from infra.truenas.errors import TrueNASUnavailable
+from infra.truenas.pinning import fingerprint
 
 POOL_CREATE_SECONDS = 600
 IMPORT_SECONDS = 900
@@ -60,6 +63,31 @@ def api_key_for(site: Site, target: Target, site_file_dir: Path | None = None) -
                          "site file or export TRUENAS_API_KEY"])
 
 
+RENEWAL_PROBE_SECONDS = 10.0
+
+
+def site_certificate_test(site: Site, target: Target, address: str,
+                          port: int) -> Callable[[str], bool] | None:
+    """For a site with a front door: whether a certificate the node's UI presents at
+    address:port is the site certificate (it chains to the target's ACME root, names
+    one of the site's hostnames, is valid on the target's clock): a renewal, which a
+    pin follows, rather than someone in the middle."""
+    if site.tls is None:
+        return None
+
+    def renewed(pem: str) -> bool:
+        wanted = fingerprint(pem)
+        for hostname in site.dns.hostnames:
+            probe = probe_tls(address, port, hostname, target.acme_root_ca,
+                              timeout=target.timing.deadline(RENEWAL_PROBE_SECONDS),
+                              now=target.now())
+            if probe.ok and probe.certificate and probe.certificate.fingerprint == wanted:
+                return True
+        return False
+
+    return renewed
+
+
 def connect_site_node(site: Site, target: Target, state: StateDir, address: str,
                       log: CallLog | None = None, repin: bool = False) -> TrueNASClient:
     """One attempt to log in to the site's node: on the admin port, where a converged
@@ -71,7 +99,8 @@ def connect_site_node(site: Site, target: Target, state: StateDir, address: str,
         try:
             return connect_node(address, key, site.truenas.username, state.path,
                                 target.timing, port=port, log=log, repin=repin,
-                                read_only=getattr(state, "read_only", False))
+                                read_only=getattr(state, "read_only", False),
+                                renewal=site_certificate_test(site, target, address, port))
         except TrueNASUnavailable as exc:
             unavailable = exc
     assert unavailable is not None

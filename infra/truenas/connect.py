@@ -26,17 +26,19 @@ def api_url(address: str, port: int = 443) -> str:
 def connect_node(address: str, api_key: Secret, username: str, state_dir: Path,
                  timing: Timing, port: int = 443, repin: bool = False,
                  log: CallLog | None = None, legacy_jobs: bool = True,
-                 read_only: bool = False) -> TrueNASClient:
+                 read_only: bool = False,
+                 renewal: Callable[[str], bool] | None = None) -> TrueNASClient:
     """A logged-in client for the node at address:port.
 
     The node's certificate is pinned in `state_dir` on first use; later it must be
     the same certificate (CertificateChanged otherwise), unless `repin` records the
-    one it presents now, for a node that was legitimately rebuilt. `read_only`: no
-    pin is written (a read-only check from a directory without them).
+    one it presents now, for a node that was legitimately rebuilt, or `renewal` says
+    the new one is a legitimate renewal. `read_only`: no pin is written (a read-only
+    check from a directory without them).
     """
     pins = CertificatePins(state_dir, read_only=read_only)
     presented = fetch_certificate(address, port, timeout=timing.deadline(CONNECT_SECONDS))
-    pin = pins.check(address, port, presented, repin=repin)
+    pin = pins.check(address, port, presented, repin=repin, renewal=renewal)
     client = TrueNASClient(api_url(address, port), api_key, username,
                            ssl_context_for(pin.pem), timing, log,
                            fingerprint=pin.sha256, legacy_jobs=legacy_jobs)

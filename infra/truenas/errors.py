@@ -27,9 +27,9 @@ class CertificateChanged(TrueNASError):
         self.presented = presented
         super().__init__(
             f"the TrueNAS node at {address} presents a certificate with SHA-256 "
-            f"fingerprint {presented}, but {pinned} was pinned on first use; if the node "
-            "was legitimately rebuilt, connect again with repin=True, otherwise someone "
-            "may be in the middle"
+            f"fingerprint {presented}, but {pinned} was pinned on first use, and it is no "
+            "renewal of the site certificate; if the node was legitimately rebuilt, run "
+            "again with --repin (Python: repin=True), otherwise someone may be in the middle"
         )
 
 

@@ -15,6 +15,7 @@ import json
 import os
 import ssl
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,14 +142,19 @@ class CertificatePins:
         self._write(data)
         return pin
 
-    def check(self, address: str, port: int, pem: str, repin: bool = False) -> Pin:
+    def check(self, address: str, port: int, pem: str, repin: bool = False,
+              renewal: Callable[[str], bool] | None = None) -> Pin:
         """The pin for address:port given what it presents now: pinned on first use,
-        the same certificate accepted, a different one refused unless `repin`."""
+        the same certificate accepted, a different one refused unless `repin`, or
+        unless `renewal` says it is a legitimate renewal (the caller's test: it
+        chains to the site's ACME root and names the site), which is then followed."""
         presented = fingerprint(pem)
         pinned = self.get(address, port)
         if pinned is None or (repin and pinned.sha256 != presented):
             return self.pin(address, port, pem)
         if pinned.sha256 != presented:
+            if renewal is not None and renewal(pem):
+                return self.pin(address, port, pem)
             raise CertificateChanged(_key(address, port), pinned.sha256, presented)
         return pinned
 
