@@ -115,7 +115,11 @@ def _target(world: Path | None) -> Target:
 
 
 def _state(site: Site, state_dir: Path | None) -> StateDir:
-    return StateDir(state_dir) if state_dir else StateDir.for_site(site.name)
+    path = _state_path(site, state_dir)
+    if path.exists() and not path.is_dir():
+        _fail(2, f"the state directory {path} is a file; move it away or name another "
+                 "with --state-dir")
+    return StateDir(path)
 
 
 def _state_path(site: Site, state_dir: Path | None) -> Path:
