@@ -26,6 +26,7 @@ from infra.events import Reporter
 from infra.node import connect_site_node
 from infra.observe import a_records, domain_exists, find_firewall, public_ipv4
 from infra.operation import SiteOperation
+from infra.ownership import only_ours_left
 from infra.report import RunReport
 from infra.site import Site
 from infra.state import StateDir
@@ -220,7 +221,7 @@ class Teardown(SiteOperation):
             return
         records = do.list_all("list DNS records", do.client.domains.list_records,
                               "domain_records", domain_name=domain)
-        if all(r["type"] in ("NS", "SOA") for r in records):
+        if only_ours_left(records):
             do.ignore_missing("delete domain", do.client.domains.delete, domain)
             self._deleted(f"domain {domain}")
             self.state.forget("domains", domain)

@@ -10,13 +10,15 @@ tag (`truenas-run:<id>`, infra/desired.py). The sweeper deletes those whose
 - a firewall only if no droplet that stays is covered by it (by id or by tag);
 - DNS records carry no tags: a record goes only if it points at the address of a
   droplet swept here;
-- a run or site tag only once nothing carries it and no remaining firewall uses it.
+- a run or site tag only once nothing carries it and no remaining firewall uses it;
+- a domain only if its `_truenas-site` marker (infra/ownership.py) names the run and is
+  old enough, and nothing but NS, SOA, the marker and records swept here is in it.
 
 Everything is decided first (a plan, which `dry_run` only reports), then done. The
 records go first: once a droplet is gone nothing links its records to the run,
 so an interrupted sweep must not leave them behind (a record pointing at a
 released address is a takeover risk). Then droplets (waiting until they are
-gone), detached volumes, snapshots, images, firewalls and tags.
+gone), detached volumes, snapshots, images, firewalls, tags and domains.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from infra.down import destroy_droplets
 from infra.errors import CloudError, NotFound
 from infra.events import Reporter
 from infra.observe import public_ipv4
+from infra.ownership import is_marker, marker_created, marker_tags, only_ours_left
 
 RUN_PREFIX = desired.run_tag("")
 SITE_PREFIX = "truenas-site:"
@@ -175,6 +178,7 @@ class Sweeper:
 
         addresses = {ip: d for d in droplets if (ip := public_ipv4(d))}
         records = self._records(addresses)
+        domains = self._domains(records, run_id, now, limit, report)
         swept = [*droplets, *volumes, *snapshots, *images]
         remaining_firewalls = [f for f in all_firewalls if f not in firewalls]
         tags = self._tags(swept, remaining_firewalls, run_id, report)
@@ -185,6 +189,8 @@ class Sweeper:
         for kind, resource in plan:
             report.deleted.append(self._item(kind, resource, now, addresses))
         report.deleted += [Item("tag", t, t, "nothing carries it any more") for t in tags]
+        report.deleted += [Item("domain", d, d, "the run made it and nothing else is in it")
+                           for d in domains]
         for item in report.kept:
             self.reporter.note(f"keep {item.describe()}")
         if dry_run:
@@ -209,7 +215,46 @@ class Sweeper:
             self.reporter.step(f"delete firewall {firewall['name']}")
         for tag in tags:
             self._tag(tag)
+        for domain in domains:
+            do.ignore_missing(f"delete domain {domain}", c.domains.delete, domain)
+            self.reporter.step(f"delete domain {domain}")
         return report
+
+    def _domains(self, records: list[tuple[str, dict]], run_id: str | None, now: float,
+                 limit: float, report: SweepReport) -> list[str]:
+        """Domains a swept run made (their marker says so), old enough, and empty but
+        for NS, SOA, the marker and the records swept here."""
+        do = self.do
+        going = {(domain, record["id"]) for domain, record in records}
+        found = []
+        for domain in do.list_all("list domains", do.client.domains.list, "domains"):
+            name = domain["name"]
+            held = do.list_all("list DNS records", do.client.domains.list_records,
+                               "domain_records", domain_name=name)
+            markers = [r for r in held if is_marker(r)]
+            if not markers:
+                continue  # not made by a site's `up`: never considered
+            tags = marker_tags(markers[0])
+            runs = sorted(t for t in tags if t.startswith(RUN_PREFIX))
+            if not runs or (run_id is not None and desired.run_tag(run_id) not in runs):
+                continue
+            if self.scope_tag is not None and self.scope_tag not in tags:
+                continue
+            created = marker_created(markers[0])
+            if created is None or now - created < limit:
+                if created is not None:
+                    report.kept.append(Item("domain", name, name, f"created "
+                                            f"{_age(now - created)} ago, younger than "
+                                            f"{_age(limit)}"))
+                continue
+            other = [r for r in held if (name, r["id"]) not in going
+                     and not only_ours_left([r])]
+            if other:
+                report.kept.append(Item("domain", name, name, f"holds {len(other)} other "
+                                        "record(s)"))
+                continue
+            found.append(name)
+        return found
 
     def _item(self, kind: str, resource, now: float, addresses: dict[str, dict]) -> Item:
         if kind == "record":

@@ -28,6 +28,7 @@ from infra.observe import (
     public_ipv4,
 )
 from infra.operation import SiteOperation
+from infra.ownership import mark_domain
 from infra.plan import make_plan
 from infra.preflight import preflight
 from infra.report import RunReport
@@ -291,6 +292,8 @@ class Provisioner(SiteOperation):
             do.create_once(f"create domain {domain}",
                            lambda: do.client.domains.create({"name": domain}),
                            lambda: domain_exists(do, self.site) or None)
+        if domain in self.state.created("domains"):
+            mark_domain(do, self.site, self.state.run_id())  # how a sweeper knows it
         owned = self.state.created("records")
         for hostname in self.site.dns.hostnames:
             records = a_records(do, self.site, hostname)
