@@ -130,7 +130,7 @@ def _known_records(site: Site, state_dir: Path | None) -> dict:
     """The records the state directory says the site created, creating nothing: a
     read-only command leaves no state directory behind."""
     path = _state_path(site, state_dir)
-    return StateDir(path).created("records") if path.is_dir() else {}
+    return StateDir(path, read_only=True).created("records") if path.is_dir() else {}
 
 
 def _run(action):

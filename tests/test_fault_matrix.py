@@ -146,6 +146,7 @@ def test_a_failed_up_reports_what_the_site_holds(world, target, tmp_path, step, 
         assert result.exit_code == 1, result.output
         assert "Traceback" not in result.output
         assert f"({kind}" in result.stderr, result.stderr
+        assert "retrying in" in result.stderr and f"after {kind}" in result.stderr  # in logs too
         assert _reported(result) == _held(target, name)
         if _held(target, name):
             assert f"truenas-site down --site {site}" in " ".join(result.stderr.split())
