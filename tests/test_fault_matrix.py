@@ -226,3 +226,22 @@ def test_an_interrupted_down_reports_what_the_site_holds(world, target, tmp_path
         assert all(key.startswith("droplet:") for key in reported - held), reported - held
     finally:
         _clean(world, target, site, state, name)
+
+
+def test_a_droplet_that_vanishes_while_booting_says_so(world, target, tmp_path):
+    name = "fm-vanish"
+    site, state = _site_file(tmp_path, name), tmp_path / "state"
+    # Every look at the new droplet answers 404, as after a host failure at boot.
+    target.admin().fail_requests("GET", r"/v2/droplets/\d+", 404, count=1000)
+    try:
+        result = _cli(world, "up", site, state)
+    finally:
+        target.admin().clear_faults()
+    try:
+        assert result.exit_code == 1, result.output
+        flat = " ".join(result.stderr.split())
+        assert "vanished while booting" in flat, flat
+        assert "get droplet failed" not in flat
+        assert _reported(result) == _held(target, name)
+    finally:
+        _clean(world, target, site, state, name)
