@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pydo
 import pytest
 from azure.core.exceptions import HttpResponseError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fakes.world import World
 
@@ -20,6 +23,15 @@ def connect(world: World) -> pydo.Client:
         connection_verify=described["ca_bundle"],
         retry_total=0,
     )
+
+
+def ssh_key(client: pydo.Client) -> int:
+    """A fresh SSH key registered on the account: a droplet from a custom image needs
+    one (reference/digitalocean-api.md §5). Returns its id."""
+    public = Ed25519PrivateKey.generate().public_key().public_bytes(
+        Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    return client.ssh_keys.create({"name": name, "public_key": public})["ssh_key"]["id"]
 
 
 def settle(world: World, seconds: float = 60.0) -> None:

@@ -144,11 +144,12 @@ def test_every_authenticated_response_carries_ratelimit_headers(api):
         api.call("POST", "/v2/tags", json={"name": "ratelimit-headers"}),   # 201
         api.call("DELETE", "/v2/tags/ratelimit-headers"),                   # 204
         api.call("GET", "/v2/droplets/1"),                                  # 404
-        api.call("POST", "/v2/tags", json={"name": "no spaces allowed"}),   # 422
+        api.call("POST", "/v2/tags", json={"name": "no spaces allowed"}),   # 400
+        api.call("POST", "/v2/volumes", json={"name": "x"}),                # 422
         api.call("POST", "/v2/tags", data=b"{", headers={"Content-Type": "application/json"}),
         api.call("GET", "/v2/no-such-collection"),                          # 404
     ]
-    assert [r.status_code for r in responses] == [200, 201, 204, 404, 422, 400, 404]
+    assert [r.status_code for r in responses] == [200, 201, 204, 404, 400, 422, 400, 404]
     for response in responses:
         for header in RATELIMIT_HEADERS:
             assert int(response.headers[header]) >= 0, (response.url, header)

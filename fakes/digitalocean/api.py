@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
 
 from fakes.clock import VirtualClock
 from fakes.digitalocean.errors import ApiError, canned, not_found, unauthorized
@@ -41,9 +41,19 @@ class Call:
     body: Any
     base_url: str
 
-    def page(self, key: str, items: list[dict]) -> dict:
+    def page(self, key: str, items: Sequence[Any],
+             serialize: Callable[[Any], dict] | None = None) -> dict:
+        """One page of `items`; `serialize` turns only that page's items into JSON
+        objects, so a page costs what it returns (issue 14 item 5)."""
         chunk, links, meta = paginate(items, self.query, self.base_url)
+        if serialize is not None:
+            chunk = [serialize(item) for item in chunk]
         return {key: chunk, "links": links, "meta": meta}
+
+    @property
+    def origin(self) -> str:
+        """scheme://host[:port] of the API, for the absolute URIs the API hands out."""
+        return self.base_url.split("/v2", 1)[0]
 
 
 @dataclass
@@ -86,7 +96,9 @@ class DigitalOceanService:
             self.clock.run_due()
             reply = self._handle(handler, call, auth)
             reply.headers["x-request-id"] = request_id
-            if reply.status >= 400 and isinstance(reply.body, dict):
+            if reply.status >= 400 and isinstance(reply.body, dict) and "id" in reply.body:
+                # Only DigitalOcean's usual error body carries request_id (error.yml);
+                # the tag service's {error, messages, root_causes} does not.
                 reply.body.setdefault("request_id", request_id)
             self.journal.append(JournalEntry(
                 self.clock.now(), call.method, call.path,
@@ -126,7 +138,7 @@ class DigitalOceanService:
 
 
 def error_reply(exc: ApiError) -> Reply:
-    return Reply(exc.status, {"id": exc.error_id, "message": exc.message})
+    return Reply(exc.status, exc.body())
 
 
 async def _parse_body(request: Request) -> Any:
@@ -142,19 +154,23 @@ async def _parse_body(request: Request) -> Any:
 _MALFORMED = object()
 
 
-def _endpoint(service: DigitalOceanService, handler: Handler | None):
+def _endpoint(service: DigitalOceanService, handlers: dict[str, Handler] | None):
+    """One endpoint per path: `handlers` maps each method the path serves to its handler
+    (None: a path the API does not have)."""
+
     async def endpoint(request: Request) -> Response:
         body = await _parse_body(request)
+        path = _canonical(request.url.path)
         call = Call(
             method=request.method,
-            path=request.url.path,
+            path=path,
             params=dict(request.path_params),
             query=dict(request.query_params),
             body=body,
-            base_url=f"{request.url.scheme}://{request.url.netloc}{request.url.path}",
+            base_url=f"{request.url.scheme}://{request.url.netloc}{path}",
         )
-        chosen = handler
-        if body is _MALFORMED:
+        chosen = _choose(handlers, request.method)
+        if body is _MALFORMED and chosen is not None:
             def chosen(_backend, _call):  # noqa: E306
                 return error_reply(canned(400))
         reply = await anyio.to_thread.run_sync(
@@ -163,6 +179,41 @@ def _endpoint(service: DigitalOceanService, handler: Handler | None):
         return _to_response(reply)
 
     return endpoint
+
+
+def _canonical(path: str) -> str:
+    # One trailing slash means the same resource (see build_routes).
+    return path[:-1] if path.endswith("/") and path != "/v2/" else path
+
+
+def _choose(handlers: dict[str, Handler] | None, method: str) -> Handler | None:
+    """The handler for `method`, or one answering 405 with the path's methods."""
+    if handlers is None:
+        return None  # the gate answers DigitalOcean's JSON 404
+    if method in handlers:
+        return handlers[method]
+    if method == "HEAD" and "GET" in handlers:
+        return handlers["GET"]  # Starlette serves HEAD wherever GET is; so did this fake
+    allowed = ", ".join(allowed_methods(handlers))
+
+    def not_allowed(_backend: DigitalOceanBackend, _call: Call) -> Reply:
+        # What the real API answers to a method a path does not serve (and to OPTIONS)
+        # is not documented (reference/digitalocean-api.md §3 lists no 405). This fake
+        # answers 405 in DigitalOcean's error body, after the auth gate like any
+        # request, with an Allow header naming every method the path serves (RFC 9110
+        # §15.5.6 requires Allow on a 405).
+        return Reply(405, {"id": "method_not_allowed",
+                           "message": f"{method} is not allowed here; allowed: {allowed}"},
+                     {"allow": allowed})
+
+    return not_allowed
+
+
+def allowed_methods(handlers: dict[str, Handler]) -> list[str]:
+    methods = list(handlers)
+    if "GET" in methods:
+        methods.append("HEAD")
+    return sorted(methods)
 
 
 def _to_response(reply: Reply) -> Response:
@@ -174,17 +225,45 @@ def _to_response(reply: Reply) -> Response:
     )
 
 
-def build_routes(service: DigitalOceanService) -> list[Route]:
+def route_table() -> dict[str, dict[str, Handler]]:
+    """path template -> {method: handler}, templates in first-listed order (Starlette
+    tries routes in order: a literal segment must come before a parameter)."""
     from fakes.digitalocean.routes import ALL_ROUTES
 
-    routes = [
-        Route(path, _endpoint(service, handler), methods=[method])
-        for method, path, handler in ALL_ROUTES
-    ]
+    table: dict[str, dict[str, Handler]] = {}
+    for method, path, handler in ALL_ROUTES:
+        table.setdefault(path, {})[method] = handler
+    return table
+
+
+def build_routes(service: DigitalOceanService) -> list[Route]:
+    """Every path answers with and without one trailing slash, the same, for every
+    method and with no redirect: python-digitalocean (koalalorenzo/python-digitalocean
+    digitalocean/Manager.py @681a682, "droplets/", "domains/", "images/",
+    "account/keys/") sends such paths, certbot-dns-digitalocean uses that library
+    (certbot/certbot certbot-dns-digitalocean/.../dns_digitalocean.py @f769e35), so
+    the real API serves them; a redirected POST is not safe to replay.
+    One route per path, whatever the method, so that a method the path does not
+    serve gets the 405 above (through the gate) instead of Starlette's plain text."""
+    routes = []
+    for path, handlers in route_table().items():
+        endpoint = _AnyMethod(_endpoint(service, handlers))
+        routes.append(Route(path, endpoint))
+        routes.append(Route(path + "/", endpoint))
     # Anything else under /v2 gets DigitalOcean's JSON 404, through the gate.
-    routes.append(Route("/v2/{rest:path}", _endpoint(service, None),
-                        methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
+    routes.append(Route("/v2/{rest:path}", _AnyMethod(_endpoint(service, None))))
     return routes
+
+
+class _AnyMethod:
+    """An endpoint as a plain ASGI app: Starlette then routes every method to it (a
+    function endpoint would get GET/HEAD only), and the endpoint decides."""
+
+    def __init__(self, endpoint: Callable[[Request], Any]) -> None:
+        self.app = request_response(endpoint)
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.app(scope, receive, send)
 
 
 def build_app(service: DigitalOceanService, extra_routes: list[Route] | None = None) -> Starlette:

@@ -15,6 +15,28 @@ class ApiError(Exception):
         self.error_id = error_id
         self.message = message
 
+    def body(self) -> dict:
+        return {"id": self.error_id, "message": self.message}
+
+
+class TagServiceError(ApiError):
+    """`POST /v2/tags` refusing a name: 400 `{error, messages, root_causes}`.
+
+    The only evidence is the OpenAPI document: tags_create.yml lists a 400 with
+    shared/responses/bad_request_tag.yml (its example: an InvalidArgument from the tag
+    service, the name quoted) and no 422 (reference/digitalocean-openapi-subset.json,
+    `/v2/tags` post). The exact wording for each kind of bad name is unknown; these
+    texts follow the example's form.
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(400, "bad_request", problem)
+
+    def body(self) -> dict:
+        error = f"Error validating resource tag: {self.message}"
+        return {"error": error, "messages": None,
+                "root_causes": [f"rpc error: code = InvalidArgument desc = {error}"]}
+
 
 def bad_request(message: str = "error parsing request body") -> ApiError:
     return ApiError(400, "bad_request", message)

@@ -17,6 +17,7 @@ import pydo
 from websockets.sync.client import connect
 
 from fakes.world import World
+from tests.fake_clients import ssh_key
 
 REGION = "nyc3"
 TIMEOUT = 10.0
@@ -64,7 +65,8 @@ def truenas_droplet(world: World, client: pydo.Client, name: str) -> dict:
                                       "region": REGION})["volume"]["id"] for i in range(2)]
     droplet = client.droplets.create({"name": f"nas-{name}", "region": REGION,
                                       "size": "s-4vcpu-8gb", "image": image["id"],
-                                      "volumes": volumes})["droplet"]
+                                      "volumes": volumes,
+                                      "ssh_keys": [ssh_key(client)]})["droplet"]
     advance(world, BOOT_SECONDS)
     return droplet
 

@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from fakes.world import World
+from tests.fake_clients import ssh_key
 from tests.truenas.wire import PinnedAdapter
 
 REGION = "nyc3"
@@ -60,7 +61,8 @@ def admin(world: World, method: str, path: str, body: dict | None = None) -> req
 def boot_droplet(world: World, client: pydo.Client, image: dict, name: str,
                  volumes: list[str] = ()) -> dict:
     droplet = client.droplets.create({"name": name, "region": REGION, "size": "s-4vcpu-8gb",
-                                      "image": image["id"], "volumes": list(volumes)})["droplet"]
+                                      "image": image["id"], "volumes": list(volumes),
+                                      "ssh_keys": [ssh_key(client)]})["droplet"]
     advance(world, 50)           # a droplet boots in ~45 s
     return client.droplets.get(droplet["id"])["droplet"]
 

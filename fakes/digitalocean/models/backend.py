@@ -21,6 +21,7 @@ from fakes.digitalocean.models.firewalls import FirewallStore
 from fakes.digitalocean.models.images import ImageStore
 from fakes.digitalocean.models.reserved_ips import ReservedIPStore
 from fakes.digitalocean.models.snapshots import SnapshotStore
+from fakes.digitalocean.models.ssh_keys import SshKeyStore
 from fakes.digitalocean.models.tags import TagStore
 from fakes.digitalocean.models.volumes import Volume, VolumeStore
 
@@ -69,6 +70,7 @@ class DigitalOceanBackend:
         self.firewall_changed_hooks: list[FirewallHook] = []
         self.actions = ActionLog(clock)
         self.tags = TagStore(self)
+        self.ssh_keys = SshKeyStore()
         self.images = ImageStore(self)
         self.droplets = DropletStore(self)
         self.volumes = VolumeStore(self)

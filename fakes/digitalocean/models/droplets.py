@@ -1,7 +1,8 @@
 """Droplets: creation, boot on the virtual clock, actions, asynchronous deletion.
 
 Facts followed (reference/digitalocean-api.md):
-- create answers 202 with status `new`; networks appear only once `active` (§5,
+- create answers 202 with status `new`; a create from a custom image needs an SSH key
+  (§5, the custom image limits); networks appear only once `active` (§5,
   terraform's source comment); name pattern and 64 KiB user_data (droplet_create.yml);
 - delete answers 204 but the droplet still GETs until it is really gone (§5,
   terraform `waitForDropletDestroy`); deleting a droplet detaches, never deletes,
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 NAME = re.compile(r"^[a-zA-Z0-9]?[a-z0-9A-Z.\-]*[a-z0-9A-Z]$")
 USER_DATA_LIMIT = 64 * 1024
 MAX_PER_CREATE = 10
+
+# droplet_actions_post_by_tag.yml: "Only a sub-set of action types are supported".
+TAG_ACTION_TYPES = frozenset({"power_cycle", "power_on", "power_off", "shutdown",
+                              "enable_ipv6", "enable_backups", "disable_backups", "snapshot"})
 
 # Virtual durations, in seconds, modelled on what DigitalOcean takes.
 BOOT_SECONDS = 45.0        # "a droplet boots in ~30-60 s" (DESIGN.md)
@@ -144,7 +149,14 @@ class DropletStore:
         user_data = v.string(body, "user_data")
         if user_data is not None and len(user_data.encode()) > USER_DATA_LIMIT:
             raise unprocessable("user_data must be 64 KiB or less")
-        ssh_keys = body.get("ssh_keys") or []
+        ssh_keys = [key.id for key in self.backend.ssh_keys.resolve(body.get("ssh_keys"))]
+        if image.type == "custom" and not ssh_keys:
+            # DigitalOcean's custom image limits: "You must add an SSH key when creating
+            # Droplets from a custom image" (reference/digitalocean-api.md §5). The real
+            # API's status and wording for this refusal are unknown; 422 is what it
+            # answers to other invalid creates.
+            raise unprocessable("You must add an SSH key when creating a Droplet from a "
+                                "custom image")
         volume_ids = v.string_list(body, "volumes")
         if volume_ids and len(names) > 1:
             raise unprocessable("Invalid volume allocations")
@@ -252,6 +264,20 @@ class DropletStore:
         return droplet
 
     # --- actions -----------------------------------------------------------
+    def check_tag_action(self, body: object) -> dict:
+        """The body of `POST /v2/droplets/actions?tag_name=`: an object whose `type` is
+        one of the kinds the API performs in bulk (droplet_actions_post_by_tag.yml
+        lists them). The real refusal's wording is unknown."""
+        body = v.as_object(body)
+        v.require(body, "type")
+        action_type = v.string(body, "type")
+        if action_type not in TAG_ACTION_TYPES:
+            raise unprocessable(f"{action_type!r} is not an action that can be performed "
+                                "on Droplets by tag")
+        if action_type == "snapshot":
+            v.string(body, "name")
+        return body
+
     def post_action(self, droplet_id: int, body: dict):
         droplet = self.get(droplet_id)
         body = v.as_object(body)

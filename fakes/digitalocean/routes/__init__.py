@@ -8,12 +8,14 @@ from fakes.digitalocean.routes import (
     images,
     reserved_ips,
     snapshots,
+    ssh_keys,
     tags,
     volumes,
 )
 
 ALL_ROUTES = [
     *account.ROUTES,
+    *ssh_keys.ROUTES,
     *droplets.ROUTES,
     *volumes.ROUTES,
     *snapshots.ROUTES,

@@ -56,6 +56,9 @@ def post_action_by_tag(backend: DigitalOceanBackend, call: Call) -> Reply:
     tag = call.query.get("tag_name")
     if not tag:
         raise unprocessable("tag_name is required")
+    # The body is checked before any droplet is matched: a bad type is refused even
+    # when no droplet carries the tag (issue 10).
+    backend.droplets.check_tag_action(call.body)
     actions = [backend.droplets.post_action(d.id, call.body)
                for d in backend.droplets.list(tag_name=tag)]
     return Reply(201, {"actions": [a.to_dict() for a in actions]})

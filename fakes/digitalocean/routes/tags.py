@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from fakes.digitalocean.api import Call, Reply
+from fakes.digitalocean.errors import TagServiceError
 from fakes.digitalocean.models import DigitalOceanBackend
-from fakes.digitalocean.models.validation import as_object, require
+from fakes.digitalocean.models.validation import as_object
 
 
 def create(backend: DigitalOceanBackend, call: Call) -> Reply:
-    body = as_object(call.body)
-    require(body, "name")
-    return Reply(201, {"tag": backend.tags.create(body["name"])})
+    if not isinstance(call.body, dict):
+        # tags_create documents only the tag service's 400 for a bad request.
+        raise TagServiceError("the request body must be an object with a name")
+    return Reply(201, {"tag": backend.tags.create(call.body.get("name"), call.origin)})
 
 
 def list_(backend: DigitalOceanBackend, call: Call) -> Reply:
-    return Reply(200, call.page("tags", backend.tags.list()))
+    return Reply(200, call.page("tags", backend.tags.all(),
+                                lambda name: backend.tags.to_dict(name, call.origin)))
 
 
 def get(backend: DigitalOceanBackend, call: Call) -> Reply:
-    return Reply(200, {"tag": backend.tags.get(call.params["tag_id"])})
+    return Reply(200, {"tag": backend.tags.get(call.params["tag_id"], call.origin)})
 
 
 def delete(backend: DigitalOceanBackend, call: Call) -> Reply:
