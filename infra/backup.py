@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from infra import desired
+from infra import desired, ssh_keys
 from infra.errors import InfraError, NotFound
 from infra.node import IMPORT_SECONDS, open_node
 from infra.observe import find_image, find_volume, public_ipv4
@@ -63,6 +63,7 @@ class Backup(SiteOperation):
                 "name": name, "region": self.site.site.region,
                 "size": self.site.site.droplet_size, "image": image["id"], "tags": tags,
                 "volumes": [volume["id"]],
+                "ssh_keys": ssh_keys.ensure(do, self.site, self.state, self.reporter),
             }, retry=False)["droplet"]
             report.scratch["droplet"] = droplet["id"]
 

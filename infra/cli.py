@@ -21,7 +21,7 @@ import click
 import typer
 from rich.console import Console
 
-from infra import leftovers, snapshots
+from infra import leftovers, snapshots, ssh_keys
 from infra.check import check as run_check
 from infra.console import RichReporter, check_table, run_table, safe
 from infra.digitalocean import DigitalOcean
@@ -230,7 +230,12 @@ def plan(site: Path = SiteOption, world: Path | None = WorldOption,
     def planned():
         seen = observe(do, loaded)
         preflight(loaded, do, seen.sizes)
-        return make_plan(loaded, seen, _known_records(loaded, state_dir))
+        plan = make_plan(loaded, seen, _known_records(loaded, state_dir))
+        path = _state_path(loaded, state_dir)
+        state = StateDir(path, read_only=True) if path.is_dir() else None
+        if "create_droplet" in plan.kinds() and (key := ssh_keys.planned(loaded, state)):
+            plan.add("register_ssh_key", key)
+        return plan
 
     result = _run(planned)
     if as_json:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from infra import desired
+from infra import desired, ssh_keys
 from infra.charts.deploy import ChartDeployer
 from infra.cost import droplet_hours
 from infra.digitalocean import DigitalOcean
@@ -75,6 +75,7 @@ class Teardown(SiteOperation):
         self._attempt("images", self._images)
         self._attempt("firewall", self._firewall)
         self._attempt("DNS records", lambda: self._records(ips))
+        self._attempt("SSH key", self._ssh_key)
         self._attempt("domain", self._domain)
         self._attempt("tags", self._tag)
         self.report.count(do.log)
@@ -206,6 +207,10 @@ class Teardown(SiteOperation):
                 self._attempt(f"image:{image['id']}", lambda i=image: (
                     do.ignore_missing("delete image", do.client.images.delete, i["id"]),
                     self._deleted(f"image {i['name']}")))
+
+    def _ssh_key(self) -> None:
+        for what in ssh_keys.destroy(self.do, self.site, self.state):
+            self._deleted(what)
 
     def _domain(self) -> None:
         do = self.do

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from infra import desired
+from infra import desired, ssh_keys
 from infra.digitalocean import DigitalOcean
 from infra.down import destroy_droplets
 from infra.errors import CloudError, NotFound
@@ -182,6 +182,11 @@ class Sweeper:
         swept = [*droplets, *volumes, *snapshots, *images]
         remaining_firewalls = [f for f in all_firewalls if f not in firewalls]
         tags = self._tags(swept, remaining_firewalls, run_id, report)
+        # SSH keys carry no tags: a run's site key goes once nothing of its run stays.
+        staying_all = [r for r in (*all_droplets, *all_volumes, *all_snapshots, *all_images,
+                                   *remaining_firewalls) if r not in swept]
+        keys = ssh_keys.orphaned(do, staying_all, scoped_sites if self.scope_tag else None,
+                                 run_id)
 
         plan = [("record", r) for r in records] + [("droplet", d) for d in droplets] + \
             [("volume", v) for v in volumes] + [("snapshot", s) for s in snapshots] + \
@@ -191,6 +196,8 @@ class Sweeper:
         report.deleted += [Item("tag", t, t, "nothing carries it any more") for t in tags]
         report.deleted += [Item("domain", d, d, "the run made it and nothing else is in it")
                            for d in domains]
+        report.deleted += [Item("ssh_key", str(k["id"]), k["name"], "nothing of its run is left")
+                           for k in keys]
         for item in report.kept:
             self.reporter.note(f"keep {item.describe()}")
         if dry_run:
@@ -218,6 +225,9 @@ class Sweeper:
         for domain in domains:
             do.ignore_missing(f"delete domain {domain}", c.domains.delete, domain)
             self.reporter.step(f"delete domain {domain}")
+        for key in keys:
+            do.ignore_missing("delete SSH key", c.ssh_keys.delete, key["id"])
+            self.reporter.step(f"delete SSH key {key['name']}")
         return report
 
     def _domains(self, records: list[tuple[str, dict]], run_id: str | None, now: float,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from infra import desired
+from infra import desired, ssh_keys
 from infra.charts.validate import prepare_site
 from infra.cost import estimate_from_sizes, guard
 from infra.errors import CloudError, ConflictError, NotFound, WaitTimeout
@@ -215,7 +215,8 @@ class Provisioner(SiteOperation):
                                f"{len(free)} volumes attached)")
             body = {"name": name, "region": self.site.site.region,
                     "size": self.site.site.droplet_size, "image": image["id"],
-                    "tags": self.tags, "volumes": free, "ipv6": False, "monitoring": False}
+                    "tags": self.tags, "volumes": free, "ipv6": False, "monitoring": False,
+                    "ssh_keys": ssh_keys.ensure(do, self.site, self.state, self.reporter)}
             droplet = do.create_once(
                 f"create droplet {name}", lambda: do.client.droplets.create(body),
                 lambda: (found := find_droplet(do, self.site)) and {"droplet": found},
