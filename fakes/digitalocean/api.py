@@ -8,6 +8,7 @@ handler only parses the call, asks a store, and serialises (no rules here).
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -171,8 +172,11 @@ def _endpoint(service: DigitalOceanService, handlers: dict[str, Handler] | None)
         )
         chosen = _choose(handlers, request.method)
         if body is _MALFORMED and chosen is not None:
+            # A handler may name its operation's own error for an unparsable body.
+            error = getattr(chosen, "malformed_body", lambda: canned(400))()
+
             def chosen(_backend, _call):  # noqa: E306
-                return error_reply(canned(400))
+                return error_reply(error)
         reply = await anyio.to_thread.run_sync(
             service.gate_and_handle, chosen, call, request.headers.get("authorization")
         )
@@ -250,8 +254,11 @@ def build_routes(service: DigitalOceanService) -> list[Route]:
         endpoint = _AnyMethod(_endpoint(service, handlers))
         routes.append(Route(path, endpoint))
         routes.append(Route(path + "/", endpoint))
-    # Anything else under /v2 gets DigitalOcean's JSON 404, through the gate.
-    routes.append(Route("/v2/{rest:path}", _AnyMethod(_endpoint(service, None))))
+    # Anything else under /v2 gets DigitalOcean's JSON 404, through the gate; DOTALL, so
+    # that a path with an encoded newline (schemathesis sends them) is no exception.
+    fallback = Route("/v2/{rest:path}", _AnyMethod(_endpoint(service, None)))
+    fallback.path_regex = re.compile(r"^/v2/(?P<rest>.*)$", re.DOTALL)
+    routes.append(fallback)
     return routes
 
 

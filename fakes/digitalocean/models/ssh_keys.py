@@ -18,6 +18,7 @@ import hashlib
 import itertools
 from dataclasses import dataclass
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
 from fakes.digitalocean.errors import not_found, unprocessable
@@ -47,7 +48,7 @@ def fingerprint_of(public_key: str) -> str:
             raise ValueError("not 'type base64 [comment]'")
         load_ssh_public_key(f"{parts[0]} {parts[1]}".encode())
         blob = base64.b64decode(parts[1], validate=True)
-    except (ValueError, binascii.Error, TypeError) as error:
+    except (ValueError, binascii.Error, TypeError, UnsupportedAlgorithm) as error:
         raise unprocessable(
             "public_key is invalid: expected an OpenSSH public key "
             f"('ssh-ed25519 AAAA... comment'): {type(error).__name__}") from None

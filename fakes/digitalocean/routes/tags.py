@@ -15,6 +15,10 @@ def create(backend: DigitalOceanBackend, call: Call) -> Reply:
     return Reply(201, {"tag": backend.tags.create(call.body.get("name"), call.origin)})
 
 
+# An unparsable body too gets the operation's only documented error.
+create.malformed_body = lambda: TagServiceError("the request body is not valid JSON")
+
+
 def list_(backend: DigitalOceanBackend, call: Call) -> Reply:
     return Reply(200, call.page("tags", backend.tags.all(),
                                 lambda name: backend.tags.to_dict(name, call.origin)))

@@ -1,0 +1,126 @@
+"""Schema-driven fuzzing of the running fake DigitalOcean (issue 10, the fuzz tier).
+
+schemathesis generates requests for every operation of the vendored OpenAPI subset
+(reference/digitalocean-openapi-subset.json) that the fake implements: valid requests
+(positive mode) and requests that break the schema (negative mode). Every response is
+checked: no server error, a status code the operation documents (or `default`), the
+documented content type, and a body that matches the response schema. There are no
+exceptions: every failure kind found so far was a defect of the fake and is fixed.
+
+Bounded to about 30 s on this machine: `SCHEMATHESIS_EXAMPLES` (positive, per operation;
+negative gets a third of it) raises the budget for a deeper run. The test prints the
+cases run, the statuses seen and the failures by kind (`pytest -s` shows them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from fakes.digitalocean.api import route_table
+from tests.reference import openapi_subset
+
+pytestmark = pytest.mark.fake_only
+
+POSITIVE_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "4"))
+NEGATIVE_EXAMPLES = max(1, POSITIVE_EXAMPLES // 3)
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance]
+# schemathesis's failure classes, by the kind the issue counts.
+KINDS = {"ServerError": "server error", "UndefinedStatusCode": "undocumented status",
+         "JsonSchemaError": "schema violation", "UndefinedContentType": "content type",
+         "MalformedMediaType": "content type"}
+
+
+def _template(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+def _implemented() -> set[tuple[str, str]]:
+    return {(method, _template(path)) for path, handlers in route_table().items()
+            for method in handlers}
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.cases = 0
+        self.statuses: Counter[int] = Counter()
+        self.failures: Counter[str] = Counter()
+        self.examples: list[str] = []
+
+    def record(self, label: str, case, response) -> None:
+        self.cases += 1
+        self.statuses[response.status_code] += 1
+        try:
+            case.validate_response(response, checks=CHECKS)
+        except FailureGroup as group:
+            for failure in group.exceptions:
+                kind = KINDS.get(type(failure).__name__, type(failure).__name__)
+                self.failures[kind] += 1
+                if len(self.examples) < 10:
+                    self.examples.append(f"{label} -> {response.status_code} ({kind}): "
+                                         f"{str(failure).splitlines()[0]}; body "
+                                         f"{response.text[:200]!r}; curl: "
+                                         f"{case.as_curl_command()}")
+
+    def summary(self) -> str:
+        statuses = ", ".join(f"{s}: {n}" for s, n in sorted(self.statuses.items()))
+        failures = ", ".join(f"{k}: {n}" for k, n in sorted(self.failures.items())) or "none"
+        return f"{self.cases} cases ({statuses}); failures: {failures}"
+
+
+def _fuzz(operation, mode, examples: int, send, tally: Tally) -> None:
+    @given(case=operation.as_strategy(mode))
+    @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    def fuzz(case) -> None:
+        tally.record(operation.label, case, send(case))
+
+    fuzz()
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return schemathesis.openapi.from_dict(openapi_subset())
+
+
+def test_every_implemented_operation_answers_within_its_schema(world, schema, capsys):
+    implemented = _implemented()
+    operations = [op for op in (r.ok() for r in schema.get_all_operations())
+                  if (op.method.upper(), _template(op.path)) in implemented]
+    # Every route of the fake is an operation of the document (nothing fuzzed is made up,
+    # and nothing the fake serves escapes the fuzzer).
+    assert len(operations) == len(implemented), sorted(
+        implemented - {(op.method.upper(), _template(op.path)) for op in operations})
+
+    session = requests.Session()
+    session.trust_env = False
+    headers = {"Authorization": f"Bearer {world.token}"}
+    tally = Tally()
+
+    def send(case):
+        return case.call(base_url=world.endpoint, session=session, headers=headers,
+                         verify=str(world.ca.ca_path))
+
+    for operation in operations:
+        _fuzz(operation, schemathesis.GenerationMode.POSITIVE, POSITIVE_EXAMPLES, send, tally)
+        _fuzz(operation, schemathesis.GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES, send, tally)
+    session.close()
+    with capsys.disabled():
+        print(f"\nschemathesis on the fake DigitalOcean, {len(operations)} operations: "
+              f"{tally.summary()}")
+    assert not tally.failures, tally.summary() + "\n  " + "\n  ".join(tally.examples)
+    assert tally.cases >= len(operations)
