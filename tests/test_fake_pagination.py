@@ -169,3 +169,23 @@ def test_per_page_above_200_is_clamped_to_200_over_https(world, api):
     assert first["meta"]["total"] == total > MAX_PER_PAGE
     next_query = dict(parse_qsl(urlsplit(first["links"]["pages"]["next"]).query))
     assert next_query["per_page"] == str(MAX_PER_PAGE)
+
+
+@settings(max_examples=50, deadline=None)
+@given(total=st.integers(0, 450), per_page=st.integers(1, 250), page=st.integers(1, 30))
+def test_a_page_serialises_only_the_items_it_returns(total, per_page, page):
+    # A page costs what it returns (issue 14 item 5): the serialiser sees only its items.
+    from fakes.digitalocean.api import Call
+
+    seen: list[int] = []
+
+    def serialize(item: int) -> dict:
+        seen.append(item)
+        return {"id": item}
+
+    call = Call("GET", "/v2/tags", {}, {"per_page": str(per_page), "page": str(page)}, None,
+                BASE_URL)
+    body = call.page("tags", list(range(total)), serialize)
+    assert [t["id"] for t in body["tags"]] == seen
+    assert len(seen) <= min(per_page, MAX_PER_PAGE)
+    assert body["meta"]["total"] == total

@@ -57,6 +57,11 @@ class Call:
         return self.base_url.split("/v2", 1)[0]
 
 
+def to_dict(model: Any) -> dict:
+    """The JSON object of a model that serialises itself (a page's items, one by one)."""
+    return model.to_dict()
+
+
 @dataclass
 class Reply:
     status: int

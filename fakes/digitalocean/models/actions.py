@@ -49,6 +49,9 @@ class ActionLog:
         self.clock = clock
         self._ids = itertools.count(1_900_000_001)
         self.actions: dict[int, Action] = {}
+        # droplet id -> its in-progress actions that keep it busy: `locked` on every
+        # droplet of a listing page must not cost a walk over every action.
+        self._busy: dict[int, set[int]] = {}
         # Admin fault: the next action of these types ends errored.
         self._errored_next: dict[str, int] = {}
 
@@ -76,6 +79,8 @@ class ActionLog:
             _on_error=on_error,
         )
         self.actions[action.id] = action
+        if busy_droplet_id is not None:
+            self._busy.setdefault(busy_droplet_id, set()).add(action.id)
         errored = self._take_errored(action_type)
         self.clock.call_later(duration, lambda: self._finish(action, errored))
         return action
@@ -98,9 +103,17 @@ class ActionLog:
             return True
         return False
 
+    def _settled(self, action: Action) -> None:
+        busy = self._busy.get(action.busy_droplet_id)
+        if busy is not None:
+            busy.discard(action.id)
+            if not busy:
+                del self._busy[action.busy_droplet_id]
+
     def _finish(self, action: Action, errored: bool) -> None:
         if action.status != "in-progress":
             return
+        self._settled(action)
         action.completed_at = self.clock.now()
         if errored:
             action.status = "errored"
@@ -113,18 +126,20 @@ class ActionLog:
 
     def abort_for_droplet(self, droplet_id: int) -> None:
         """The droplet went away: whatever it was doing errors now."""
-        for action in self.actions.values():
-            if action.status == "in-progress" and action.busy_droplet_id == droplet_id:
+        for action_id in sorted(self._busy.get(droplet_id, ())):
+            action = self.actions[action_id]
+            if action.status == "in-progress":
+                self._settled(action)
                 action.status = "errored"
                 action.completed_at = self.clock.now()
                 if action._on_error:
                     action._on_error()
 
     def droplet_busy(self, droplet_id: int) -> bool:
-        return any(
-            a.status == "in-progress" and a.busy_droplet_id == droplet_id
-            for a in self.actions.values()
-        )
+        return bool(self._busy.get(droplet_id))
+
+    def newest_first(self) -> list[Action]:
+        return list(reversed(self.actions.values()))  # ids grow with insertion
 
     def get(self, action_id: int) -> Action | None:
         return self.actions.get(action_id)

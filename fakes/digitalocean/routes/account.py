@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fakes.digitalocean import catalog
 from fakes.digitalocean.api import Call, Reply
+from fakes.digitalocean.api import to_dict as _action_dict
 from fakes.digitalocean.errors import not_found
 from fakes.digitalocean.models import DigitalOceanBackend
 
@@ -21,8 +22,8 @@ def list_sizes(backend: DigitalOceanBackend, call: Call) -> Reply:
 
 
 def list_actions(backend: DigitalOceanBackend, call: Call) -> Reply:
-    actions = sorted(backend.actions.actions.values(), key=lambda a: -a.id)
-    return Reply(200, call.page("actions", [a.to_dict() for a in actions]))
+    actions = backend.actions.newest_first()
+    return Reply(200, call.page("actions", actions, _action_dict))
 
 
 def get_action(backend: DigitalOceanBackend, call: Call) -> Reply:

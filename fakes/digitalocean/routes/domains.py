@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fakes.digitalocean.api import Call, Reply
+from fakes.digitalocean.api import to_dict as _to_dict
 from fakes.digitalocean.models import DigitalOceanBackend
 
 
@@ -11,7 +12,7 @@ def create(backend: DigitalOceanBackend, call: Call) -> Reply:
 
 
 def list_(backend: DigitalOceanBackend, call: Call) -> Reply:
-    return Reply(200, call.page("domains", [d.to_dict() for d in backend.domains.all()]))
+    return Reply(200, call.page("domains", backend.domains.all(), _to_dict))
 
 
 def get(backend: DigitalOceanBackend, call: Call) -> Reply:
@@ -27,7 +28,7 @@ def list_records(backend: DigitalOceanBackend, call: Call) -> Reply:
     found = backend.domains.list_records(
         call.params["domain_name"], call.query.get("name"), call.query.get("type")
     )
-    return Reply(200, call.page("domain_records", [r.to_dict() for r in found]))
+    return Reply(200, call.page("domain_records", found, _to_dict))
 
 
 def create_record(backend: DigitalOceanBackend, call: Call) -> Reply:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fakes.digitalocean.api import Call, Reply
+from fakes.digitalocean.api import to_dict as _to_dict
 from fakes.digitalocean.errors import not_found, unprocessable
 from fakes.digitalocean.models import DigitalOceanBackend
 
@@ -26,7 +27,7 @@ def create(backend: DigitalOceanBackend, call: Call) -> Reply:
 
 def list_(backend: DigitalOceanBackend, call: Call) -> Reply:
     found = backend.droplets.list(call.query.get("tag_name"), call.query.get("name"))
-    return Reply(200, call.page("droplets", [backend.droplets.to_dict(d) for d in found]))
+    return Reply(200, call.page("droplets", found, backend.droplets.to_dict))
 
 
 def get(backend: DigitalOceanBackend, call: Call) -> Reply:
@@ -67,7 +68,7 @@ def post_action_by_tag(backend: DigitalOceanBackend, call: Call) -> Reply:
 def list_actions(backend: DigitalOceanBackend, call: Call) -> Reply:
     droplet = backend.droplets.get(call.params["droplet_id"])
     actions = backend.actions.for_resource("droplet", droplet.id)
-    return Reply(200, call.page("actions", [a.to_dict() for a in actions]))
+    return Reply(200, call.page("actions", actions, _to_dict))
 
 
 def get_action(backend: DigitalOceanBackend, call: Call) -> Reply:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fakes.digitalocean.api import Call, Reply
+from fakes.digitalocean.api import to_dict as _to_dict
 from fakes.digitalocean.models import DigitalOceanBackend
 
 
@@ -15,7 +16,7 @@ def create(backend: DigitalOceanBackend, call: Call) -> Reply:
 
 
 def list_(backend: DigitalOceanBackend, call: Call) -> Reply:
-    return Reply(200, call.page("firewalls", [f.to_dict() for f in backend.firewalls.all()]))
+    return Reply(200, call.page("firewalls", backend.firewalls.all(), _to_dict))
 
 
 def get(backend: DigitalOceanBackend, call: Call) -> Reply:
@@ -63,7 +64,7 @@ def remove_rules(backend: DigitalOceanBackend, call: Call) -> Reply:
 
 def list_for_droplet(backend: DigitalOceanBackend, call: Call) -> Reply:
     found = backend.firewalls.for_droplet(call.params["droplet_id"])
-    return Reply(200, call.page("firewalls", [f.to_dict() for f in found]))
+    return Reply(200, call.page("firewalls", found, _to_dict))
 
 
 FIREWALL = "/v2/firewalls/{firewall_id}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fakes.digitalocean.api import Call, Reply
+from fakes.digitalocean.api import to_dict as _to_dict
 from fakes.digitalocean.models import DigitalOceanBackend
 
 
@@ -18,7 +19,7 @@ def create_custom(backend: DigitalOceanBackend, call: Call) -> Reply:
 def list_(backend: DigitalOceanBackend, call: Call) -> Reply:
     private = call.query.get("private", "").lower() == "true"
     found = backend.images.list(call.query.get("type"), private, call.query.get("tag_name"))
-    return Reply(200, call.page("images", [i.to_dict() for i in found]))
+    return Reply(200, call.page("images", found, _to_dict))
 
 
 def get(backend: DigitalOceanBackend, call: Call) -> Reply:

@@ -31,7 +31,7 @@ def create(backend: DigitalOceanBackend, call: Call) -> Reply:
 
 def list_(backend: DigitalOceanBackend, call: Call) -> Reply:
     store = backend.reserved_ips
-    return Reply(200, call.page("reserved_ips", [store.to_dict(r) for r in store.all()]))
+    return Reply(200, call.page("reserved_ips", store.all(), store.to_dict))
 
 
 def get(backend: DigitalOceanBackend, call: Call) -> Reply:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fakes.digitalocean.api import Call, Reply
+from fakes.digitalocean.api import to_dict as _to_dict
 from fakes.digitalocean.models import DigitalOceanBackend
 
 
 def list_(backend: DigitalOceanBackend, call: Call) -> Reply:
     found = backend.snapshots.list(call.query.get("resource_type"))
-    return Reply(200, call.page("snapshots", [s.to_dict() for s in found]))
+    return Reply(200, call.page("snapshots", found, _to_dict))
 
 
 def get(backend: DigitalOceanBackend, call: Call) -> Reply:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fakes.digitalocean.api import Call, Reply
+from fakes.digitalocean.api import Call, Reply, to_dict
 from fakes.digitalocean.models import DigitalOceanBackend
 
 
 def list_(backend: DigitalOceanBackend, call: Call) -> Reply:
-    return Reply(200, call.page("ssh_keys", backend.ssh_keys.all(), lambda k: k.to_dict()))
+    return Reply(200, call.page("ssh_keys", backend.ssh_keys.all(), to_dict))
 
 
 def create(backend: DigitalOceanBackend, call: Call) -> Reply:

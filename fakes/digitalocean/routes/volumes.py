@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fakes.digitalocean.api import Call, Reply
+from fakes.digitalocean.api import to_dict as _to_dict
 from fakes.digitalocean.errors import not_found
 from fakes.digitalocean.models import DigitalOceanBackend
 from fakes.digitalocean.models.validation import as_object
@@ -15,7 +16,7 @@ def create(backend: DigitalOceanBackend, call: Call) -> Reply:
 
 def list_(backend: DigitalOceanBackend, call: Call) -> Reply:
     found = backend.volumes.list(call.query.get("name"), call.query.get("region"))
-    return Reply(200, call.page("volumes", [v.to_dict() for v in found]))
+    return Reply(200, call.page("volumes", found, _to_dict))
 
 
 def get(backend: DigitalOceanBackend, call: Call) -> Reply:
@@ -51,7 +52,7 @@ def list_actions(backend: DigitalOceanBackend, call: Call) -> Reply:
     # Volume actions carry resource_id null (volumeAction.yml), so the fake keeps
     # no per-volume index beyond type; list every volume action in the region.
     actions = [a for a in backend.actions.actions.values() if a.resource_type == "volume"]
-    return Reply(200, call.page("actions", [a.to_dict() for a in actions]))
+    return Reply(200, call.page("actions", actions, _to_dict))
 
 
 def get_action(backend: DigitalOceanBackend, call: Call) -> Reply:
@@ -71,7 +72,7 @@ def create_snapshot(backend: DigitalOceanBackend, call: Call) -> Reply:
 def list_snapshots(backend: DigitalOceanBackend, call: Call) -> Reply:
     volume = backend.volumes.get(call.params["volume_id"])
     found = backend.snapshots.for_volume(volume.id)
-    return Reply(200, call.page("snapshots", [s.to_dict() for s in found]))
+    return Reply(200, call.page("snapshots", found, _to_dict))
 
 
 def get_snapshot(backend: DigitalOceanBackend, call: Call) -> Reply:
