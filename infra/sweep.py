@@ -12,7 +12,9 @@ tag (`truenas-run:<id>`, infra/desired.py). The sweeper deletes those whose
   droplet swept here;
 - a run or site tag only once nothing carries it and no remaining firewall uses it;
 - a domain only if its `_truenas-site` marker (infra/ownership.py) names the run and is
-  old enough, and nothing but NS, SOA, the marker and records swept here is in it.
+  old enough, and nothing but NS, SOA, the marker and records swept here is in it;
+- an SSH key (keys carry no tags) only if it is a site key, `<site>-ssh-<run>`
+  (infra/ssh_keys.py), of a site in scope, and nothing that stays carries its run tag.
 
 Everything is decided first (a plan, which `dry_run` only reports), then done. The
 records go first: once a droplet is gone nothing links its records to the run,
