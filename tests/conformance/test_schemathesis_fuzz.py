@@ -2,7 +2,10 @@
 
 schemathesis generates requests for every operation of the vendored OpenAPI subset
 (reference/digitalocean-openapi-subset.json) that the fake implements: valid requests
-(positive mode) and requests that break the schema (negative mode). Every response is
+(positive mode), requests that break the schema (negative mode), and valid requests whose
+path names resources that exist (a droplet, volume, domain record, firewall, SSH key,
+image, snapshot, tag, reserved IP and action made first), so that the handlers' own
+checks run, not only their 404s. Every response is
 checked: no server error, a status code the operation documents (or `default`), the
 documented content type, and a body that matches the response schema. There are no
 exceptions: every failure kind found so far was a defect of the fake and is fixed.
@@ -21,6 +24,8 @@ from collections import Counter
 import pytest
 import requests
 import schemathesis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
@@ -35,8 +40,9 @@ from tests.reference import openapi_subset
 
 pytestmark = pytest.mark.fake_only
 
-POSITIVE_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "4"))
+POSITIVE_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "3"))
 NEGATIVE_EXAMPLES = max(1, POSITIVE_EXAMPLES // 3)
+SEEDED_EXAMPLES = max(2, POSITIVE_EXAMPLES // 2)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 # schemathesis's failure classes, by the kind the issue counts.
@@ -82,14 +88,50 @@ class Tally:
         return f"{self.cases} cases ({statuses}); failures: {failures}"
 
 
-def _fuzz(operation, mode, examples: int, send, tally: Tally) -> None:
-    @given(case=operation.as_strategy(mode))
+def _fuzz(operation, mode, examples: int, send, tally: Tally,
+          path_parameters: dict | None = None) -> None:
+    @given(case=operation.as_strategy(mode, path_parameters=path_parameters))
     @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     def fuzz(case) -> None:
         tally.record(operation.label, case, send(case))
 
     fuzz()
+
+
+def _seed(world, session: requests.Session) -> dict:
+    """One resource of each kind, made through the API; path parameter name -> its id."""
+    def post(path: str, body: dict) -> dict:
+        response = session.post(world.endpoint + path, json=body, timeout=10,
+                                verify=str(world.ca.ca_path),
+                                headers={"Authorization": f"Bearer {world.token}"})
+        assert response.status_code < 300, (path, response.text)
+        return response.json()
+
+    volume = post("/v2/volumes", {"name": "seed-volume", "size_gigabytes": 1,
+                                  "region": "nyc3", "tags": ["seed"]})["volume"]
+    created = post("/v2/droplets", {"name": "seed", "size": "s-1vcpu-1gb", "region": "nyc3",
+                                    "image": "debian-12-x64", "tags": ["seed"]})
+    post("/v2/domains", {"name": "seed.example.test"})
+    record = post("/v2/domains/seed.example.test/records",
+                  {"type": "A", "name": "www", "data": "203.0.113.1", "ttl": 300})
+    firewall = post("/v2/firewalls", {"name": "seed-fw", "inbound_rules": [
+        {"protocol": "tcp", "ports": "22", "sources": {"addresses": ["0.0.0.0/0"]}}]})
+    public = Ed25519PrivateKey.generate().public_key().public_bytes(
+        Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
+    key = post("/v2/account/keys", {"name": "seed", "public_key": public})["ssh_key"]
+    image = post("/v2/images", {"name": "seed-image", "region": "nyc3",
+                                "url": "https://images.example.test/seed.img"})["image"]
+    snapshot = post(f"/v2/volumes/{volume['id']}/snapshots", {"name": "seed-snap"})
+    reserved = post("/v2/reserved_ips", {"region": "nyc3"})["reserved_ip"]
+    resize = post(f"/v2/volumes/{volume['id']}/actions",
+                  {"type": "resize", "size_gigabytes": 2, "region": "nyc3"})["action"]
+    return {"droplet_id": created["droplet"]["id"], "volume_id": volume["id"],
+            "domain_name": "seed.example.test", "domain_record_id": record["domain_record"]["id"],
+            "firewall_id": firewall["firewall"]["id"], "ssh_key_identifier": key["id"],
+            "image_id": image["id"], "snapshot_id": snapshot["snapshot"]["id"],
+            "tag_id": "seed", "reserved_ip": reserved["ip"],
+            "action_id": created["links"]["actions"][0]["id"], "volume_action_id": resize["id"]}
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +160,16 @@ def test_every_implemented_operation_answers_within_its_schema(world, schema, ca
     for operation in operations:
         _fuzz(operation, schemathesis.GenerationMode.POSITIVE, POSITIVE_EXAMPLES, send, tally)
         _fuzz(operation, schemathesis.GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES, send, tally)
+    known = _seed(world, session)
+    # Reads before deletes, so that the seeded resources are there for most of them.
+    for operation in sorted(operations, key=lambda op: op.method.upper() == "DELETE"):
+        names = re.findall(r"\{([^}]+)\}", operation.path)
+        if names:
+            ids = {name: known[name] for name in names if name in known}
+            if operation.path.startswith("/v2/volumes/{volume_id}/actions/"):
+                ids["action_id"] = known["volume_action_id"]
+            _fuzz(operation, schemathesis.GenerationMode.POSITIVE, SEEDED_EXAMPLES, send, tally,
+                  ids)
     session.close()
     with capsys.disabled():
         print(f"\nschemathesis on the fake DigitalOcean, {len(operations)} operations: "
