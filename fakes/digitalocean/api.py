@@ -207,7 +207,8 @@ def _choose(handlers: dict[str, Handler] | None, method: str) -> Handler | None:
 
     def not_allowed(_backend: DigitalOceanBackend, _call: Call) -> Reply:
         # What the real API answers to a method a path does not serve (and to OPTIONS)
-        # is not documented (reference/digitalocean-api.md §3 lists no 405). This fake
+        # is not documented (no operation of reference/digitalocean-openapi-subset.json
+        # lists a 405, and reference/digitalocean-api.md says nothing of it). This fake
         # answers 405 in DigitalOcean's error body, after the auth gate like any
         # request, with an Allow header naming every method the path serves (RFC 9110
         # §15.5.6 requires Allow on a 405).
