@@ -1,8 +1,9 @@
 """The fake DigitalOcean answers clients nobody here wrote, the way the real API does.
 
-- python-digitalocean (the library certbot-dns-digitalocean drives: certbot/certbot
-  certbot-dns-digitalocean/.../dns_digitalocean.py @f769e35) sends paths with a trailing
-  slash ("domains/%s/records/", "account/keys/") and a JSON body `{}` on DELETE;
+- certbot-dns-digitalocean's own client (certbot/certbot
+  certbot-dns-digitalocean/.../dns_digitalocean.py @f769e35) adds and removes its TXT
+  record through python-digitalocean, which sends paths with a trailing slash
+  ("domains/%s/records/", "account/keys/") and a JSON body `{}` on DELETE;
 - every /v2 path answers the same with and without one trailing slash, for every
   method, with no redirect (issue 10, item 1);
 - a method a path does not serve, OPTIONS included, is answered after the auth gate, in
@@ -59,23 +60,23 @@ def python_digitalocean(world: World, monkeypatch: pytest.MonkeyPatch):
     return digitalocean.Manager(token=world.token)
 
 
-# --- python-digitalocean, as certbot's DNS plugin uses it -----------------------------
-def test_certbots_dns_plugin_calls_add_and_remove_a_txt_record(world, python_digitalocean):
-    token = world.token
-    digitalocean.Domain(token=token, name="compat.example.test", ip_address="").create()
-    # _find_domain: every domain of the account ("domains/" with per_page=200)
-    domains = python_digitalocean.get_all_domains()
-    domain = next(d for d in domains if d.name == "compat.example.test")
-    domain.token = token
-    created = domain.create_new_domain_record(type="TXT", name="_acme-challenge",
-                                              data="validation-token", ttl=30)
-    record_id = created["domain_record"]["id"]
-    # del_txt_record: the records ("domains/<name>/records/"), then destroy the match
-    records = domain.get_records()
-    match = [r for r in records if r.type == "TXT" and r.data == "validation-token"]
-    assert [r.id for r in match] == [record_id]
-    match[0].destroy()
-    assert "validation-token" not in [r.data for r in domain.get_records()]
+# --- certbot's DigitalOcean DNS plugin, through python-digitalocean ----------------------
+def test_certbots_dns_plugin_adds_and_removes_its_txt_record(world, http, python_digitalocean):
+    # The plugin's own client (certbot-dns-digitalocean's _DigitalOceanClient, what its
+    # authenticator calls for a dns-01 challenge), pointed at the world.
+    from certbot_dns_digitalocean._internal.dns_digitalocean import _DigitalOceanClient
+
+    assert http("POST", "/v2/domains", json={"name": "compat.example.test"}).status_code == 201
+    plugin = _DigitalOceanClient(world.token)
+    plugin.add_txt_record("compat.example.test", "_acme-challenge.compat.example.test",
+                          "validation-token", 30)
+    records = http("GET", "/v2/domains/compat.example.test/records?type=TXT").json()
+    assert [(r["name"], r["data"], r["ttl"]) for r in records["domain_records"]] == \
+        [("_acme-challenge", "validation-token", 30)]
+    plugin.del_txt_record("compat.example.test", "_acme-challenge.compat.example.test",
+                          "validation-token")
+    records = http("GET", "/v2/domains/compat.example.test/records?type=TXT").json()
+    assert records["domain_records"] == []
 
 
 def test_python_digitalocean_lists_and_manages_ssh_keys(world, python_digitalocean):
