@@ -20,6 +20,7 @@ import functools
 from fakes.truenas.errors import CallError
 from fakes.truenas.methods import (
     app,
+    boot,
     certificate,
     dataset,
     disk,
@@ -32,6 +33,17 @@ from fakes.truenas.methods import (
 )
 
 ALWAYS_AVAILABLE = ("system.state", "system.ready")
+
+# The methods that are jobs (`@job` in their 25.10 plugin; each vendored schema's
+# `job` agrees, tests/truenas/test_schemas.py checks both against what the handler
+# returns), and their pipes (`job(pipes=[...])`): `core.get_methods` publishes both.
+JOB_METHODS = frozenset({
+    "pool.create", "pool.replace", "pool.scrub", "pool.export", "pool.import_find",
+    "pool.import_pool", "filesystem.put", "filesystem.get", "filesystem.chown",
+    "certificate.create", "certificate.update", "certificate.delete", "docker.update",
+    "app.create", "app.update", "app.delete", "app.start", "app.stop", "app.redeploy",
+    "core.job_wait"})
+PIPES = {"filesystem.put": ("input",), "filesystem.get": ("output",)}
 
 
 def _when_ready(name, handler):
@@ -49,9 +61,9 @@ def _when_ready(name, handler):
 
 METHODS = {
     name: _when_ready(name, handler)
-    for module in (system, disk, pool, dataset, snapshot, snapshottask, filesystem,
+    for module in (system, boot, disk, pool, dataset, snapshot, snapshottask, filesystem,
                    certificate, docker, app)
     for name, handler in module.METHODS.items()
 }
 
-__all__ = ["METHODS"]
+__all__ = ["JOB_METHODS", "METHODS", "PIPES"]
