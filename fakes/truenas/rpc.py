@@ -151,7 +151,7 @@ class RpcSession:
             "core.get_methods": self._get_methods,
             "auth.login": self._login,
             "auth.login_ex": self._login_ex,
-            "auth.login_ex_continue": self._login_ex,
+            "auth.login_ex_continue": self._login_ex_continue,
             "auth.login_with_api_key": self._login_with_api_key,
             "auth.login_with_token": self._login_with_token,
             "auth.mechanism_choices": self._mechanism_choices,
@@ -165,6 +165,11 @@ class RpcSession:
             "core.unsubscribe": self._unsubscribe,
             "core.download": self._download,
         }
+
+    @property
+    def method_names(self) -> frozenset[str]:
+        """The methods this adapter answers itself (the node answers the rest)."""
+        return frozenset(self._session_methods)
 
     @property
     def legacy_jobs(self) -> bool:
@@ -348,6 +353,14 @@ class RpcSession:
                                   "login_options": {"user_info": False}}], request_id)
         return answer["response_type"] == "SUCCESS"
 
+    def _login_ex_continue(self, params: list, request_id: Any) -> dict:
+        # api/v25_10_2/auth.py AuthLoginExContinueArgs: OTP_TOKEN is its only mechanism.
+        (data,) = _arguments("auth_login_ex_continue", params, [("data", _NOTHING)])
+        if not isinstance(data, dict) or data.get("mechanism") != "OTP_TOKEN":
+            raise ValidationErrors([("data.mechanism", "Input tag does not match any of the "
+                                     "expected tags: 'OTP_TOKEN'", 22)])
+        return self._login_ex(params, request_id)
+
     def _login_with_api_key(self, params: list, request_id: Any) -> bool:
         (api_key,) = _arguments("auth_login_with_api_key", params, [("api_key", _NOTHING)])
         _strings(api_key=api_key)
@@ -388,7 +401,9 @@ class RpcSession:
             raise ValidationErrors([("service", "Input should be a valid string", 22)])
         if target not in ("WS", "CLI", "REST"):
             raise ValidationErrors([("target", "Input should be 'WS', 'CLI' or 'REST'", 22)])
-        names = sorted(set(self._session_methods) | set(node_methods()))
+        from fakes.truenas.methods import PRIVATE_METHODS
+
+        names = sorted((set(self._session_methods) | set(node_methods())) - PRIVATE_METHODS)
         return {name: method_metadata(name) for name in names
                 if service is None or name.rsplit(".", 1)[0] == service}
 
@@ -424,9 +439,9 @@ class RpcSession:
                 return {"response_type": "AUTH_ERR"}
             username = token.username
         elif mechanism == "OTP_TOKEN":
-            # Only valid after an OTP_REQUIRED answer, which this node never gives. The
-            # real message text was not read; the errno (EINVAL) was.
-            raise CallError("OTP token was not requested", errnos.EINVAL)
+            # plugins/auth.py: "OTP tokens are only permitted when prompted", i.e. after
+            # an OTP_REQUIRED answer, which this node never gives (no 2FA account).
+            raise CallError(f"{mechanism}: no authentication in progress", errnos.EINVAL)
         elif not self.node.password_valid(data["username"], data["password"]):
             return {"response_type": "AUTH_ERR"}
         else:

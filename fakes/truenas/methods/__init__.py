@@ -44,6 +44,14 @@ JOB_METHODS = frozenset({
     "app.create", "app.update", "app.delete", "app.start", "app.stop", "app.redeploy",
     "core.job_wait"})
 PIPES = {"filesystem.put": ("input",), "filesystem.get": ("output",)}
+# Served because clients and the project call them, but private in 25.10 (`@private`,
+# or a service with `private = True`): no API model, and `core.get_methods` leaves
+# them out. disk.get_unused: plugins/disk_/availability.py; pool.flatten_topology:
+# plugins/pool_/topology.py; zfs.snapshot.*: plugins/zfs_/snapshot.py (Config private).
+PRIVATE_METHODS = frozenset({
+    "disk.get_unused", "pool.flatten_topology", "zfs.snapshot.query",
+    "zfs.snapshot.get_instance", "zfs.snapshot.create", "zfs.snapshot.delete",
+    "zfs.snapshot.rollback", "zfs.snapshot.clone"})
 
 
 def _when_ready(name, handler):
@@ -66,4 +74,4 @@ METHODS = {
     for name, handler in module.METHODS.items()
 }
 
-__all__ = ["JOB_METHODS", "METHODS", "PIPES"]
+__all__ = ["JOB_METHODS", "METHODS", "PIPES", "PRIVATE_METHODS"]
