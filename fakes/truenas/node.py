@@ -51,6 +51,8 @@ class TrueNASNode:
     state_dir: Path
     api_keys: dict[str, str]               # "<id>-<secret>" -> username
     admin_password: str | None = None      # truenas_admin's, set by the image's installer
+    # What the node keeps on its boot disk besides files: API key entries, the EULA.
+    boot_state: dict = field(default_factory=dict)
     state: str = "BOOTING"
     booted_at: float | None = None
     jobs: JobManager = field(init=False)

@@ -431,7 +431,9 @@ class RpcSession:
             if not self.secure:
                 # plugins/auth.py: "Per NEP if plain API key auth occurs over insecure
                 # transport the key should be automatically revoked."
-                del self.node.api_keys[key]
+                from fakes.truenas.methods.api_key import revoke
+
+                revoke(self.node, key, "Attempt to use over an insecure transport")
                 return {"response_type": "EXPIRED"}
         elif mechanism == "TOKEN_PLAIN":
             token = self.tokens.take(data["token"])

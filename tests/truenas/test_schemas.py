@@ -215,6 +215,13 @@ def test_every_method_the_fake_serves_answers_within_its_25_10_schema(walk):
                            "password": PASSWORD})
     call("auth.me")
     call("core.get_methods")
+    assert call("truenas.is_eula_accepted") is False
+    call("truenas.accept_eula")
+    key = call("api_key.create", {"name": "site", "username": "truenas_admin"})
+    call("api_key.query")
+    call("api_key.get_instance", key["id"])
+    assert call("auth.login_with_api_key", key["key"]) is True
+    call("api_key.delete", key["id"])
 
     # the system
     for method in ("system.state", "system.ready", "system.info", "system.version",

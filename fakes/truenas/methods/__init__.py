@@ -19,6 +19,7 @@ import functools
 
 from fakes.truenas.errors import CallError
 from fakes.truenas.methods import (
+    api_key,
     app,
     boot,
     certificate,
@@ -69,7 +70,7 @@ def _when_ready(name, handler):
 
 METHODS = {
     name: _when_ready(name, handler)
-    for module in (system, boot, disk, pool, dataset, snapshot, snapshottask, filesystem,
+    for module in (system, api_key, boot, disk, pool, dataset, snapshot, snapshottask, filesystem,
                    certificate, docker, app)
     for name, handler in module.METHODS.items()
 }
