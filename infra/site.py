@@ -321,6 +321,9 @@ class TrueNASSection(_Strict):
     # A file holding the node's API key (relative to the site file, mode 0600);
     # without it the key comes from the environment variable TRUENAS_API_KEY.
     api_key_file: str | None = None
+    # A fresh node has only truenas_admin's password: a file holding it (mode 0600;
+    # else env TRUENAS_ADMIN_PASSWORD) lets `up` create the site's API key once.
+    admin_password_file: str | None = None
     pool: str = "tank"
     datasets: list[str] = Field(default_factory=lambda: ["apps", "data"])
 
