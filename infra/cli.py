@@ -229,7 +229,7 @@ def plan(site: Path = SiteOption, world: Path | None = WorldOption,
 
     def planned():
         seen = observe(do, loaded)
-        preflight(loaded, do, seen.sizes)
+        preflight(loaded, do, seen.sizes, state_dir)
         return make_plan(loaded, seen, _known_records(loaded, state_dir))
 
     result = _run(planned)

@@ -20,7 +20,7 @@ from infra.errors import InfraError, SiteFileError
 from infra.events import Reporter
 from infra.secrets import Secret
 from infra.site import Site, SnapshotPolicy
-from infra.state import StateDir
+from infra.state import DEFAULT_ROOT, StateDir
 from infra.target import Target
 from infra.tls_probe import probe_tls
 from infra.truenas import credentials
@@ -68,6 +68,21 @@ def api_key_for(site: Site, target: Target, site_file_dir: Path | None = None,
                          "site file or export TRUENAS_API_KEY (on a fresh node, export "
                          f"{credentials.PASSWORD_ENV} or name truenas.admin_password_file "
                          "and `up` creates the key)"])
+
+
+def check_node_credentials(site: Site, target: Target, state_path: Path | None = None) -> None:
+    """SiteFileError unless a run can log in to the node: an API key (the site's file,
+    TRUENAS_API_KEY, the target's, or the one stored in the state directory at
+    `state_path`, by default the site's), or a fresh node's admin password."""
+    try:
+        api_key_for(site, target)
+    except SiteFileError:
+        path = state_path if state_path is not None else DEFAULT_ROOT / site.name
+        if credentials.stored_api_key(path) is not None:
+            return
+        if credentials.admin_password(site.truenas.admin_password_file) is not None:
+            return
+        raise
 
 
 RENEWAL_PROBE_SECONDS = 10.0
