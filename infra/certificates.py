@@ -482,8 +482,9 @@ def point_ui(client: TrueNASClient, site: Any, target: Target, state: StateDir, 
 
 def _default_reconnect(site: Any, target: Target, state: StateDir,
                        address: str) -> TrueNASClient:
-    return connect_node(address, api_key_for(site, target), site.truenas.username, state.path,
-                        target.timing, port=target.node_port(site.access.truenas_admin_port))
+    return connect_node(address, api_key_for(site, target, state=state), site.truenas.username,
+                        state.path, target.timing,
+                        port=target.node_port(site.access.truenas_admin_port))
 
 
 # --- the whole thing -----------------------------------------------------------------

@@ -229,7 +229,7 @@ def plan(site: Path = SiteOption, world: Path | None = WorldOption,
 
     def planned():
         seen = observe(do, loaded)
-        preflight(loaded, do, seen.sizes)
+        preflight(loaded, do, seen.sizes, state_dir)
         plan = make_plan(loaded, seen, _known_records(loaded, state_dir))
         path = _state_path(loaded, state_dir)
         state = StateDir(path, read_only=True) if path.is_dir() else None

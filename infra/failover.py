@@ -46,7 +46,7 @@ class Failover(SiteOperation):
             return f"droplet {droplet['id']} has no public address"
         try:
             # One attempt, no waiting for READY: a node that answers at all is alive.
-            with connect_node(address, api_key_for(self.site, self.do.target),
+            with connect_node(address, api_key_for(self.site, self.do.target, state=self.state),
                               self.site.truenas.username, self.state.path,
                               self.do.target.timing, port=self.do.target.truenas_https_port):
                 return None

@@ -20,9 +20,10 @@ from infra.errors import InfraError, SiteFileError
 from infra.events import Reporter
 from infra.secrets import Secret
 from infra.site import Site, SnapshotPolicy
-from infra.state import StateDir
+from infra.state import DEFAULT_ROOT, StateDir
 from infra.target import Target
 from infra.tls_probe import probe_tls
+from infra.truenas import credentials
 from infra.truenas.calllog import CallLog
 from infra.truenas.client import TrueNASClient
 from infra.truenas.connect import connect_node, wait_until_ready
@@ -37,8 +38,10 @@ class NodeProblem(InfraError):
     """The node is not in a state `up` can build on (a missing disk, a foreign pool)."""
 
 
-def api_key_for(site: Site, target: Target, site_file_dir: Path | None = None) -> Secret:
-    """The node's API key: the site's key file, else TRUENAS_API_KEY, else the target's."""
+def api_key_for(site: Site, target: Target, site_file_dir: Path | None = None,
+                state: StateDir | None = None) -> Secret:
+    """The node's API key: the site's key file, else TRUENAS_API_KEY, else the target's,
+    else the one an earlier `up` created on a fresh node (infra/truenas/credentials.py)."""
     if site.truenas.api_key_file:
         path = Path(site.truenas.api_key_file)
         if not path.is_absolute() and site_file_dir is not None:
@@ -59,8 +62,27 @@ def api_key_for(site: Site, target: Target, site_file_dir: Path | None = None) -
         return Secret(os.environ["TRUENAS_API_KEY"])
     if target.truenas_api_key is not None:
         return target.truenas_api_key
+    if state is not None and (stored := credentials.stored_api_key(state.path)) is not None:
+        return stored
     raise SiteFileError(["truenas.api_key_file: no TrueNAS API key: name a key file in the "
-                         "site file or export TRUENAS_API_KEY"])
+                         "site file or export TRUENAS_API_KEY (on a fresh node, export "
+                         f"{credentials.PASSWORD_ENV} or name truenas.admin_password_file "
+                         "and `up` creates the key)"])
+
+
+def check_node_credentials(site: Site, target: Target, state_path: Path | None = None) -> None:
+    """SiteFileError unless a run can log in to the node: an API key (the site's file,
+    TRUENAS_API_KEY, the target's, or the one stored in the state directory at
+    `state_path`, by default the site's), or a fresh node's admin password."""
+    try:
+        api_key_for(site, target)
+    except SiteFileError:
+        path = state_path if state_path is not None else DEFAULT_ROOT / site.name
+        if credentials.stored_api_key(path) is not None:
+            return
+        if credentials.admin_password(site.truenas.admin_password_file) is not None:
+            return
+        raise
 
 
 RENEWAL_PROBE_SECONDS = 10.0
@@ -89,11 +111,13 @@ def site_certificate_test(site: Site, target: Target, address: str,
 
 
 def connect_site_node(site: Site, target: Target, state: StateDir, address: str,
-                      log: CallLog | None = None, repin: bool = False) -> TrueNASClient:
+                      log: CallLog | None = None, repin: bool = False,
+                      credential: Secret | None = None) -> TrueNASClient:
     """One attempt to log in to the site's node: on the admin port, where a converged
     node serves its UI (the public 443 belongs to the ingress), else on 443, where a
-    fresh one does. TrueNASUnavailable when neither answers."""
-    key = api_key_for(site, target)
+    fresh one does. TrueNASUnavailable when neither answers. `credential`: the admin
+    password of a fresh node, instead of the site's API key."""
+    key = credential or api_key_for(site, target, state=state)
     unavailable: TrueNASUnavailable | None = None
     for port in (target.node_port(site.access.truenas_admin_port), target.truenas_https_port):
         try:
@@ -115,16 +139,34 @@ def open_node(site: Site, target: Target, state: StateDir, address: str,
     `repin`: the node was rebuilt on purpose (failover), so the certificate it
     presents now replaces whatever was pinned for that address.
     """
-    api_key_for(site, target)      # a missing key is refused before any waiting
+    password = None
+    try:
+        api_key_for(site, target, state=state)   # a missing key is refused before waiting
+    except SiteFileError:
+        # A fresh node: its admin password makes the site's key, unless this run may
+        # not write the state directory (a read-only check keeps no key).
+        if getattr(state, "read_only", False):
+            raise
+        password = credentials.admin_password(site.truenas.admin_password_file)
+        if password is None:
+            raise
     reporter = reporter or Reporter()
     first = [repin]
 
-    def factory() -> TrueNASClient:
-        client = connect_site_node(site, target, state, address, log, repin=first[0])
+    def factory(credential: Secret | None = None) -> TrueNASClient:
+        client = connect_site_node(site, target, state, address, log, repin=first[0],
+                                   credential=credential)
         first[0] = False  # re-pin once, then hold the new node to its certificate
         return client
 
     with reporter.waiting(f"TrueNAS on {address} to be ready"):
+        if password is not None:
+            # A fresh node: the password once, for the site's own key.
+            reporter.step(f"create the site's TrueNAS API key on {address}")
+            credentials.provision_api_key(
+                lambda secret: wait_until_ready(lambda: factory(secret), target.timing,
+                                                what=f"TrueNAS on {address}"),
+                state.path, site.name, site.truenas.username, password)
         return wait_until_ready(factory, target.timing, what=f"TrueNAS on {address}")
 
 

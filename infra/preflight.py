@@ -13,11 +13,13 @@ is one `SiteFileError` line naming its field (exit 2), all of them at once.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import requests
 
 from infra.digitalocean import DigitalOcean
 from infra.errors import SiteFileError
-from infra.node import api_key_for
+from infra.node import check_node_credentials
 from infra.plan import check_size
 from infra.site import Site
 
@@ -41,11 +43,13 @@ def image_url_problem(url: str) -> str | None:
     return None
 
 
-def preflight(site: Site, do: DigitalOcean, sizes: dict[str, dict] | None = None) -> None:
-    """Raise SiteFileError with every problem found; `sizes` if already listed."""
+def preflight(site: Site, do: DigitalOcean, sizes: dict[str, dict] | None = None,
+              state_path: Path | None = None) -> None:
+    """Raise SiteFileError with every problem found; `sizes` if already listed;
+    `state_path`: the state directory, which may hold the key a first `up` made."""
     problems: list[str] = []
     try:
-        api_key_for(site, do.target)
+        check_node_credentials(site, do.target, state_path)
     except SiteFileError as error:
         problems += _problems(error)
     regions = {r["slug"]: r for r in do.list_all("list regions", do.client.regions.list,

@@ -325,6 +325,9 @@ class TrueNASSection(_Strict):
     # A file holding the node's API key (relative to the site file, mode 0600);
     # without it the key comes from the environment variable TRUENAS_API_KEY.
     api_key_file: str | None = None
+    # A fresh node has only truenas_admin's password: a file holding it (mode 0600;
+    # else env TRUENAS_ADMIN_PASSWORD) lets `up` create the site's API key once.
+    admin_password_file: str | None = None
     pool: str = "tank"
     datasets: list[str] = Field(default_factory=lambda: ["apps", "data"])
 
@@ -620,8 +623,9 @@ def _decode(raw: bytes) -> str:
 
 def load_site(path: Path) -> Site:
     """The site in the file at `path`, its key file (`truenas.api_key_file`, relative
-    to the site file) made absolute and checked. Problems do not repeat the path (the
-    CLI puts it in front)."""
+    to the site file) made absolute and checked; `truenas.admin_password_file` made
+    absolute too (infra/truenas/credentials.py checks it when a fresh node needs it).
+    Problems do not repeat the path (the CLI puts it in front)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -640,8 +644,9 @@ def load_site(path: Path) -> Site:
     problems = key_file_problems(site, site_dir)
     if problems:
         raise SiteFileError(problems)
-    key_file = site.truenas.api_key_file
-    if key_file is not None and not Path(key_file).is_absolute():
-        truenas = site.truenas.model_copy(update={"api_key_file": str(site_dir / key_file)})
-        site = site.model_copy(update={"truenas": truenas})
+    for field_name in ("api_key_file", "admin_password_file"):
+        name = getattr(site.truenas, field_name)
+        if name is not None and not Path(name).is_absolute():
+            truenas = site.truenas.model_copy(update={field_name: str(site_dir / name)})
+            site = site.model_copy(update={"truenas": truenas})
     return site

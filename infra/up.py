@@ -48,7 +48,7 @@ class Provisioner(SiteOperation):
         report = RunReport("up", self.site.name, self.do.target.kind)
         seen = observe(self.do, self.site)
         # Read-only checks that need the cloud, before the first mutating request.
-        preflight(self.site, self.do, seen.sizes)
+        preflight(self.site, self.do, seen.sizes, self.state.path)
         self.memory_mb = desired.size_memory_mb(self.site, seen.sizes)
         if self.site.tls is not None:
             # The charts are rendered and validated before anything is created: a bad

@@ -70,6 +70,12 @@ def new_api_key(key_id: int = 1) -> str:
     return f"{key_id}-" + "".join(secrets.choice(alphabet) for _ in range(64))
 
 
+def new_password() -> str:
+    """The admin password an image was installed with (the installer's
+    `authentication` for truenas_admin)."""
+    return secrets.token_urlsafe(18)
+
+
 def is_truenas_image(image) -> bool:
     if image is None or image.type != "custom":
         return False
@@ -109,6 +115,7 @@ class _BootDisk:
 
     api_keys: dict[str, str]
     directory: Path
+    state: dict = field(default_factory=dict)    # API key entries, the EULA (api_key.py)
 
 
 @dataclass
@@ -118,6 +125,13 @@ class TrueNASFleet:
     clock: VirtualClock
     api_key: str
     username: str = ADMIN_USERNAME
+    # truenas_admin's password, the same for every image of this world (an image is
+    # built with one; world.json publishes it for tests and tools).
+    admin_password: str = field(default_factory=new_password)
+    # False: every image has the world's API key baked in (a convenience of the fake).
+    # True: images are as a fresh install leaves them, the password and no API key,
+    # so a client must log in with the password and create its own key.
+    fresh_images: bool = False
     services: WorldServices = field(default_factory=WorldServices)
     ports: dict[str, int] = field(init=False)
     nodes: dict[int, FleetNode] = field(init=False, default_factory=dict)
@@ -143,7 +157,8 @@ class TrueNASFleet:
 
     def describe(self) -> dict:
         """The world.json section: what a client needs to reach any node."""
-        return {"api_key": self.api_key, "username": self.username,
+        return {"api_key": None if self.fresh_images else self.api_key,
+                "username": self.username, "admin_password": self.admin_password,
                 "image_url_marker": IMAGE_MARKER, "ports": dict(self.ports)}
 
     @property
@@ -174,13 +189,14 @@ class TrueNASFleet:
 
         disk = self._boot_disks.get(droplet.id)
         if disk is None:
-            disk = _BootDisk({self.api_key: self.username},
-                             self.state_dir / str(droplet.id))
+            baked = {} if self.fresh_images else {self.api_key: self.username}
+            disk = _BootDisk(baked, self.state_dir / str(droplet.id))
             self._boot_disks[droplet.id] = disk
         node = TrueNASNode(
             droplet_id=droplet.id, hostname=droplet.name, address=droplet.public_ipv4,
             clock=self.clock, lock=self.backend.lock, state_dir=disk.directory / "node",
-            api_keys=disk.api_keys,
+            api_keys=disk.api_keys, admin_password=self.admin_password,
+            boot_state=disk.state,
         )
         node.world_services = self.services
         for volume in self.backend.volumes.attached_to(droplet.id):

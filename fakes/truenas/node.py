@@ -10,6 +10,7 @@ BOOTING for BOOT_SECONDS of virtual time, then READY (reference/truenas-api.md Â
 
 from __future__ import annotations
 
+import hmac
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from fakes.clock import VirtualClock
 from fakes.truenas.errors import CallError, MethodNotFound
 from fakes.truenas.jobs import JobManager
 
+ADMIN_USER = "truenas_admin"  # the installer's administrator (25.04+)
 BOOT_SECONDS = 90.0          # TrueNAS middleware takes a minute or two to come up
 TRUENAS_VERSION = "25.10.2"
 CALL_JOURNAL_SIZE = 20000
@@ -33,6 +35,7 @@ class CallContext:
     username: str | None = None
     legacy_jobs: bool = True
     pipe_input: bytes | None = None      # the file part of a /_upload call
+    method: str = ""                     # the method's name, set by TrueNASNode.call
 
 
 Handler = Callable[["TrueNASNode", list, CallContext], Any]
@@ -47,6 +50,9 @@ class TrueNASNode:
     lock: Any
     state_dir: Path
     api_keys: dict[str, str]               # "<id>-<secret>" -> username
+    admin_password: str | None = None      # truenas_admin's, set by the image's installer
+    # What the node keeps on its boot disk besides files: API key entries, the EULA.
+    boot_state: dict = field(default_factory=dict)
     state: str = "BOOTING"
     booted_at: float | None = None
     jobs: JobManager = field(init=False)
@@ -92,6 +98,16 @@ class TrueNASNode:
             if not job.finished:
                 job.fail(CallError("The system is shutting down"))
 
+    # --- credentials ------------------------------------------------------------
+    def api_key_user(self, key: Any) -> str | None:
+        """The user a whole API key ("<id>-<secret>") logs in as, if it is valid."""
+        return self.api_keys.get(key) if isinstance(key, str) else None
+
+    def password_valid(self, username: str, password: str) -> bool:
+        """PAM for the one local account the fake models: truenas_admin."""
+        return (self.admin_password is not None and username == ADMIN_USER
+                and hmac.compare_digest(password.encode(), self.admin_password.encode()))
+
     # --- disks (hot-plugged by the fleet from volume attach/detach) ---------
     def plug_disk(self, serial: str, size_bytes: int, backing_dir: Path) -> None:
         self.storage.plug_disk(serial, size_bytes, backing_dir)
@@ -105,6 +121,7 @@ class TrueNASNode:
         from fakes.truenas.methods import METHODS
 
         self.calls.append(method)
+        context.method = method
         handler = METHODS.get(method)
         if handler is None:
             raise MethodNotFound(method)

@@ -12,15 +12,29 @@ noted:
   `params` is -32600, answered only when the message has an `id`; a missing
   `params` means `[]`; a message without `id` is a notification and gets no reply.
   Neither error has `data`. An unknown method is -32601 "Method does not exist",
-  also without `data`, and is checked before authentication. Unauthenticated
+  also without `data`, and is checked before authentication. Too many positional
+  params is -32602 "Too many arguments (expected N, found M)" at attribute ""
+  (`api/base/handler/accept.py`), `core.ping("x")` included. Unauthenticated
   messages over 8 KiB close the socket (1007), authenticated ones over 64 KiB
   too (1009); a binary frame closes it with 1003.
-- Authentication (`main.py:authorize_method_call`, `plugins/auth.py:login_ex`):
-  only `core.set_options`, `core.ping` and `auth.login_ex` work before login;
-  anything else is CallError('Not authenticated', 207). `API_KEY_PLAIN` with a
-  valid key over a transport without TLS revokes that key and answers
-  `{"response_type": "EXPIRED"}` (reference/truenas-api.md §1); a revoked or wrong key is
-  `AUTH_ERR`.
+- Authentication (`main.py:authorize_method_call`, `plugins/auth.py`): only the
+  methods declared `authentication_required=False` work before login (NO_AUTH_METHODS,
+  each from its `@api_method` in 25.10); anything else is CallError('Not
+  authenticated', 207). `auth.login_ex` `API_KEY_PLAIN` with a valid key over a
+  transport without TLS revokes that key and answers `{"response_type": "EXPIRED"}`;
+  a revoked or wrong key is `AUTH_ERR`. `auth.login_with_api_key(key)` finds the
+  key's user by the key's id, then is `login_ex` API_KEY_PLAIN with
+  `user_info: false`, answering `response_type == SUCCESS` as a boolean (so over
+  ws:// it revokes the key and answers false). Middleware sleeps 1-2 s before
+  answering false for an unknown key id; the fake answers at once.
+  `auth.login_with_token` is the same over TOKEN_PLAIN, `auth.login` over
+  PASSWORD_PLAIN. `auth.mechanism_choices` lists AA_LEVEL1's mechanisms
+  (`utils/auth.py`). `auth.me` is the session user's `user_info`.
+- `core.get_methods(service, target)` (`service/core_service.py`): one entry per
+  public method with `job`, `filterable`, `item_method`, `no_auth_required`,
+  `downloadable`, `uploadable` as middleware computes them; `accepts`/`returns`
+  are JSON Schemas there, and `{}` (any value) here: the fake does not carry its
+  argument models as schemas. `roles` is `[]` (the role table is not modelled).
 - Jobs (`api/base/server/method.py`, `job.py`, reference/truenas-api.md §2): with
   `legacy_jobs` (the default) a job method's result is its id at once; without,
   the response waits for the end of the job and is its result, or the envelope of
@@ -32,9 +46,10 @@ noted:
 - `core.download` answers `[job_id, "/_download/<id>?auth_token=<token>"]`
   (`service/core_service.py:_download`); see `tokens.py`.
 
-Not modelled: the per-connection concurrency limit (-32000), rate limits on
-unauthenticated methods, the `py_exceptions` pickles, extended-JSON decoding of
-incoming params, and error `trace` objects (always null here).
+Errors carry `data.trace` with the fake's own frames (errors.py says what is
+left out). Not modelled: the per-connection concurrency limit (-32000), rate
+limits on unauthenticated methods, the `py_exceptions` pickles, extended-JSON
+decoding of incoming params.
 """
 
 from __future__ import annotations
@@ -53,7 +68,9 @@ from fakes.truenas.errors import (
     ENOMETHOD,
     MESSAGES,
     CallError,
+    InstanceNotFound,
     MethodNotFound,
+    OtherError,
     RpcError,
     ValidationErrors,
     not_authenticated,
@@ -75,8 +92,15 @@ AUTHENTICATED_LIMIT = 65536       # MsgSizeLimit.AUTHENTICATED
 EXTENDED_METHODS = frozenset({"filesystem.file_receive"})   # may send up to 2 MiB
 EXTENDED_LIMIT = 2097152
 
-NO_AUTH_METHODS = frozenset({"core.set_options", "core.ping", "auth.login_ex"})
+# `authentication_required=False` in 25.10: core_service.py (ping, set_options),
+# plugins/auth.py (login, login_ex, login_ex_continue, login_with_api_key,
+# login_with_token, mechanism_choices), plugins/system/lifecycle.py (boot_id).
+NO_AUTH_METHODS = frozenset({
+    "core.set_options", "core.ping", "auth.login", "auth.login_ex", "auth.login_ex_continue",
+    "auth.login_with_api_key", "auth.login_with_token", "auth.mechanism_choices",
+    "system.boot_id"})
 LOGIN_MECHANISMS = ("PASSWORD_PLAIN", "API_KEY_PLAIN", "TOKEN_PLAIN", "OTP_TOKEN")
+AAL1_MECHANISMS = ["API_KEY_PLAIN", "TOKEN_PLAIN", "PASSWORD_PLAIN"]   # utils/auth.py AA_LEVEL1
 SESSION_OPTIONS = ("legacy_jobs", "private_methods", "py_exceptions")
 _NOTHING = object()
 
@@ -123,8 +147,16 @@ class RpcSession:
         hub(node).add(self._server_event)
         self._session_methods: dict[str, Callable[[list, Any], Any]] = {
             "core.set_options": self._set_options,
-            "core.ping": lambda _params, _id: "pong",
+            "core.ping": self._ping,
+            "core.get_methods": self._get_methods,
+            "auth.login": self._login,
             "auth.login_ex": self._login_ex,
+            "auth.login_ex_continue": self._login_ex_continue,
+            "auth.login_with_api_key": self._login_with_api_key,
+            "auth.login_with_token": self._login_with_token,
+            "auth.mechanism_choices": self._mechanism_choices,
+            "auth.me": self._me,
+            "auth.logout": self._logout,
             "auth.generate_token": self._generate_token,
             "core.get_jobs": self._get_jobs,
             "core.job_wait": self._job_wait,
@@ -133,6 +165,11 @@ class RpcSession:
             "core.unsubscribe": self._unsubscribe,
             "core.download": self._download,
         }
+
+    @property
+    def method_names(self) -> frozenset[str]:
+        """The methods this adapter answers itself (the node answers the rest)."""
+        return frozenset(self._session_methods)
 
     @property
     def legacy_jobs(self) -> bool:
@@ -204,7 +241,7 @@ class RpcSession:
             reply(request_id, error=exc)
         except Exception as exc:  # a bug in the fake: answer as middleware would, and say so
             log.exception("fake TrueNAS: %s failed", method)
-            reply(request_id, error=CallError(str(exc) or repr(exc), errnos.EINVAL))
+            reply(request_id, error=OtherError.of(exc))
 
     def _job_result(self, job: Job, request_id: Any, reply: Callable) -> None:
         if self.legacy_jobs:
@@ -302,6 +339,74 @@ class RpcSession:
         self.options.update(options)
         return dict(self.options)
 
+    def _ping(self, params: list, _request_id: Any) -> str:
+        _arguments("core_ping", params, [])
+        return "pong"
+
+    def _login(self, params: list, request_id: Any) -> bool:
+        username, password, otp_token = _arguments(
+            "auth_login", params, [("username", _NOTHING), ("password", _NOTHING),
+                                   ("otp_token", None)])
+        _strings(username=username, password=password)
+        answer = self._login_ex([{"mechanism": "PASSWORD_PLAIN", "username": username,
+                                  "password": password,
+                                  "login_options": {"user_info": False}}], request_id)
+        return answer["response_type"] == "SUCCESS"
+
+    def _login_ex_continue(self, params: list, request_id: Any) -> dict:
+        # api/v25_10_2/auth.py AuthLoginExContinueArgs: OTP_TOKEN is its only mechanism.
+        (data,) = _arguments("auth_login_ex_continue", params, [("data", _NOTHING)])
+        if not isinstance(data, dict) or data.get("mechanism") != "OTP_TOKEN":
+            raise ValidationErrors([("data.mechanism", "Input tag does not match any of the "
+                                     "expected tags: 'OTP_TOKEN'", 22)])
+        return self._login_ex(params, request_id)
+
+    def _login_with_api_key(self, params: list, request_id: Any) -> bool:
+        (api_key,) = _arguments("auth_login_with_api_key", params, [("api_key", _NOTHING)])
+        _strings(api_key=api_key)
+        username = self.node.api_key_user(api_key)
+        if username is None:
+            return False
+        answer = self._login_ex([{"mechanism": "API_KEY_PLAIN", "username": username,
+                                  "api_key": api_key,
+                                  "login_options": {"user_info": False}}], request_id)
+        return answer["response_type"] == "SUCCESS"
+
+    def _login_with_token(self, params: list, request_id: Any) -> bool:
+        (token,) = _arguments("auth_login_with_token", params, [("token", _NOTHING)])
+        _strings(token=token)
+        answer = self._login_ex([{"mechanism": "TOKEN_PLAIN", "token": token,
+                                  "login_options": {"user_info": False}}], request_id)
+        return answer["response_type"] == "SUCCESS"
+
+    def _mechanism_choices(self, params: list, _request_id: Any) -> list:
+        _arguments("auth_mechanism_choices", params, [])
+        return list(AAL1_MECHANISMS)
+
+    def _me(self, params: list, _request_id: Any) -> dict:
+        _arguments("auth_me", params, [])
+        return user_info(self.username)
+
+    def _logout(self, params: list, _request_id: Any) -> bool:
+        # plugins/auth.py logout: unsubscribes the session and ends its login.
+        _arguments("auth_logout", params, [])
+        self.subscriptions.clear()
+        self.username = None
+        return True
+
+    def _get_methods(self, params: list, _request_id: Any) -> dict:
+        service, target = _arguments("core_get_methods", params,
+                                     [("service", None), ("target", "WS")])
+        if service is not None and not isinstance(service, str):
+            raise ValidationErrors([("service", "Input should be a valid string", 22)])
+        if target not in ("WS", "CLI", "REST"):
+            raise ValidationErrors([("target", "Input should be 'WS', 'CLI' or 'REST'", 22)])
+        from fakes.truenas.methods import PRIVATE_METHODS
+
+        names = sorted((set(self._session_methods) | set(node_methods())) - PRIVATE_METHODS)
+        return {name: method_metadata(name) for name in names
+                if service is None or name.rsplit(".", 1)[0] == service}
+
     def _login_ex(self, params: list, _request_id: Any) -> dict:
         (data,) = _arguments("auth_login_ex", params, [("data", _NOTHING)])
         if not isinstance(data, dict) or data.get("mechanism") not in LOGIN_MECHANISMS:
@@ -321,12 +426,14 @@ class RpcSession:
 
         if mechanism == "API_KEY_PLAIN":
             key, username = data["api_key"], data["username"]
-            if self.node.api_keys.get(key) != username:
+            if self.node.api_key_user(key) != username:
                 return {"response_type": "AUTH_ERR"}
             if not self.secure:
                 # plugins/auth.py: "Per NEP if plain API key auth occurs over insecure
                 # transport the key should be automatically revoked."
-                del self.node.api_keys[key]
+                from fakes.truenas.methods.api_key import revoke
+
+                revoke(self.node, key, "Attempt to use over an insecure transport")
                 return {"response_type": "EXPIRED"}
         elif mechanism == "TOKEN_PLAIN":
             token = self.tokens.take(data["token"])
@@ -334,12 +441,13 @@ class RpcSession:
                 return {"response_type": "AUTH_ERR"}
             username = token.username
         elif mechanism == "OTP_TOKEN":
-            # Only valid after an OTP_REQUIRED answer, which this node never gives. The
-            # real message text was not read; the errno (EINVAL) was.
-            raise CallError("OTP token was not requested", errnos.EINVAL)
-        else:
-            # The fake image carries an API key but no password anybody knows.
+            # plugins/auth.py: "OTP tokens are only permitted when prompted", i.e. after
+            # an OTP_REQUIRED answer, which this node never gives (no 2FA account).
+            raise CallError(f"{mechanism}: no authentication in progress", errnos.EINVAL)
+        elif not self.node.password_valid(data["username"], data["password"]):
             return {"response_type": "AUTH_ERR"}
+        else:
+            username = data["username"]
         self.username = username
         return {"response_type": "SUCCESS",
                 "user_info": user_info(username) if want_user_info else None,
@@ -422,6 +530,42 @@ class RpcSession:
         return [job.id, f"/_download/{job.id}?auth_token={token}"]
 
 
+def _strings(**values: Any) -> None:
+    """Arguments pydantic takes as `str` (strict): anything else is -32602."""
+    problems = ValidationErrors()
+    for name, value in values.items():
+        if not isinstance(value, str):
+            problems.add(name, "Input should be a valid string")
+    problems.check()
+
+
+def method_metadata(name: str) -> dict:
+    """One `core.get_methods` entry (service/core_service.py get_methods)."""
+    from fakes.truenas.methods import JOB_METHODS, PIPES
+
+    namespace, _, attribute = name.rpartition(".")
+    pipes = PIPES.get(name, ())
+    return {
+        "description": None, "cli_description": "", "examples": {},
+        "item_method": attribute in ("update", "delete") and namespace in CRUD_NAMESPACES,
+        "no_auth_required": name in NO_AUTH_METHODS,
+        "filterable": attribute == "query" or name == "core.get_jobs",
+        "filterable_schema": None,
+        "pass_application": name.startswith(("auth.", "core.")),
+        "require_websocket": name.startswith(("auth.", "core.")),
+        "job": name in JOB_METHODS,
+        "downloadable": "output" in pipes, "uploadable": "input" in pipes,
+        "check_pipes": bool(pipes),
+        "roles": [], "accepts": {}, "returns": {},
+    }
+
+
+# The CRUDService namespaces the fake serves (their update/delete are item methods).
+CRUD_NAMESPACES = frozenset({"pool", "pool.dataset", "pool.snapshot", "zfs.snapshot",
+                             "pool.snapshottask", "certificate", "acme.dns.authenticator",
+                             "app", "disk", "api_key"})
+
+
 def _discard(_request_id: Any, result: Any = None, error: Any = None) -> None:
     """The reply to a notification: none."""
 
@@ -446,11 +590,12 @@ def _invalid_request(message: dict) -> str | None:
 def _arguments(prefix: str, params: list, spec: list[tuple[str, Any]]) -> list:
     """Positional arguments with defaults; too many or a missing one is -32602.
 
-    The attribute names follow pydantic's argument paths (reference/truenas-api.md §3); the
-    exact messages are pydantic's wording as far as known [I].
+    Too many is `api/base/handler/accept.py` `model_dict_from_list`: attribute "",
+    "Too many arguments (expected N, found M)". A missing one is pydantic's
+    "Field required" at the argument's name.
     """
     if len(params) > len(spec):
-        raise ValidationErrors([(prefix, f"Too many arguments (expected {len(spec)}, "
+        raise ValidationErrors([("", f"Too many arguments (expected {len(spec)}, "
                                  f"found {len(params)})", 22)])
     values = []
     for index, (name, default) in enumerate(spec):
@@ -463,9 +608,9 @@ def _arguments(prefix: str, params: list, spec: list[tuple[str, Any]]) -> list:
     return values
 
 
-def _job_not_found(job_id: Any) -> ValidationErrors:
+def _job_not_found(job_id: Any) -> InstanceNotFound:
     # core_service.py raises InstanceNotFound: a ValidationError with no attribute.
-    return ValidationErrors([(None, f"Job with id {job_id} does not exist", errnos.ENOENT)])
+    return InstanceNotFound(f"Job with id {job_id} does not exist")
 
 
 def _mirror_end(waiter: Job, target: Job) -> None:

@@ -10,10 +10,16 @@ world maps it to (world.json `network.port_map`); other ports are their own numb
 
 Routes of the UI (middleware 25.10 `main.py` and `apps/file_app.py`; reference/truenas-api.md
 §1, §4 Files, §8):
-- `/api/current` and `/api/v25.10.2`: JSON-RPC 2.0 over WebSocket (`rpc.py`);
-- `GET /api/versions`: the versions this node serves (only `v25.10.2`: a real
-  25.10.2 also serves the 25.04.x and older 25.10.x shapes, which the fake does
-  not, so it does not list them);
+- `/api/current` and `/api/<version>` for every version directory of 25.10's
+  `middlewared/api/` (`v24.10`, `v25.04.0`-`.2`, `v25.10.0`-`.2`; `main.py`
+  `_load_api_versions`/`_create_apis`): JSON-RPC 2.0 over WebSocket (`rpc.py`).
+  Middleware serves the older versions through `LegacyAPIMethod`, which converts
+  arguments and results between that version's models and the current ones; the
+  fake answers every version with the current (v25.10.2) shapes, so a field that
+  changed between versions is not converted (README, Fidelity);
+- `GET /api/versions`: those versions but `v24.10`, which `api_versions_handler`
+  hides; `GET /api/boot_id`: `system.boot_id` as JSON, without authentication;
+- the legacy `/websocket` (DDP-style) protocol is not served (404);
 - `POST /_upload`: multipart, first part `data` = `{"method", "params"}`, then one
   `file` part; answers `{"job_id": N}`. The status codes follow `file_app.py`:
   405 when the parts are missing or out of order, 400 for bad JSON, 422 without
@@ -80,6 +86,10 @@ from fakes.truenas.tokens import TokenStore
 log = logging.getLogger(__name__)
 
 API_VERSION = "v" + TRUENAS_VERSION
+# The version directories of middlewared/api on stable/goldeye, oldest first.
+API_VERSIONS = ("v24.10", "v25.04.0", "v25.04.1", "v25.04.2", "v25.10.0", "v25.10.1",
+                API_VERSION)
+HIDDEN_VERSIONS = ("v24.10",)
 STANDARD_PORTS = {"https": 443, "http": 80}
 UI_OWNER = "ui"
 DOWNLOAD_WAIT_SECONDS = 120.0      # wall time a /_download waits for its job to end
@@ -496,7 +506,18 @@ def build_app(server: NodeServer) -> Starlette:
             writer.cancel()
 
     async def versions(_request: Request) -> Response:
-        return JSONResponse([API_VERSION])
+        return JSONResponse([v for v in API_VERSIONS if v not in HIDDEN_VERSIONS])
+
+    async def boot_id(_request: Request) -> Response:
+        def read() -> Any:
+            with node.lock:
+                return node.call("system.boot_id", [], CallContext())
+
+        try:
+            value = await asyncio.to_thread(read)
+        except RpcError as exc:     # still booting: aiohttp answers 500 for an exception
+            return PlainTextResponse(_as_text(exc), 500)
+        return JSONResponse(value)
 
     async def upload(request: Request) -> Response:
         try:
@@ -556,8 +577,9 @@ def build_app(server: NodeServer) -> Starlette:
 
     return Starlette(routes=[
         WebSocketRoute("/api/current", rpc),
-        WebSocketRoute(f"/api/{API_VERSION}", rpc),
+        *(WebSocketRoute(f"/api/{version}", rpc) for version in API_VERSIONS),
         Route("/api/versions", versions, methods=["GET"]),
+        Route("/api/boot_id", boot_id, methods=["GET"]),
         Route("/_upload", upload, methods=["POST", "PUT"]),
         Route("/_download/{job_id:int}", download, methods=["GET"]),
     ])

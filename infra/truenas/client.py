@@ -72,6 +72,13 @@ LOGIN_REFUSALS = {
 }
 
 
+class AdminPassword(Secret):
+    """A password instead of an API key: the client logs in with `PASSWORD_PLAIN`
+    (only to make the site's API key on a fresh node; infra/truenas/credentials.py)."""
+
+    __slots__ = ()
+
+
 def _where(url: str) -> str:
     """scheme://host:port/path of a URL, without credentials or query."""
     parts = urlsplit(url)
@@ -201,13 +208,16 @@ class TrueNASClient:
 
     # --- calls ---------------------------------------------------------------
     def login(self) -> dict:
-        """auth.login_ex with API_KEY_PLAIN; returns the answer (with user_info)."""
+        """auth.login_ex with API_KEY_PLAIN (PASSWORD_PLAIN for an AdminPassword);
+        returns the answer (with user_info)."""
+        if isinstance(self._api_key, AdminPassword):
+            credentials = {"mechanism": "PASSWORD_PLAIN", "username": self.username,
+                           "password": self._api_key.reveal()}
+        else:
+            credentials = {"mechanism": "API_KEY_PLAIN", "username": self.username,
+                           "api_key": self._api_key.reveal()}
         try:
-            answer = self.call("auth.login_ex", {
-                "mechanism": "API_KEY_PLAIN",
-                "username": self.username,
-                "api_key": self._api_key.reveal(),
-            })
+            answer = self.call("auth.login_ex", credentials)
         except MethodNotFound:
             raise AuthenticationFailed(
                 "METHOD_NOT_FOUND",
@@ -219,6 +229,9 @@ class TrueNASClient:
             return answer
         template = LOGIN_REFUSALS.get(
             str(response_type), "answered {kind} to the login of user {user}")
+        if isinstance(self._api_key, AdminPassword) and response_type == "AUTH_ERR":
+            template = ("refused the password of user {user} (AUTH_ERR): check "
+                        "TRUENAS_ADMIN_PASSWORD or the site's truenas.admin_password_file")
         raise AuthenticationFailed(
             str(response_type),
             f"TrueNAS at {self.where} "

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from fakes.clock import VirtualClock
 from fakes.truenas import ejson, events
 from fakes.truenas.ejson import Timestamp
-from fakes.truenas.errors import CallError, ValidationErrors
+from fakes.truenas.errors import CallError, MatchNotFound, ValidationErrors
 from fakes.truenas.jobs import Job
 from fakes.truenas.methods import METHODS
 from fakes.truenas.methods.query import filter_list
@@ -274,6 +274,59 @@ def test_scrub_job_repairs_bit_rot(tank, env):
     assert stop.state == "FAILED" and stop.exc_info["errno"] == errno.ENOENT
 
 
+def test_collections_send_added_changed_removed_where_middleware_does(node, env):
+    heard = []
+    events.hub(node).add(lambda *event: heard.append(event[:3] + (event[3] is not None,)
+                                                      + (event[4],)))
+
+    def took():
+        taken = list(heard)
+        heard.clear()
+        return taken
+
+    pool = job_result(call(node, "pool.create", {"name": "tank", "topology": {
+        "data": [{"type": "MIRROR", "disks": ["sda", "sdb"]}]}}))
+    assert took() == [("pool.query", "added", pool["id"], True, {})]       # pool_/pool.py
+    call(node, "pool.dataset.create", {"name": "tank/apps"})
+    call(node, "pool.dataset.update", "tank/apps", {"comments": "x"})
+    call(node, "pool.dataset.delete", "tank/apps")
+    assert took() == [("pool.dataset.query", "added", "tank/apps", True, {}),
+                      ("pool.dataset.query", "changed", "tank/apps", True, {}),
+                      ("pool.dataset.query", "removed", "tank/apps", False, {})]
+    call(node, "pool.snapshot.create", {"dataset": "tank", "name": "a"})
+    call(node, "pool.snapshot.delete", "tank@a")
+    call(node, "zfs.snapshot.create", {"dataset": "tank", "name": "b"})
+    assert took() == [("zfs.snapshot.query", "added", "tank@a", True, {}),
+                      ("pool.snapshot.query", "added", "tank@a", True, {}),
+                      ("zfs.snapshot.query", "removed", "tank@a", False, {}),
+                      ("pool.snapshot.query", "removed", "tank@a", False, {"recursive": False}),
+                      ("zfs.snapshot.query", "added", "tank@b", True, {})]
+    task = call(node, "pool.snapshottask.create", {"dataset": "tank"})
+    call(node, "pool.snapshottask.update", task["id"], {"enabled": False})
+    call(node, "pool.snapshottask.delete", task["id"])
+    assert [e[:4] for e in took()] == [("pool.snapshottask.query", "added", task["id"], True),
+                                       ("pool.snapshottask.query", "changed", task["id"], True),
+                                       ("pool.snapshottask.query", "removed", task["id"], False)]
+    with pytest.raises(ValidationErrors):
+        call(node, "pool.dataset.create", {"name": "tank/bad name!"})
+    assert took() == []                                  # a refused change sends nothing
+    job_result(call(node, "pool.export", pool["id"]))
+    assert took() == [("pool.query", "removed", pool["id"], False, {})]  # pool_/export.py
+    [found] = job_result(call(node, "pool.import_find"))
+    job_result(call(node, "pool.import_pool", {"guid": found["guid"]}))
+    assert [e[:2] for e in took()] == [("pool.query", "added")]   # pool_/import_pool.py
+
+
+def test_datetimes_are_whole_seconds_and_creation_agrees_with_itself(tank, env):
+    env.clock.advance(0.75)
+    snapshot = call(tank, "pool.snapshot.create", {"dataset": "tank", "name": "s"})
+    creation = snapshot["properties"]["creation"]
+    wire = ejson.encode(creation["parsed"])
+    assert wire == {"$date": int(creation["rawvalue"]) * 1000}
+    boottime = ejson.encode(call(tank, "system.info")["boottime"])["$date"]
+    assert boottime % 1000 == 0
+
+
 def test_export_move_and_import_through_the_api(tank, env):
     call(tank, "pool.dataset.create", {"name": "tank/apps"})
     upload(tank, "/mnt/tank/apps/db.sqlite", b"rows")
@@ -406,12 +459,19 @@ def test_snapshot_tasks_fire_on_the_clock_and_keep_their_retention(tank, env):
 
 # --- query filters and options -----------------------------------------------
 def test_query_get_with_no_match_is_match_not_found(tank):
-    with pytest.raises(CallError) as caught:
+    # service_exception.py: MatchNotFound is an IndexError, so rpc.py sends
+    # `str(e) or repr(e)` with errno EINVAL and no "[EINVAL]" prefix.
+    with pytest.raises(MatchNotFound) as caught:
         call(tank, "pool.query", [["name", "=", "nope"]], {"get": True})
-    assert (caught.value.errno, caught.value.message) == (errno.EINVAL, "MatchNotFound()")
+    data = caught.value.data()
+    assert (caught.value.code, data["error"], data["reason"]) == (-32001, 22, "MatchNotFound()")
+    assert data["trace"]["class"] == "MatchNotFound"
+    # InstanceNotFound is one ValidationError: its str() has no trailing newline.
     with pytest.raises(ValidationErrors) as caught:
         call(tank, "pool.get_instance", 42)
     assert caught.value.errors == [(None, "Pool 42 does not exist", errno.ENOENT)]
+    assert caught.value.data()["reason"] == "[ENOENT] None: Pool 42 does not exist"
+    assert caught.value.data()["trace"]["class"] == "InstanceNotFound"
 
 
 def test_filters_nested_keys_or_wildcards_select_and_order():

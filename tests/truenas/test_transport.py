@@ -308,7 +308,9 @@ def test_the_node_presents_its_own_self_signed_certificate(node) -> None:
             (ADDRESS, node.server.ports["https"]), timeout=TIMEOUT)) as tls:
         assert tls.version() == "TLSv1.3"
     versions = node.session().get(node.https("/api/versions"), timeout=TIMEOUT)
-    assert versions.json() == ["v25.10.2"]
+    # main.py api_versions_handler: every version directory of 25.10 but v24.10.
+    assert versions.json() == ["v25.04.0", "v25.04.1", "v25.04.2", "v25.10.0", "v25.10.1",
+                               "v25.10.2"]
 
 
 def test_an_api_key_over_wss_logs_in(rpc) -> None:
@@ -391,8 +393,10 @@ def test_a_notification_gets_no_reply(admin) -> None:
     assert admin.receive() == {"jsonrpc": "2.0", "result": "pong", "id": request_id}
 
 
-def test_results_are_extended_json(admin) -> None:
-    assert admin.result("test.echo", "x")["at"] == {"$date": 1_700_000_000_500}
+def test_results_are_extended_json_in_whole_seconds(admin) -> None:
+    # truenas_api_client/ejson.py encodes timegm(timetuple()) * 1000: the fraction
+    # of a second is dropped, and its decoder would add any remainder twice.
+    assert admin.result("test.echo", "x")["at"] == {"$date": 1_700_000_000_000}
 
 
 def test_a_large_anonymous_message_closes_the_connection(rpc) -> None:
@@ -561,3 +565,77 @@ def test_a_stopped_server_refuses_connections_at_once(methods, tmp_path) -> None
     finally:
         stopped.stop()
     assert not stopped.server.running
+
+
+# --- what third-party clients send (issue 10, the fake TrueNAS node) ------------------
+def test_login_with_api_key_answers_a_boolean_and_logs_in(node, rpc) -> None:
+    # plugins/auth.py login_with_api_key: the key's id finds its user, then login_ex.
+    assert rpc.result("auth.login_with_api_key", "1-" + "z" * 64) is False
+    assert rpc.result("auth.login_with_api_key", "99-" + "k" * 64) is False
+    assert rpc.result("auth.login_with_api_key", "not a key") is False
+    assert_error(rpc.call("auth.me"), -32001, "Method call error", "ENOTAUTHENTICATED")
+    assert rpc.result("auth.login_with_api_key", API_KEY) is True
+    me = rpc.result("auth.me")
+    assert me["pw_name"] == "truenas_admin" and me["privilege"]["roles"] == {"$set": ["FULL_ADMIN"]}
+    data = assert_error(rpc.call("auth.login_with_api_key", 5), -32602, "Invalid params",
+                        "EINVAL")
+    assert data["extra"] == [["api_key", "Input should be a valid string", 22]]
+
+
+def test_login_with_api_key_over_plain_ws_revokes_the_key(node) -> None:
+    key = "4-" + "w" * 64
+    with node.lock:
+        node.model.api_keys[key] = "truenas_admin"
+    with node.connect("ws", "/api/v25.04.2") as plain:
+        assert plain.result("auth.login_with_api_key", key) is False
+        assert_error(plain.call("auth.me"), -32001, "Method call error", "ENOTAUTHENTICATED")
+    assert key not in node.model.api_keys
+
+
+def test_anonymous_methods_are_the_ones_middleware_leaves_open(node, rpc) -> None:
+    assert rpc.result("auth.mechanism_choices") == ["API_KEY_PLAIN", "TOKEN_PLAIN",
+                                                    "PASSWORD_PLAIN"]
+    boot_id = rpc.result("system.boot_id")
+    assert boot_id == node.session().get(node.https("/api/boot_id"), timeout=TIMEOUT).json()
+    for method in ("core.get_methods", "boot.get_state", "auth.me"):
+        assert_error(rpc.call(method), -32001, "Method call error", "ENOTAUTHENTICATED")
+
+
+def test_get_methods_tells_jobs_from_plain_methods(admin) -> None:
+    methods = admin.result("core.get_methods")
+    assert methods["test.echo"]["job"] is False
+    assert methods["core.job_wait"]["job"] is True
+    assert methods["auth.login_with_api_key"]["no_auth_required"] is True
+    assert methods["core.get_jobs"]["filterable"] is True
+    only_auth = admin.result("core.get_methods", "auth")
+    assert "auth.me" in only_auth and not any(not n.startswith("auth.") for n in only_auth)
+
+
+def test_every_version_the_node_lists_speaks_json_rpc(node) -> None:
+    listed = node.session().get(node.https("/api/versions"), timeout=TIMEOUT).json()
+    for version in [*listed, "v24.10"]:
+        with node.connect("wss", f"/api/{version}") as client:
+            assert client.result("core.ping") == "pong"
+
+
+def test_too_many_arguments_is_invalid_params_at_no_attribute(rpc) -> None:
+    # api/base/handler/accept.py model_dict_from_list
+    data = assert_error(rpc.call("core.ping", "x"), -32602, "Invalid params", "EINVAL")
+    assert data["extra"] == [["", "Too many arguments (expected 0, found 1)", 22]]
+    assert data["reason"] == "[EINVAL] : Too many arguments (expected 0, found 1)\n"
+
+
+def test_errors_carry_a_trace_of_the_fake_without_secrets(node, rpc) -> None:
+    secret = "5-" + "s" * 64
+    answer = rpc.call("auth.login_ex", {"mechanism": "API_KEY_PLAIN", "api_key": secret})
+    data = assert_error(answer, -32602, "Invalid params", "EINVAL")
+    trace = data["trace"]
+    assert set(trace) == {"class", "frames", "formatted", "repr"}
+    assert trace["class"] == "ValidationErrors"
+    assert trace["frames"] and all({"filename", "lineno", "method", "line"} <= set(frame)
+                                   for frame in trace["frames"])
+    assert "fakes/truenas/" in trace["formatted"]
+    assert secret not in json.dumps(answer)
+    unauthenticated = assert_error(rpc.call("core.get_jobs"), -32001, "Method call error",
+                                   "ENOTAUTHENTICATED")
+    assert unauthenticated["trace"]["class"] == "CallError"

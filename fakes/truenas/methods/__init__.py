@@ -19,7 +19,9 @@ import functools
 
 from fakes.truenas.errors import CallError
 from fakes.truenas.methods import (
+    api_key,
     app,
+    boot,
     certificate,
     dataset,
     disk,
@@ -32,6 +34,25 @@ from fakes.truenas.methods import (
 )
 
 ALWAYS_AVAILABLE = ("system.state", "system.ready")
+
+# The methods that are jobs (`@job` in their 25.10 plugin; each vendored schema's
+# `job` agrees, tests/truenas/test_schemas.py checks both against what the handler
+# returns), and their pipes (`job(pipes=[...])`): `core.get_methods` publishes both.
+JOB_METHODS = frozenset({
+    "pool.create", "pool.replace", "pool.scrub", "pool.export", "pool.import_find",
+    "pool.import_pool", "filesystem.put", "filesystem.get", "filesystem.chown",
+    "certificate.create", "certificate.update", "certificate.delete", "docker.update",
+    "app.create", "app.update", "app.delete", "app.start", "app.stop", "app.redeploy",
+    "core.job_wait"})
+PIPES = {"filesystem.put": ("input",), "filesystem.get": ("output",)}
+# Served because clients and the project call them, but private in 25.10 (`@private`,
+# or a service with `private = True`): no API model, and `core.get_methods` leaves
+# them out. disk.get_unused: plugins/disk_/availability.py; pool.flatten_topology:
+# plugins/pool_/topology.py; zfs.snapshot.*: plugins/zfs_/snapshot.py (Config private).
+PRIVATE_METHODS = frozenset({
+    "disk.get_unused", "pool.flatten_topology", "zfs.snapshot.query",
+    "zfs.snapshot.get_instance", "zfs.snapshot.create", "zfs.snapshot.delete",
+    "zfs.snapshot.rollback", "zfs.snapshot.clone"})
 
 
 def _when_ready(name, handler):
@@ -49,9 +70,9 @@ def _when_ready(name, handler):
 
 METHODS = {
     name: _when_ready(name, handler)
-    for module in (system, disk, pool, dataset, snapshot, snapshottask, filesystem,
+    for module in (system, api_key, boot, disk, pool, dataset, snapshot, snapshottask, filesystem,
                    certificate, docker, app)
     for name, handler in module.METHODS.items()
 }
 
-__all__ = ["METHODS"]
+__all__ = ["JOB_METHODS", "METHODS", "PIPES", "PRIVATE_METHODS"]

@@ -37,7 +37,7 @@ from fakes.truenas.methods.cert_specs import (
     CERTIFICATE_UPDATE,
     without_secrets,
 )
-from fakes.truenas.methods.common import instance_not_found, query_methods, submit
+from fakes.truenas.methods.common import crud_event, instance_not_found, query_methods, submit
 from fakes.truenas.methods.params import (
     EMPTY,
     MISSING,
@@ -222,7 +222,9 @@ def _insert(node, job, data: dict, **fields: Any) -> None:
     record = store.add(name=data["name"], add_to_trusted_store=data["add_to_trusted_store"],
                        **fields)
     job.set_progress(100, "Certificate created successfully")
-    job.succeed(store.entry(record, node.clock.now()))
+    entry = store.entry(record, node.clock.now())
+    crud_event(node, "certificate", "create", entry)
+    job.succeed(entry)
 
 
 # --- ACME ------------------------------------------------------------------------------------
@@ -350,7 +352,9 @@ def update(node, params, ctx):
             record.renew_days = data["renew_days"]
         store.save()
         job.set_progress(90, "Finalizing changes")
-        job.succeed(store.entry(record, node.clock.now()))
+        entry = store.entry(record, node.clock.now())
+        crud_event(node, "certificate", "update", entry, cert_id)
+        job.succeed(entry)
 
     return submit(node, ctx, "certificate.update", params, start)
 
@@ -398,6 +402,7 @@ def _finish_delete(node, job, cert_id: int) -> None:
     store = store_of(node)
     if store.get(cert_id) is not None:
         store.delete(cert_id, [])
+    crud_event(node, "certificate", "delete", True, cert_id)
     job.set_progress(100)
     job.succeed(True)
 
@@ -405,7 +410,9 @@ def _finish_delete(node, job, cert_id: int) -> None:
 # --- acme.dns.authenticator.* ----------------------------------------------------------------
 def auth_create(node, params, ctx):
     (data,) = parse(params, [("dns_authenticator_create", AUTHENTICATOR_CREATE, MISSING)])
-    return store_of(node).add_authenticator(data["name"], data["attributes"]).entry()
+    entry = store_of(node).add_authenticator(data["name"], data["attributes"]).entry()
+    crud_event(node, "acme.dns.authenticator", "create", entry)
+    return entry
 
 
 AUTHENTICATOR_UPDATE = Obj({"attributes": Field(Obj(extra=True), NOT_GIVEN),
@@ -432,7 +439,9 @@ def auth_update(node, params, ctx):
     errors.check()
     current.name, current.attributes = name, checked
     store.save()
-    return current.entry()
+    entry = current.entry()
+    crud_event(node, "acme.dns.authenticator", "update", entry, auth_id)
+    return entry
 
 
 def auth_delete(node, params, ctx):
@@ -441,6 +450,7 @@ def auth_delete(node, params, ctx):
     if auth_id not in store.authenticators:
         raise instance_not_found("DNSAuthenticator", auth_id)
     store.delete_authenticator(auth_id)
+    crud_event(node, "acme.dns.authenticator", "delete", True, auth_id)
     return True
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from fakes.truenas.errors import ValidationErrors
+from fakes.truenas import events
+from fakes.truenas.errors import InstanceNotFound
 from fakes.truenas.methods.params import EMPTY, MISSING, parse
 from fakes.truenas.methods.query import QUERY_ARGS, QUERY_OPTIONS, filter_list
 
@@ -21,10 +21,28 @@ def submit(node: TrueNASNode, ctx: CallContext, method: str, params: list,
     return node.jobs.submit(method, params, start, message_id=ctx.message_id, **options)
 
 
-def instance_not_found(what: str, instance_id: Any) -> ValidationErrors:
-    """`get_instance` misses raise InstanceNotFound: a ValidationError with no
-    attribute and errno ENOENT (service_exception.py)."""
-    return ValidationErrors([(None, f"{what} {instance_id} does not exist", errno.ENOENT)])
+def instance_not_found(what: str, instance_id: Any) -> InstanceNotFound:
+    """`get_instance` misses raise InstanceNotFound: one ValidationError with no
+    attribute and errno ENOENT (service_exception.py), so its reason is
+    `str(ValidationError)`, "[ENOENT] None: <message>", with no trailing newline
+    (that newline is ValidationErrors.__str__'s, one per error)."""
+    return InstanceNotFound(f"{what} {instance_id} does not exist")
+
+
+ACTION_EVENTS = {"create": "added", "update": "changed", "delete": "removed"}
+
+
+def crud_event(node: TrueNASNode, namespace: str, action: str, result: Any,
+               instance_id: Any = None) -> None:
+    """What CRUDService's wrapper sends after do_create/do_update/do_delete when its
+    Config keeps `event_send` (service/crud_service.py `_get_crud_wrapper_func`):
+    `<namespace>.query` ADDED/CHANGED with `fields` = the returned entry, REMOVED
+    with the id only; nothing when the result is not an entry with an `id`."""
+    if action != "delete" and not (isinstance(result, dict) and "id" in result):
+        return
+    fields = result if isinstance(result, dict) else None
+    events.publish(node, f"{namespace}.query", ACTION_EVENTS[action],
+                   id=instance_id if instance_id is not None else result["id"], fields=fields)
 
 
 def get_instance_of(entries: list[dict], key: str, value: Any, what: str,

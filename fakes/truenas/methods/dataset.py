@@ -11,7 +11,9 @@ from __future__ import annotations
 import errno
 
 from fakes.truenas.errors import CallError, ValidationErrors
+from fakes.truenas.events import publish
 from fakes.truenas.methods.common import get_instance_of as _get_instance
+from fakes.truenas.methods.common import instance_not_found
 from fakes.truenas.methods.params import (
     EMPTY,
     MISSING,
@@ -114,14 +116,17 @@ def create(node, params, ctx):
                     user_props=user_props, create_ancestors=data["create_ancestors"],
                     now=storage.now(), attribute=attribute)
     pool.commit()
-    return datasets.entry(pool, rel)
+    entry = datasets.entry(pool, rel)
+    # plugins/pool_/dataset.py do_create: send_event('pool.dataset.query', 'ADDED', ...)
+    publish(node, "pool.dataset.query", "added", id=name, fields=entry)
+    return entry
 
 
 def update(node, params, ctx):
     name, data = parse(params, [("id", Str(), MISSING), ("data", UPDATE, MISSING)])
     found = node.storage.find_dataset(name)
     if found is None:
-        raise ValidationErrors([(None, f"Dataset {name} does not exist", errno.ENOENT)])
+        raise instance_not_found("Dataset", name)      # get_instance(id_) raises it
     pool, rel = found
     pool.require_writable()
     record = pool.meta["datasets"][rel]
@@ -139,7 +144,10 @@ def update(node, params, ctx):
         elif "key" in prop and "value" in prop:
             record["user_props"][prop["key"]] = prop["value"]
     pool.commit()
-    return datasets.entry(pool, rel)
+    entry = datasets.entry(pool, rel)
+    # plugins/pool_/dataset.py do_update: send_event('pool.dataset.query', 'CHANGED', ...)
+    publish(node, "pool.dataset.query", "changed", id=name, fields=entry)
+    return entry
 
 
 def delete(node, params, ctx):
@@ -150,6 +158,9 @@ def delete(node, params, ctx):
     pool, rel = found
     datasets.delete(pool, rel, recursive=options["recursive"])
     pool.commit()
+    # plugins/zfs_/zfs_events.py: the ZFS history event of a destroy sends
+    # pool.dataset.query REMOVED (once per destroyed dataset there; once here).
+    publish(node, "pool.dataset.query", "removed", id=name)
     return True
 
 

@@ -9,6 +9,7 @@ fail the job (exc_info.type "VALIDATION"), as they do in middleware.
 
 from __future__ import annotations
 
+from fakes.truenas.events import publish
 from fakes.truenas.methods.common import instance_not_found, query_methods, submit
 from fakes.truenas.methods.params import (
     EMPTY,
@@ -88,7 +89,10 @@ def create(node, params, ctx):
             allow_duplicate_serials=data["allow_duplicate_serials"],
             other_vdevs={k: topology[k] for k in ("special", "dedup", "cache", "log", "spares")},
             encryption=data["encryption"])
-        job.succeed(pool.to_entry())
+        entry = pool.to_entry()
+        # plugins/pool_/pool.py do_create: send_event('pool.query', 'ADDED', ...)
+        publish(node, "pool.query", "added", id=entry["id"], fields=entry)
+        job.succeed(entry)
 
     return submit(node, ctx, "pool.create", params, start,
                   description=f"Creating pool {data['name']}")
@@ -128,6 +132,8 @@ def export(node, params, ctx):
     def start(job):
         node.storage.export_pool(_pool(node, pool_id), cascade=options["cascade"],
                                  destroy=options["destroy"])
+        # plugins/pool_/export.py: send_event('pool.query', 'REMOVED', id=oid)
+        publish(node, "pool.query", "removed", id=pool_id)
         job.succeed(None)
 
     return submit(node, ctx, "pool.export", params, start, description="Exporting pool")
@@ -143,7 +149,9 @@ def import_pool(node, params, ctx):
     (data,) = parse(params, [("pool_import", IMPORT_ARGS, MISSING)])
 
     def start(job):
-        node.storage.import_pool(data["guid"], data["name"])
+        entry = node.storage.import_pool(data["guid"], data["name"]).to_entry()
+        # plugins/pool_/import_pool.py: send_event('pool.query', 'ADDED', ...)
+        publish(node, "pool.query", "added", id=entry["id"], fields=entry)
         job.succeed(True)
 
     return submit(node, ctx, "pool.import_pool", params, start, description="Importing pool")

@@ -15,7 +15,7 @@ their semantics):
   middleware's order: filter (and select), count, order_by ("-" reverses,
   "nulls_first:"/"nulls_last:" place nulls), get, offset, limit (at most 10000);
 - `get` with no match raises MatchNotFound, an IndexError: -32001, errno EINVAL,
-  reason "MatchNotFound()".
+  reason "MatchNotFound()" (repr: its str() is empty), no "[EINVAL]" prefix.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import operator
 import re
 from typing import Any
 
-from fakes.truenas.ejson import Timestamp
-from fakes.truenas.errors import CallError, ValidationErrors
+from fakes.truenas.ejson import Timestamp, date_millis
+from fakes.truenas.errors import CallError, MatchNotFound, ValidationErrors
 from fakes.truenas.methods.params import (
     EMPTY,
     AnyValue,
@@ -97,7 +97,7 @@ def lookup(entry: Any, parts: list[str]) -> tuple[Any, list[str] | None]:
     current = entry
     for i, part in enumerate(parts):
         if part == "$date" and isinstance(current, float):
-            current = int(current * 1000)
+            current = date_millis(current)      # what the client sees on the wire
         elif isinstance(current, dict):
             current = current.get(part, _UNDEFINED)
             if current is _UNDEFINED:
@@ -237,8 +237,8 @@ def order(entries: list[dict], order_by: list[str]) -> list[dict]:
     return entries
 
 
-def match_not_found() -> CallError:
-    return CallError("MatchNotFound()", errno.EINVAL)
+def match_not_found() -> MatchNotFound:
+    return MatchNotFound()
 
 
 def filter_list(entries: list[dict], filters: list | None = None,

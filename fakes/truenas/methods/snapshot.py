@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 
 from fakes.truenas.errors import CallError, ValidationErrors
+from fakes.truenas.events import publish
 from fakes.truenas.methods.common import query_methods
 from fakes.truenas.methods.dataset import local_props
 from fakes.truenas.methods.params import (
@@ -110,7 +111,10 @@ def create(node, params, ctx):
     keys = snapshots.create(pool, rel, name, recursive=data["recursive"],
                             exclude=data["exclude"], now=now, user_props=user_props)
     pool.commit()
-    return snapshots.entry(pool, keys[0])
+    entry = snapshots.entry(pool, keys[0])
+    for namespace in _event_namespaces(ctx):
+        publish(node, f"{namespace}.query", "added", id=entry["id"], fields=entry)
+    return entry
 
 
 def delete(node, params, ctx):
@@ -119,6 +123,9 @@ def delete(node, params, ctx):
     pool, key = _find(node, snapshot_id)
     snapshots.delete(pool, key, recursive=options["recursive"])
     pool.commit()
+    for namespace in _event_namespaces(ctx):
+        extra = {"recursive": options["recursive"]} if namespace == "pool.snapshot" else {}
+        publish(node, f"{namespace}.query", "removed", id=snapshot_id, **extra)
     return True
 
 
@@ -148,6 +155,15 @@ def clone(node, params, ctx):
     snapshots.clone(pool, key, rel, node.storage.now(), local_props(data["dataset_properties"]))
     pool.commit()
     return True
+
+
+def _event_namespaces(ctx) -> tuple[str, ...]:
+    """pool.snapshot.create/delete call zfs.snapshot.create/delete, a CRUDService
+    whose wrapper sends zfs.snapshot.query ADDED/REMOVED (crud_service.py), then
+    send pool.snapshot.query ADDED/REMOVED themselves (plugins/pool_/snapshot.py
+    do_create, do_delete with extra `recursive`); zfs.snapshot.* alone sends the first."""
+    return ("zfs.snapshot", "pool.snapshot") if ctx.method.startswith("pool.") \
+        else ("zfs.snapshot",)
 
 
 METHODS = {}

@@ -7,7 +7,7 @@ takes a snapshot now and returns null.
 
 from __future__ import annotations
 
-from fakes.truenas.methods.common import instance_not_found, query_methods
+from fakes.truenas.methods.common import crud_event, instance_not_found, query_methods
 from fakes.truenas.methods.params import (
     EMPTY,
     MISSING,
@@ -66,18 +66,23 @@ def _task(node, task_id):
 
 def create(node, params, ctx):
     (data,) = parse(params, [("data", CREATE, MISSING)])
-    return node.storage.tasks.create(data).entry()
+    entry = node.storage.tasks.create(data).entry()
+    crud_event(node, "pool.snapshottask", "create", entry)
+    return entry
 
 
 def update(node, params, ctx):
     task_id, data = parse(params, [("id", Int(), MISSING), ("data", UPDATE, MISSING)])
-    return node.storage.tasks.update(_task(node, task_id), data).entry()
+    entry = node.storage.tasks.update(_task(node, task_id), data).entry()
+    crud_event(node, "pool.snapshottask", "update", entry, task_id)
+    return entry
 
 
 def delete(node, params, ctx):
     task_id, _options = parse(params, [("id", Int(), MISSING),
                                        ("options", DELETE_OPTIONS, EMPTY)])
     node.storage.tasks.delete(_task(node, task_id))
+    crud_event(node, "pool.snapshottask", "delete", True, task_id)
     return True
 
 

@@ -208,7 +208,7 @@ def entry(pool: Pool, rel: str) -> dict:
         "usedbychildren": props.statistic(by_children),
         "usedbyrefreservation": props.statistic(0),
         "available": props.statistic(available),
-        "creation": props.creation(record["created"], Timestamp(record["created"])),
+        "creation": props.creation(record["created"], Timestamp(int(record["created"]))),
         "origin": props.fixed(origin, origin or "", origin or ""),
         "compressratio": props.fixed("1.00", "1.00", "1.00x"),
         "encryption_algorithm": props.fixed(None, "off", None),

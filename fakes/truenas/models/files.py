@@ -236,6 +236,10 @@ def stat(storage: NodeStorage, path: str) -> dict:
                        uid=record["uid"], gid=record["gid"])
 
 
+STAT_ONLY = frozenset({"atime", "btime", "ctime", "mtime", "dev", "inode", "nlink", "user",
+                       "group"})
+
+
 def listdir(storage: NodeStorage, path: str) -> list[dict]:
     loc = resolve(storage, path)
     if loc.pool is None:
@@ -257,6 +261,9 @@ def listdir(storage: NodeStorage, path: str) -> list[dict]:
     for name in names:
         child_path = posixpath.join(loc.path, name)
         entry = stat(storage, child_path)
-        entries.append({"name": name, "path": child_path, **entry, "xattrs": [],
+        # FilesystemDirQueryResultItem (api/v25_10_2/filesystem.py) carries no times,
+        # inode, dev, nlink, user or group: those are filesystem.stat's alone.
+        listed = {key: value for key, value in entry.items() if key not in STAT_ONLY}
+        entries.append({"name": name, "path": child_path, **listed, "xattrs": [],
                         "zfs_attrs": []})
     return entries

@@ -192,7 +192,8 @@ def entry(pool: Pool, snap_key: str, holds: bool = False, retention: dict | None
         "createtxg": str(snap["createtxg"]),
         "properties": {
             "creation": _prop(time.strftime("%a %b %e %H:%M %Y", time.gmtime(created)),
-                              str(int(created)), Timestamp(created)),
+                              # ZFS keeps creation in whole seconds: parsed == rawvalue
+                              str(int(created)), Timestamp(int(created))),
             "createtxg": _prop(str(snap["createtxg"]), str(snap["createtxg"]),
                                snap["createtxg"]),
             "used": _size_prop(unique),
