@@ -600,7 +600,11 @@ class AppsRuntime:
         # Docker's data root is <pool>/ix-apps/docker: the images pulled before are there
         self.images |= {service.image for service in project.services.values()}
         self._apps.setdefault(pool, {})[name] = app
-        restarts = all(s.restart.partition(":")[0] in ("always", "unless-stopped")
+        # dockerd restarts, at its start, the containers whose policy is always or
+        # unless-stopped. The fake brings the whole project up when any service has
+        # such a policy: a one-shot job (on-failure) beside them runs again, which the
+        # real boot does not do (harmless for an idempotent job such as db-init).
+        restarts = any(s.restart.partition(":")[0] in ("always", "unless-stopped")
                        for s in project.services.values())
         if stopped or not restarts or not project.services:
             self.app_changed(app)
