@@ -1,5 +1,4 @@
-"""The services of issue 5 as the fake node runs them: cockroach, redis and uro, and
-the Caddy emulation stripping a path prefix in front of uro.
+"""The services of issue 5 as the fake node runs them: cockroach, redis and uro.
 
 Runtime tests go through JSON-RPC on the virtual clock (test_apps_runtime.Env); one
 test runs the apps on a fake droplet behind a DigitalOcean firewall and talks to them
@@ -19,13 +18,6 @@ from fakes.world import World
 from tests.truenas.nodes import TIMEOUT, Rpc, advance, logged_in, truenas_droplet
 from tests.truenas.test_apps_network import docker_on_a_pool
 from tests.truenas.test_apps_runtime import Env, succeeded
-from tests.truenas.test_caddy_emulation import (
-    EchoBackend,
-    HostFiles,
-    LoopThread,
-    fetch,
-    start,
-)
 
 INTERNET = "127.3.0.1"
 URO_ENV = {"URL": "https://uro.example.test/api/v1/", "ROOT_ORIGIN": "https://uro.example.test",
@@ -136,32 +128,6 @@ def test_redis_answers_resp_and_keeps_its_data_in_data(docker):
     succeeded(job)
     uro = container(docker, "uro", "uro").running_view
     assert uro.ask("redis:6379", b"GET user\r\n") == b"$3\r\nada\r\n"
-
-
-# --- the Caddy emulation ---------------------------------------------------------------------
-def test_the_caddy_emulation_strips_a_path_prefix_before_proxying(files: HostFiles,
-                                                                  loop: LoopThread,
-                                                                  backend: EchoBackend):
-    files.write_config({"admin": {"disabled": True}, "apps": {"http": {"servers": {"http": {
-        "listen": [":80"], "automatic_https": {"disable": True}, "routes": [
-            {"match": [{"host": ["uro.example.test"], "path": ["/api/v1/*"]}],
-             "handle": [{"handler": "rewrite", "strip_path_prefix": "/api/v1"},
-                        {"handler": "reverse_proxy", "upstreams": [{"dial": "uro:4000"}]}],
-             "terminal": True},
-            {"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "uro:4000"}]}]},
-        ]}}}}})
-    ports = loop.serve(start(files, {"uro:4000": ("127.0.0.1", backend.port)}).services())
-
-    def path_seen(path: str) -> str:
-        reply = fetch(ports[80], path, host="uro.example.test")
-        assert reply.status == 201
-        return json.loads(reply.body)["path"]
-
-    assert path_seen("/api/v1/health") == "/health"
-    assert path_seen("/api/v1/health?full=1") == "/health?full=1"
-    assert path_seen("/API/V1//avatars/a%20b.png") == "/avatars/a%20b.png"
-    assert path_seen("/api/v1/") == "/"
-    assert path_seen("/api/v2/health") == "/api/v2/health"     # not matched: not stripped
 
 
 # --- over the wire, behind a cloud firewall -------------------------------------------------

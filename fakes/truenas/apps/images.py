@@ -113,6 +113,13 @@ class RunningContainer:
         self.read_only: set[str] = {m.target for m in service.mounts if m.read_only}
         self.node_address: str = host.node.address
         self.state: dict[str, Any] = {}        # the behaviour's own scratch space
+        # TCP container ports the service publishes (a process may listen on them later)
+        self.published_ports: list[int] = sorted({b.container_port for b in service.ports
+                                                  if b.protocol == "tcp"})
+        self.healthcheck_test: tuple[str, ...] = (tuple(service.healthcheck.test)
+                                                  if service.healthcheck else ())
+        # where a real program's private files live on this machine (process.py)
+        self.work_dir = host.node.state_dir / "containers" / host.name
 
     # --- files ------------------------------------------------------------------
     def read_host_file(self, host_path: str) -> bytes | None:
@@ -130,6 +137,11 @@ class RunningContainer:
         """uid and gid of a path on the node (None if it is not there): what decides
         whether a process running as a given user may write there. Takes node.lock."""
         return self._host.host_owner(host_path)
+
+    def list_host_files(self, host_path: str) -> dict[str, str] | None:
+        """The files under a directory on the node, relative name -> content id (a new
+        id for new bytes), or None when it is not there. Takes node.lock."""
+        return self._host.runtime.list_host_files(host_path)
 
     def host_path(self, container_path: str) -> str | None:
         """The host path behind a path inside the container (longest mount wins)."""
@@ -203,6 +215,12 @@ class RunningContainer:
         with node.lock held."""
         if self.running:
             self._host.process_exited(code, reason)
+
+    def exit_async(self, code: int, reason: str = "") -> None:
+        """`exit` from a thread that does not hold node.lock (a real process's
+        watcher): takes it."""
+        with self._host.node.lock:
+            self.exit(code, reason)
 
 
 class ImageBehaviour:

@@ -341,6 +341,21 @@ class AppsRuntime:
         with self.node.lock:
             self.node.storage.write_file(self._on_pool(host_path), data)
 
+    def list_host_files(self, host_path: str) -> dict[str, str] | None:
+        """Files under a directory of a pool dataset: relative name -> object id."""
+        from fakes.truenas.models.files import resolve
+
+        with self.node.lock:
+            try:
+                loc = resolve(self.node.storage, self._on_pool(host_path))
+            except CallError:
+                return None
+            if loc.pool is None:
+                return None
+            prefix = loc.inner + "/" if loc.inner else ""
+            return {name[len(prefix):]: record["oid"] for name, record in loc.files.items()
+                    if name.startswith(prefix)}
+
     def host_owner(self, host_path: str) -> tuple[int, int] | None:
         """uid and gid of a path on the node, or None if it is not there."""
         with self.node.lock:
