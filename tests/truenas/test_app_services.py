@@ -22,7 +22,7 @@ from tests.truenas.test_apps_runtime import Env, succeeded
 INTERNET = "127.3.0.1"
 URO_ENV = {"URL": "https://uro.example.test/api/v1/", "ROOT_ORIGIN": "https://uro.example.test",
            "FRONTEND_URL": "https://uro.example.test/",
-           "DATABASE_URL": "postgresql://root@cockroachdb:26257/uro?sslmode=disable",
+           "DATABASE_URL": "postgresql://root@cockroachdb:26257/uro",
            "REDIS_URL": "redis://redis:6379", "PORT": "4000",
            "PHOENIX_KEY_BASE": "k" * 64, "JOKEN_SIGNER": "j" * 32}
 CHECK = {"test": ["CMD", "true"], "interval": "5s", "start_period": "30s",
@@ -32,8 +32,8 @@ CHECK = {"test": ["CMD", "true"], "interval": "5s", "start_period": "30s",
 def cockroach_app(front: str, **extra) -> dict:
     return {"cockroachdb": {
         "image": "cockroachdb/cockroach:v25.1.1",
-        "command": ["start-single-node", "--insecure", "--listen-addr=0.0.0.0:26257",
-                    "--http-addr=0.0.0.0:8080"],
+        "command": ["start-single-node", "--insecure", "--http-addr=0.0.0.0:8080"],
+        "environment": {"COCKROACH_DATABASE": "uro"},
         "volumes": ["/mnt/tank/apps/cockroachdb/data:/cockroach/cockroach-data"],
         "healthcheck": CHECK, "restart": "unless-stopped", "networks": ["front"], **extra}}
 
@@ -108,6 +108,82 @@ def test_a_missing_uro_variable_crashes_it_naming_the_variable(docker):
     uro = container(docker, "uro", "uro")
     assert (uro.exit_code, uro.error) == (
         1, "** (RuntimeError) environment variable JOKEN_SIGNER is missing.")
+
+
+# --- the images' contracts (each names the upstream fact it enforces) ------------------------
+@pytest.mark.parametrize("listen", ["0.0.0.0:26257", "cockroachdb:26257", ":26000"])
+def test_cockroach_start_single_node_refuses_a_listen_addr_it_cannot_use(docker, listen):
+    """cockroachdb/cockroach build/deploy/cockroach.sh @02dbd5658dff parse_command_line:
+    start-single-node takes --listen-addr only on 127.0.0.1/localhost and port 26257."""
+    ingress(docker)
+    app = cockroach_app("site-front")
+    app["cockroachdb"]["command"].append(f"--listen-addr={listen}")
+    job = docker.create("cockroachdb", app, networks=front())
+    docker.advance(6)
+    succeeded(job)
+    node = container(docker, "cockroachdb", "cockroachdb")
+    assert docker.app("cockroachdb")["state"] != "RUNNING"      # it exits, restarts, exits
+    assert node.exit_code == 1
+    assert "of listen_addr must be" in node.error
+
+
+def _cockroach_store_with(docker, databases: list[str]) -> None:
+    with docker.lock:
+        docker.node.storage.write_file(
+            "/mnt/tank/apps/cockroachdb/data/fake-cluster.json",
+            json.dumps({"cluster_id": "c1", "databases": databases}).encode())
+
+
+def _uro_against_existing_store(docker, with_init: bool) -> str:
+    ingress(docker)
+    _cockroach_store_with(docker, ["defaultdb", "postgres", "system"])
+    app = cockroach_app("site-front")
+    if with_init:
+        app["db-init"] = {"image": "cockroachdb/cockroach:v25.1.1", "restart": "on-failure",
+                          "command": ["sql", "--insecure", "--host=cockroachdb:26257",
+                                      "--execute=CREATE DATABASE IF NOT EXISTS uro"],
+                          "depends_on": {"cockroachdb": {"condition": "service_healthy"}},
+                          "networks": ["front"]}
+    succeeded_later = docker.create("cockroachdb", app, networks=front())
+    docker.advance(20)
+    succeeded(succeeded_later)
+    job = docker.create("uro", uro_app(), networks=front())
+    docker.advance(20)
+    succeeded(job)
+    return docker.app("uro")["state"]
+
+
+def test_cockroach_database_is_created_only_on_an_empty_store(docker):
+    """cockroach.sh run_single_node: COCKROACH_DATABASE is created when cockroach-data is
+    empty; on a store that holds data it is not, and uro's ecto.migrate fails (3D000)."""
+    assert _uro_against_existing_store(docker, with_init=False) == "CRASHED"
+    uro = container(docker, "uro", "uro")
+    assert 'database "uro" does not exist' in (uro.error or "")
+
+
+def test_the_db_init_job_creates_uros_database_on_a_store_that_holds_data(docker):
+    """The cockroachdb chart's db-init service (`cockroach sql ... CREATE DATABASE IF NOT
+    EXISTS`, which cockroach.sh execs as the binary's own mode) closes that gap."""
+    assert _uro_against_existing_store(docker, with_init=True) == "RUNNING"
+
+
+def test_uro_serves_uploads_from_app_uploads(docker):
+    """V-Sekai/uro @6783075f lib/uro/endpoint.ex: Plug.Static at /uploads from
+    Path.expand("./uploads") under WORKDIR /app; a mount elsewhere serves nothing."""
+    ingress(docker)
+    db = docker.create("cockroachdb", cockroach_app("site-front"), networks=front())
+    docker.advance(12)
+    succeeded(db)
+    with docker.lock:
+        docker.node.storage.write_file("/mnt/tank/apps/uro/uploads/a.png", b"png")
+    for target, found in (("/app/uploads", b"png"), ("/app/priv/static/uploads", None)):
+        job = docker.create("uro", uro_app(volumes=[f"/mnt/tank/apps/uro/uploads:{target}"]),
+                            networks=front())
+        docker.advance(20)
+        succeeded(job)
+        uro = container(docker, "uro", "uro").running_view
+        assert uro.read_file("/app/uploads/a.png") == found
+        succeeded(docker.call("app.delete", "uro", {"remove_images": False}))
 
 
 def test_redis_answers_resp_and_keeps_its_data_in_data(docker):

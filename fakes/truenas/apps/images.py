@@ -127,11 +127,13 @@ class RunningContainer:
         there. Takes node.lock: from the node's loop, call it with asyncio.to_thread."""
         return self._host.read_host_file(host_path)
 
-    def write_host_file(self, host_path: str, data: bytes) -> None:
+    def write_host_file(self, host_path: str, data: bytes,
+                        owner: tuple[int, int] | None = None) -> None:
         """Write a file on the node (a pool dataset under /mnt), as a process writing
-        through its bind mount. Takes node.lock; raises the storage's CallError (no
-        pool, read-only, full). From the node's loop, call it with asyncio.to_thread."""
-        self._host.write_host_file(host_path, data)
+        through its bind mount; a new file belongs to `owner` (uid, gid; root when
+        None). Takes node.lock; raises the storage's CallError (no pool, read-only,
+        full). From the node's loop, call it with asyncio.to_thread."""
+        self._host.write_host_file(host_path, data, owner)
 
     def host_owner(self, host_path: str) -> tuple[int, int] | None:
         """uid and gid of a path on the node (None if it is not there): what decides

@@ -335,11 +335,22 @@ class AppsRuntime:
             except CallError:
                 return None
 
-    def write_host_file(self, host_path: str, data: bytes) -> None:
+    def write_host_file(self, host_path: str, data: bytes,
+                        owner: tuple[int, int] | None = None) -> None:
         """A container process writes a file through a bind mount (CallError if the
-        node cannot store it there)."""
+        node cannot store it there); a new file belongs to the process's uid:gid
+        (`owner`, root when None)."""
+        from fakes.truenas.models.files import chown
+
         with self.node.lock:
-            self.node.storage.write_file(self._on_pool(host_path), data)
+            path = self._on_pool(host_path)
+            # what this write creates (the file, missing directories) is the writer's,
+            # as a process's open(O_CREAT)/mkdir make them
+            made = [p for p in _ancestors_and_self(path) if not self._exists(p)]
+            self.node.storage.write_file(path, data)
+            if owner is not None:
+                for created in made:
+                    chown(self.node.storage, created, owner[0], owner[1])
 
     def list_host_files(self, host_path: str) -> dict[str, str] | None:
         """Files under a directory of a pool dataset: relative name -> object id."""
@@ -640,6 +651,12 @@ class AppsRuntime:
                     app.operation.abort("The system is shutting down")
                 for container in app.containers.values():
                     container.remove()
+
+
+def _ancestors_and_self(path: str) -> list[str]:
+    """/mnt/p/a/b/f -> [/mnt/p/a, /mnt/p/a/b, /mnt/p/a/b/f] (below the pool)."""
+    parts = path.split("/")
+    return ["/".join(parts[:depth]) for depth in range(4, len(parts) + 1)]
 
 
 def restore_at_boot(node: TrueNASNode) -> None:
