@@ -19,6 +19,8 @@ from tests.truenas.nodes import TIMEOUT, Rpc, advance, logged_in, truenas_drople
 from tests.truenas.test_apps_network import docker_on_a_pool
 from tests.truenas.test_apps_runtime import Env, succeeded
 
+pytestmark = pytest.mark.redis        # uro's Redis is the real redis-server
+
 INTERNET = "127.3.0.1"
 URO_ENV = {"URL": "https://uro.example.test/api/v1/", "ROOT_ORIGIN": "https://uro.example.test",
            "FRONTEND_URL": "https://uro.example.test/",
