@@ -123,4 +123,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         from tests.containers.engine import containers_unavailable
 
         if reason := containers_unavailable():
+            if os.environ.get("SPEC_CONTAINERS_REQUIRED"):
+                pytest.fail(f"the containers tier must run here: {reason}")
             pytest.skip(reason)
