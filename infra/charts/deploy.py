@@ -342,6 +342,14 @@ class ChartDeployer:
     def _job(self, app: RenderedApp, method: str, *params: Any) -> None:
         try:
             self.client.call_job(method, *params, real_seconds=APP_JOB_SECONDS)
+        except WaitTimeout as exc:
+            # `docker compose up` still waiting: on a dependency that keeps crashing,
+            # typically; say what the containers say
+            found = self.client.call("app.query", [["name", "=", app.name]])
+            reasons = [self._scrub(r) for r in crash_reasons(found[0])] if found else []
+            if not reasons:
+                raise
+            raise WaitTimeout(f"{exc} ({'; '.join(reasons)})") from None
         except TrueNASCallError as exc:
             # the node may echo the project back; it holds the app's secrets
             raise AppDeployError(self._scrub(f"{method} of app {app.name} failed: {exc}")) \

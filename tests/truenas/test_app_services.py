@@ -336,3 +336,34 @@ def http_probe(address: str, port: int) -> bool:
         return http_get(address, port, "/health", address)[0] > 0
     except (OSError, ValueError, IndexError):
         return False
+
+
+def test_the_charts_run_uro_on_a_cockroach_store_that_already_holds_data(docker, tmp_path):
+    """charts/cockroachdb + charts/uro as `up` renders them, on a pool whose store was
+    made without uro's database (an older chart, an init cut short): the chart's db-init
+    job creates it, and uro migrates and runs. Without db-init uro crashes (3D000)."""
+    from infra.charts.validate import prepare_site
+    from infra.state import StateDir
+    from steps.sites import build_site
+
+    site = build_site("apps-1")
+    rendered = {a.name: a for a in prepare_site(site, StateDir(tmp_path / "state"),
+                                                  tls_ready=True, environ={})}
+    for name in ("tank/apps", "tank/apps/cockroachdb", "tank/apps/cockroachdb/data",
+                 "tank/apps/uro", "tank/apps/uro/uploads", "tank/apps/uro/redis"):
+        docker.call("pool.dataset.create", {"name": name, "type": "FILESYSTEM"})
+    ingress_job = docker.create("ingress", {"caddy": {"image": "nginx:1.27",
+                                                      "networks": ["front"]}},
+                                networks={"front": {"name": f"{site.name}-front"}})
+    docker.advance(6)
+    succeeded(ingress_job)
+    _cockroach_store_with(docker, ["defaultdb", "postgres", "system"])
+    for name in ("cockroachdb", "uro"):
+        compose = {k: v for k, v in rendered[name].compose.items() if k != "x-truenas-site"}
+        job = docker.call("app.create", {"app_name": name, "custom_app": True,
+                                         "custom_compose_config": compose})
+        docker.advance(30)
+        succeeded(job)
+        docker.advance(30)
+    assert docker.app("uro")["state"] == "RUNNING"
+    assert container(docker, "uro", "uro").running_view.state["migrations"]

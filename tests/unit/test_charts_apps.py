@@ -463,3 +463,19 @@ def test_gocd_datasets_are_given_to_the_go_user_once(state) -> None:
     node.calls.clear()
     ChartDeployer(site, node, state)._ownership(gocd)
     assert node.mutating() == []
+
+
+def test_the_gocd_agent_keeps_its_own_godata_on_the_pool(apps) -> None:
+    """The agent's identity (config/guid.txt) lives in /godata: the image's VOLUME
+    /godata would be an anonymous volume, gone with each recreated container."""
+    agent = apps["gocd"].compose["services"]["gocd-agent"]
+    assert agent["volumes"] == ["/mnt/tank/apps/gocd/agent:/godata"]
+    assert apps["gocd"].owners["tank/apps/gocd/agent"] == (1000, 0)
+
+
+def test_uros_frontend_url_follows_its_own_setting(state) -> None:
+    site = full_site(uro={"frontend_hostname": "www.door-h.example.test"})
+    uro = next(a for a in prepare_site(site, state, tls_ready=False, environ={})
+               if a.name == "uro")
+    env = uro.compose["services"]["uro"]["environment"]
+    assert env["FRONTEND_URL"] == "https://www.door-h.example.test/"
