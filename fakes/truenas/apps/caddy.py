@@ -7,10 +7,11 @@ caddy container fails to start with CADDY_INSTALL_HINT as its reason.
 
 What the fake changes, and only because its network and files are not a container's:
 - the command must be `caddy run` (the image's CMD is `caddy run --config
-  /etc/caddy/Caddyfile --adapter caddyfile`, caddyserver/caddy-docker 2.8/alpine
-  Dockerfile); `--config` then names the TRANSLATED copy of the config and the other
-  flags go to Caddy as given (Caddy refuses what it does not know, as it would);
-- a JSON config is translated (`translate`): every listener address's host becomes
+  /etc/caddy/Caddyfile --adapter caddyfile`, caddyserver/caddy-docker @3e17a880
+  2.8/alpine/Dockerfile, which also sets WORKDIR /srv); `--config` then names the
+  TRANSLATED copy of the config and the other flags go to Caddy as given (Caddy
+  refuses what it does not know, as it would);
+- a JSON config is translated (`Translation.config`): every listener address's host becomes
   the node's address and its port a port of this machine (the container's port P is
   reached through the node's published P, spliced there through the firewall check);
   `http_port`/`https_port` follow, so Caddy's own idea of which server is "the https
@@ -23,8 +24,8 @@ What the fake changes, and only because its network and files are not a containe
   JSON go to Caddy as they are (it refuses them itself);
 - `--watch` is Caddy's own: when the mounted config changes on the pool, the mirror
   writes the new translation and Caddy's watcher (it polls every second) reloads it;
-- the image sets XDG_CONFIG_HOME=/config and XDG_DATA_HOME=/data (caddy-docker
-  Dockerfile): those container paths, inside the mirror, are Caddy's storage here;
+- the image sets XDG_CONFIG_HOME=/config and XDG_DATA_HOME=/data (same Dockerfile):
+  those container paths, inside the mirror, are Caddy's storage here;
 - health: a Compose healthcheck that fetches an http URL on the container's own
   address with busybox wget (in the alpine-based image) or curl is made against the
   running Caddy: wget and curl -f fail from status 400 up. Any other check is not run
@@ -232,7 +233,9 @@ class CaddyImage(ImageBehaviour):
                **{k: translation.inside(v) for k, v in IMAGE_ENV.items()},
                **{k: v for k, v in container.environment.items()
                   if k not in IMAGE_ENV}}
-        child = ChildProcess(command, private / "caddy.log", env, root).start()
+        workdir = root / "srv"                  # the image's WORKDIR
+        workdir.mkdir(parents=True, exist_ok=True)
+        child = ChildProcess(command, private / "caddy.log", env, workdir).start()
         if not _wait_ready(child):
             code = child.stop(1.0)
             for forwarder in forwarders.values():

@@ -1,10 +1,11 @@
 """The `redis` image on the fake node: a real `redis-server` (Debian's package, which
 ./dev installs), one child process per container (process.py says how).
 
-Contract of the official image (docker-library/redis, the 7.4 Dockerfile and
-docker-entrypoint.sh): WORKDIR /data and VOLUME /data; the entrypoint runs
-`redis-server` with the command's arguments (a first argument ending in .conf is a
-config file); the image builds Redis with protected-mode off; with no config file
+Contract of the official image (docker-library/redis @e9204996, 7.4-rc/debian, the
+newest 7.4 the stored snapshot holds): Dockerfile lines 143-150 VOLUME /data, WORKDIR
+/data, ENTRYPOINT docker-entrypoint.sh, CMD redis-server; docker-entrypoint.sh lines
+6-8 put `redis-server` before a first argument that is an option or a .conf file;
+Dockerfile lines 88-90 build Redis with protected-mode off; with no config file
 Redis's defaults apply: save points 3600 1 / 300 100 / 60 10000, `dump.rdb` in the
 working directory, written on SAVE/BGSAVE, at the save points and on SIGTERM (what
 `docker stop` sends).
