@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infra.charts.catalog import CHARTS_DIR, Catalog, load_chart
@@ -246,6 +246,9 @@ def _with_volume(tmp_path: Path, source: str, state: StateDir) -> None:
                  environ={})
 
 
+# No deadline: each example renders and validates a chart, which takes well over
+# hypothesis's 200 ms default on a loaded machine; wall time is not what is tested.
+@settings(deadline=None)
 @given(st.lists(st.sampled_from(["apps", "data", "..", ".", "etc", "tank", "mnt", "web"]),
                 max_size=5))
 def test_host_paths_outside_the_pool_are_refused(tmp_path_factory, parts) -> None:
@@ -432,6 +435,7 @@ def test_real_caddy_refuses_a_config_it_cannot_load(tmp_path: Path) -> None:
     assert "http.handlers.teleport" in checked.stdout + checked.stderr
 
 
+@settings(deadline=None)    # renders a chart per example (see above)
 @given(st.text(max_size=40))
 def test_a_setting_value_never_changes_the_projects_structure(tmp_path_factory, text) -> None:
     # Values are filled into parsed YAML strings, not into the template's text.
