@@ -410,9 +410,10 @@ def _entrypoint(container: RunningContainer, dirs: tuple[str, ...],
 
 def _agent_uuid(container: RunningContainer) -> str:
     """The agent's identity: config/guid.txt under /godata, made on its first start
-    (GoCD's agent keeps it there). Without a mount on /godata it lives in the
-    container's anonymous volume and dies with the container: a recreated agent
-    registers as a new one."""
+    (GoCD's docs on cloning an agent: the GUID file is `<agent working dir>/config/
+    guid.txt`; the image's entrypoint links /go/config to /godata/config). Without a
+    mount on /godata it lives in the container's anonymous volume and dies with the
+    container: a recreated agent registers as a new one."""
     host = container.host_path(GUID_FILE)
     if host is not None:
         known = container.read_host_file(host)
