@@ -43,7 +43,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-MIRROR_SECONDS = 0.05
+MIRROR_SECONDS = 0.1
 STOP_SECONDS = 5.0
 PR_SET_PDEATHSIG = 1
 

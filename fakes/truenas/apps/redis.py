@@ -23,7 +23,6 @@ The healthcheck (`redis-cli ping`) is a real PING; another container's in-model
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import socket
 from pathlib import Path
@@ -54,18 +53,73 @@ def redis_unavailable() -> str | None:
 
 
 def _exchange(address: tuple[str, int], request: bytes, timeout: float = 2.0) -> bytes | None:
-    """Send `request`, read what comes back until the server pauses (None: refused)."""
+    """Send `request` (RESP arrays or inline commands) and read one reply per command
+    (None: refused). Reading stops at the last reply, never on a pause."""
+    wanted = _commands(request)
     try:
         with socket.create_connection(address, timeout=timeout) as sock:
             sock.sendall(request)
-            data = sock.recv(65536)
-            sock.settimeout(0.05)
-            with contextlib.suppress(OSError):
-                while chunk := sock.recv(65536):
-                    data += chunk
+            data = b""
+            while _replies(data) < wanted:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
             return data
     except OSError:
         return None
+
+
+def _commands(request: bytes) -> int:
+    """How many commands a request holds (RESP arrays of bulk strings, or lines)."""
+    count, at = 0, 0
+    while at < len(request):
+        if request[at:at + 1] == b"*":
+            end = request.index(b"\r\n", at)
+            items = int(request[at + 1:end])
+            at = end + 2
+            for _ in range(items):
+                end = request.index(b"\r\n", at)
+                size = int(request[at + 1:end])
+                at = end + 2 + size + 2
+        else:
+            end = request.find(b"\n", at)
+            line = request[at:len(request) if end < 0 else end].strip()
+            at = len(request) if end < 0 else end + 1
+            if not line:
+                continue
+        count += 1
+    return count
+
+
+def _replies(data: bytes) -> int:
+    """How many complete RESP replies `data` starts with."""
+    count, at = 0, 0
+    while True:
+        end = _reply_end(data, at)
+        if end is None:
+            return count
+        count, at = count + 1, end
+
+
+def _reply_end(data: bytes, at: int) -> int | None:
+    line_end = data.find(b"\r\n", at)
+    if line_end < 0:
+        return None
+    kind, value = data[at:at + 1], data[at + 1:line_end]
+    after = line_end + 2
+    if kind == b"$":
+        size = int(value)
+        return after if size < 0 else (after + size + 2 if len(data) >= after + size + 2
+                                       else None)
+    if kind == b"*":
+        for _ in range(max(int(value), 0)):
+            nested = _reply_end(data, after)
+            if nested is None:
+                return None
+            after = nested
+        return after
+    return after                                 # +, -, :, and RESP3's simple types
 
 
 class Redis(ImageBehaviour):
