@@ -198,7 +198,8 @@ class CaddyImage(ImageBehaviour):
         private.mkdir(parents=True)
         mirror = MountMirror(
             root, [Mount(t, s, t in container.read_only) for t, s in container.mounts.items()],
-            container.list_host_files, container.read_host_file, container.write_host_file)
+            container.list_host_files, container.read_host_file, container.write_host_file,
+            container.node_lock)
         mirror.sync()
         forwarders: dict[str, Forwarder] = {}
 
@@ -243,20 +244,25 @@ class CaddyImage(ImageBehaviour):
             raise ContainerFailed(child.log_tail() or "caddy exited",
                                   exit_code=code if code else 1)
 
-        def tick() -> None:
-            if not container.state.get("caddy"):
-                return
+        def refresh() -> None:
+            """The mounts as the container sees them now, and the config translated."""
             mirror.sync()
             if config_path is not None:
                 raw = container.read_file(config_path)
                 if raw is not None and raw != state["raw"]:
                     state["raw"] = raw
                     (private / "caddy.json").write_bytes(translation.config(raw))
+
+        def tick() -> None:
+            if not container.state.get("caddy"):
+                return
+            refresh()
             code = child.exit_code
             if code is not None and container.state.pop("caddy", None):
                 container.exit_async(code, child.log_tail())
 
         thread = MirrorThread(tick, f"caddy-{container.name}").start()
+        container.state["on_pool_write"] = (mirror, refresh)
         container.state["caddy"] = {"child": child, "thread": thread,
                                     "forwarders": forwarders, "translation": translation}
         return {port: splice_service(lambda p=port: (container.node_address,

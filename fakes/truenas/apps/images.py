@@ -142,6 +142,11 @@ class RunningContainer:
         whether a process running as a given user may write there. Takes node.lock."""
         return self._host.host_owner(host_path)
 
+    @property
+    def node_lock(self) -> Any:
+        """The world's lock (re-entrant), for a real process's helpers (process.py)."""
+        return self._host.node.lock
+
     def list_host_files(self, host_path: str) -> dict[str, str] | None:
         """The files under a directory on the node, relative name -> content id (a new
         id for new bytes), or None when it is not there. Takes node.lock."""

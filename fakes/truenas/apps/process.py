@@ -9,9 +9,12 @@ the container's isolation, and only that:
   every mount, host -> pool for writable ones (a bind mount is one file seen from both
   sides). `MountMirror.sync()` copies what changed since the last call, by the pool
   file's object id and the host file's (mtime, size); on a conflict the pool wins for a
-  read-only mount and the host (the process's last write) for a writable one. The
-  mirror runs every MIRROR_SECONDS of wall time on its own thread, and once more when
-  the process has exited (a dump written at shutdown reaches the pool).
+  read-only mount and the host (the process's last write) for a writable one. A file
+  written on the pool (filesystem.put) is mirrored before the write returns
+  (runtime.host_file_written), as a bind mount shows it at once; what the process
+  writes, and what a rollback changes, is mirrored every MIRROR_SECONDS of wall time
+  by the mirror's thread, and once more when the process has exited (a dump written
+  at shutdown reaches the pool).
 - ports: the process listens on the node's address at ports picked here (`free_port`);
   what the container publishes is spliced to them (`splice_service`) through the
   node's listener, so the cloud firewall check still applies. Names another container
@@ -172,18 +175,34 @@ class MountMirror:
     list_pool: Callable[[str], dict[str, str] | None]      # source -> {rel: object id}
     read_pool: Callable[[str], bytes | None]
     write_pool: Callable[[str, bytes], None]
+    # the world's lock: a sync holds it throughout, so the mirror's thread and a write
+    # on the pool (which syncs at once, under that lock) never interleave
+    lock: Any = field(default_factory=threading.RLock)
     _pool_seen: dict[str, str] = field(default_factory=dict)          # host path -> oid
     _host_seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _syncing: bool = False
 
     def host_path(self, container_path: str) -> Path:
         return self.root / container_path.lstrip("/")
 
+    def covers(self, pool_path: str) -> bool:
+        return any(pool_path == m.source or pool_path.startswith(m.source.rstrip("/") + "/")
+                   for m in self.mounts)
+
     def sync(self) -> None:
-        for mount in self.mounts:
+        with self.lock:
+            if self._syncing:
+                return          # a write this sync made on the pool calls back: done here
+            self._syncing = True
             try:
-                self._sync(mount)
-            except Exception:  # noqa: BLE001 - one failed copy must not stop the mirror
-                log.exception("mirroring %s -> %s failed", mount.source, mount.target)
+                for mount in self.mounts:
+                    try:
+                        self._sync(mount)
+                    except Exception:  # noqa: BLE001 - one failed copy must not stop it
+                        log.exception("mirroring %s -> %s failed", mount.source,
+                                      mount.target)
+            finally:
+                self._syncing = False
 
     def _sync(self, mount: Mount) -> None:
         base = self.host_path(mount.target)

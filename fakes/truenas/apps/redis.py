@@ -142,7 +142,8 @@ class Redis(ImageBehaviour):
         (root / DATA_DIR.lstrip("/")).mkdir(parents=True)
         mirror = MountMirror(
             root, [Mount(t, s, t in container.read_only) for t, s in container.mounts.items()],
-            container.list_host_files, container.read_host_file, container.write_host_file)
+            container.list_host_files, container.read_host_file, container.write_host_file,
+            container.node_lock)
         mirror.sync()
         rest = [str(root / a.lstrip("/")) if a.endswith(".conf") and a.startswith("/") else a
                 for a in argv[1:]]
@@ -168,6 +169,7 @@ class Redis(ImageBehaviour):
                 container.exit_async(code, child.log_tail())
 
         thread = MirrorThread(tick, f"redis-{container.name}").start()
+        container.state["on_pool_write"] = (mirror, mirror.sync)
         container.state["redis"] = {"child": child, "thread": thread, "mirror": mirror,
                                     "address": address}
         return {PORT: splice_service(lambda: address)}

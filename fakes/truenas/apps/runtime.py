@@ -352,6 +352,21 @@ class AppsRuntime:
                 for created in made:
                     chown(self.node.storage, created, owner[0], owner[1])
 
+    def host_file_written(self, path: str) -> None:
+        """A file on a pool changed (filesystem.put): a running container that mounts it
+        sees it at once (process.py mirrors it for a real program). Under node.lock."""
+        for container in self.all_containers():
+            view = container.running_view
+            hook = view.state.get("on_pool_write") if view is not None else None
+            if hook is None:
+                continue
+            mirror, refresh = hook
+            if mirror.covers(path) or mirror.covers(self._on_pool(path)):
+                try:
+                    refresh()
+                except Exception:  # noqa: BLE001 - the write itself succeeded
+                    log.exception("mirroring %s into %s failed", path, container.name)
+
     def list_host_files(self, host_path: str) -> dict[str, str] | None:
         """Files under a directory of a pool dataset: relative name -> object id."""
         from fakes.truenas.models.files import resolve
