@@ -223,7 +223,10 @@ class MountMirror:
                     continue
                 host.parent.mkdir(parents=True, exist_ok=True)
                 temporary = host.with_name(f".{host.name}.mirror")
-                temporary.write_bytes(data)
+                # 0600: a mounted file may be a private key (secrets stay in 0600 files)
+                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
                 os.replace(temporary, host)
                 self._pool_seen[key] = oid
                 self._host_seen[key] = _stamp(host)
