@@ -106,9 +106,23 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
         if reason := pebble_unavailable():
             pytest.skip(reason)
+    if "caddy" in marks and target == "fake":
+        # The fake node's ingress is the real Caddy (fakes/truenas/apps/caddy.py).
+        from fakes.truenas.apps.caddy import caddy_unavailable
+
+        if reason := caddy_unavailable():
+            pytest.skip(reason)
+    if "redis" in marks and target == "fake":
+        # uro's Redis is the real redis-server (fakes/truenas/apps/redis.py).
+        from fakes.truenas.apps.redis import redis_unavailable
+
+        if reason := redis_unavailable():
+            pytest.skip(reason)
     if "containers" in marks:
         # A local Docker engine and an image registry (tests/containers/engine.py).
         from tests.containers.engine import containers_unavailable
 
         if reason := containers_unavailable():
+            if os.environ.get("SPEC_CONTAINERS_REQUIRED"):
+                pytest.fail(f"the containers tier must run here: {reason}")
             pytest.skip(reason)

@@ -1,4 +1,4 @@
-@acme
+@acme @caddy @redis
 Feature: The project's services on the node: GoCD, CockroachDB and uro behind the front door
   The node runs the project's CI server (GoCD, with an agent), its database
   (CockroachDB) and its backend (uro, with Redis) as TrueNAS apps built from the

@@ -1,4 +1,4 @@
-@acme
+@acme @caddy
 Feature: The front door: public services on 443 with a certificate browsers trust
   Public hostnames answer on 443 with a certificate from the site's ACME server
   (Let's Encrypt on a real account, pebble on the fake), obtained by http-01 through

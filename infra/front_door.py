@@ -18,12 +18,13 @@ admin port through the pin just recorded.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from infra.certificates import CertificateOutcome, ensure_certificate, point_ui
 from infra.charts.deploy import ChartDeployer
-from infra.charts.ingress import ingress_paths
+from infra.charts.ingress import RELOAD_SECONDS, ingress_paths, wait_until_served
 from infra.charts.secretstore import unknown_secrets
 from infra.charts.validate import prepare_site
 from infra.events import Reporter
@@ -72,7 +73,20 @@ class FrontDoor:
         new_tag = self._installed_tag(client)
         if new_tag != tag:
             changes += self._deploy(client, new_tag)
+            self._wait_served(client)
         return FrontDoorResult(changes, client, outcome)
+
+    def _wait_served(self, client: TrueNASClient) -> None:
+        """The ingress reloads its watched config by itself: wait until 443 serves the
+        certificate just written (infra/charts/ingress.py wait_until_served)."""
+        fullchain = client.download(ingress_paths(self.site.truenas.pool).fullchain)
+        hostname, timing = self.site.dns.hostnames[0], self.target.timing
+        wait_until_served(
+            fullchain, lambda: probe_tls(self.address, self.target.node_port(443), hostname,
+                                         self.target.acme_root_ca, timeout=timing.deadline(5.0),
+                                         now=self.target.now()),
+            deadline=time.monotonic() + timing.deadline(RELOAD_SECONDS),
+            poll=timing.poll_interval)
 
     def _deploy(self, client: TrueNASClient, tag: str | None) -> list[str]:
         apps = prepare_site(self.site, self.state, tls_ready=tag is not None,

@@ -74,6 +74,10 @@ class FileSpec(_Strict):
     # create: written only when absent, never overwritten and not in the hash: a seed
     # the service owns afterwards (GoCD rewrites its cruise-config.xml itself).
     on_change: Literal["reload", "redeploy", "create"] = "redeploy"
+    # "uid:gid" of the file and of the directories `filesystem.put` makes for it, when
+    # the service must write there: TrueNAS writes them as root (middleware
+    # plugins/filesystem.py put), whoever owns the dataset.
+    owner: str | None = None
 
     @field_validator("path")
     @classmethod
@@ -81,6 +85,20 @@ class FileSpec(_Strict):
         if not RELATIVE_PATH.match(value) or ".." in value.split("/"):
             raise ValueError(f"{value!r} must be a relative path inside the app's dataset")
         return value
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^\d{1,10}:\d{1,10}$", value):
+            raise ValueError(f"{value!r} is not uid:gid such as 1000:0")
+        return value
+
+    @property
+    def uid_gid(self) -> tuple[int, int] | None:
+        if self.owner is None:
+            return None
+        uid, gid = self.owner.split(":")
+        return int(uid), int(gid)
 
     @model_validator(mode="after")
     def _source(self) -> FileSpec:
@@ -112,7 +130,7 @@ class DatasetSpec(_Strict):
     @classmethod
     def _owner(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^\d{1,10}:\d{1,10}$", value):
-            raise ValueError(f"{value!r} is not uid:gid such as 1000:1000")
+            raise ValueError(f"{value!r} is not uid:gid such as 1000:0")
         return value
 
     @property

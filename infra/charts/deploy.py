@@ -10,7 +10,12 @@ UI listens on (`system.general.config`), nor one another app holds.
 2. The apps' datasets (`<pool>/apps/<app>/...`), parents first.
 3. Each app's files (`filesystem.put`), after reading the current bytes back
    (`filesystem.get`) so that an unchanged file is not written again; a file marked
-   `on_change = "create"` only when it is not there at all.
+   `on_change = "create"` only when it is not there at all. Then ownership, AFTER the
+   files: `filesystem.put` makes the file and its missing directories as root
+   (middleware plugins/filesystem.py), so a dataset owned by the service's user is
+   chowned (recursively) once its files are in, and each file with an owner is checked
+   with the directories between it and its dataset (`filesystem.stat`, then
+   `filesystem.chown` of what differs).
 4. `app.create` (custom_app + custom_compose_config) for a new app, `app.update` when
    the rendered project's hash differs from the deployed one (read from the
    project's `x-truenas-site` extension via `app.query` with `retrieve_config`, or
@@ -117,6 +122,7 @@ class ChartDeployer:
                 self._delete(name)
         for app in apps:
             self._files(app)
+            self._ownership(app)
             self._app(app, existing.get(app.name))
         return self.changes
 
@@ -187,8 +193,31 @@ class ChartDeployer:
                     self._change(f"create dataset {name}")
                     self.client.call("pool.dataset.create", {"name": name, "type": "FILESYSTEM"})
                     existing.add(name)
-            for name, (uid, gid) in app.owners.items():
-                self._own(f"/mnt/{name}", uid, gid)
+
+    def _ownership(self, app: RenderedApp) -> None:
+        """After the files are written: datasets (recursively), then each owned file
+        and the directories filesystem.put may have made for it as root."""
+        for name, (uid, gid) in app.owners.items():
+            self._own(f"/mnt/{name}", uid, gid)
+        for rendered in app.files:
+            if rendered.owner is None:
+                continue
+            uid, gid = rendered.owner
+            base = rendered.dataset_path.rstrip("/")
+            inner = rendered.path[len(base) + 1:].split("/") if rendered.path.startswith(
+                base + "/") else [rendered.path.rsplit("/", 1)[-1]]
+            for depth in range(1, len(inner) + 1):
+                self._own_one(base + "/" + "/".join(inner[:depth]), uid, gid)
+
+    def _own_one(self, path: str, uid: int, gid: int) -> None:
+        stat = self.client.call("filesystem.stat", path)
+        if (stat.get("uid"), stat.get("gid")) == (uid, gid):
+            return
+        self._change(f"give {path} to {uid}:{gid}")
+        self.client.call_job("filesystem.chown", {"path": path, "uid": uid, "gid": gid,
+                                                  "options": {"recursive": False,
+                                                              "traverse": False}},
+                             real_seconds=CHOWN_SECONDS)
 
     def _own(self, path: str, uid: int, gid: int) -> None:
         """The service's user owns its dataset (filesystem.chown, a job; checked with
@@ -313,6 +342,14 @@ class ChartDeployer:
     def _job(self, app: RenderedApp, method: str, *params: Any) -> None:
         try:
             self.client.call_job(method, *params, real_seconds=APP_JOB_SECONDS)
+        except WaitTimeout as exc:
+            # `docker compose up` still waiting: on a dependency that keeps crashing,
+            # typically; say what the containers say
+            found = self.client.call("app.query", [["name", "=", app.name]])
+            reasons = [self._scrub(r) for r in crash_reasons(found[0])] if found else []
+            if not reasons:
+                raise
+            raise WaitTimeout(f"{exc} ({'; '.join(reasons)})") from None
         except TrueNASCallError as exc:
             # the node may echo the project back; it holds the app's secrets
             raise AppDeployError(self._scrub(f"{method} of app {app.name} failed: {exc}")) \

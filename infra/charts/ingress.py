@@ -15,7 +15,13 @@ redirect to https.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 CONFIG_DIR = "/etc/caddy"
 CERTS_DIR = "/certs"
@@ -134,3 +140,29 @@ def caddy_file(routes: list[IngressRoute], *, tls_ready: bool, tls_min_version: 
     config = caddy_config(routes, tls_ready=tls_ready, tls_min_version=tls_min_version,
                           certificate_tag=certificate_tag)
     return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
+
+
+RELOAD_SECONDS = 30.0   # Caddy's --watch polls its config every second; a load takes ms
+
+
+def wait_until_served(fullchain: bytes, probe: Callable[[], Any], *, deadline: float,
+                      poll: float, clock: Callable[[], float] = time.monotonic) -> None:
+    """Return once `probe()` (a TlsProbe of 443) presents the leaf of `fullchain`.
+
+    Caddy applies a rewritten caddy.json by itself, up to a second later (its --watch
+    polls the file: caddyserver/caddy v2.8.4 cmd/commandfuncs.go watchConfigFile), so
+    `up` waits for the new certificate to be served before it says the site is done.
+    WaitTimeout (naming what is served instead) after `deadline` (a clock() value)."""
+    from infra.errors import WaitTimeout
+
+    leaf = x509.load_pem_x509_certificates(fullchain)[0]
+    wanted = leaf.fingerprint(hashes.SHA256()).hex(":").upper()
+    while True:
+        found = probe()
+        served = found.certificate.fingerprint if found.certificate else None
+        if served == wanted:
+            return
+        if clock() > deadline:
+            raise WaitTimeout(f"the ingress did not serve the new certificate within "
+                              f"{RELOAD_SECONDS:.0f} s: {found.describe()}")
+        time.sleep(poll)

@@ -42,6 +42,8 @@ class RenderedFile:
     content: bytes
     mode: int
     on_change: str
+    owner: tuple[int, int] | None = None   # uid, gid of the file and the dirs made for it
+    dataset_path: str = ""                  # /mnt/... of the dataset the file is in
 
     def __repr__(self) -> str:
         return f"RenderedFile({self.path!r}, {len(self.content)} bytes)"
@@ -194,7 +196,8 @@ def render_app(chart: Chart, site: Site, state: StateDir, *, tls_ready: bool,
                 posixpath.join(app_path(site, chart.name), spec.path),
                 _file_content(chart, spec.path, spec.generator, values, settings,
                               all_routes or [], tls),
-                spec.mode, spec.on_change)
+                spec.mode, spec.on_change, spec.uid_gid,
+                _dataset_of(site, chart, spec.path))
             for spec in chart.files)
     except TemplateError as exc:
         raise ChartError([f"charts/{chart.name}: {exc}"]) from None
@@ -214,6 +217,16 @@ def render_app(chart: Chart, site: Site, state: StateDir, *, tls_ready: bool,
     return RenderedApp(chart.name, chart, compose, files, _parents_first(datasets),
                        project_hash, settings, tuple(routes_of(chart, settings)), secrets,
                        owners)
+
+
+def _dataset_of(site: Site, chart: Chart, relative: str) -> str:
+    """/mnt path of the deepest chart dataset holding `relative` (else the app's)."""
+    base = app_path(site, chart.name)
+    best = ""
+    for dataset in chart.datasets:
+        if relative.startswith(dataset.path + "/") and len(dataset.path) > len(best):
+            best = dataset.path
+    return posixpath.join(base, best) if best else base
 
 
 def _parents_first(names: tuple[str, ...]) -> tuple[str, ...]:

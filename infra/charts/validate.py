@@ -12,8 +12,9 @@ and the place in its project; the values of secrets are scrubbed out of messages
    clash check).
 4. Ports: no host port published twice, across all charts or against the node's own
    ports (the TrueNAS web UI on access.truenas_admin_port, SSH).
-5. Resources: every service has a memory limit, every restarting service a health
-   check; with the droplet's memory given, the limits must fit in it.
+5. Resources: every service has a memory limit, every long-running restarting
+   service (always, unless-stopped) a health check (a one-shot job restarted
+   on-failure needs none); with the droplet's memory given, the limits must fit in it.
 6. Routes: a routed hostname is one of the site's public hostnames, routed once.
 """
 
@@ -141,7 +142,8 @@ def _resource_problems(app: RenderedApp) -> tuple[int, list[str]]:
                 problems.append(f"{where}.deploy.resources.limits.memory: {exc}")
         restart = str(body.get("restart", "no"))
         check = body.get("healthcheck") or {}
-        if restart != "no" and (not check or check.get("disable")):
+        long_running = restart.partition(":")[0] in ("always", "unless-stopped")
+        if long_running and (not check or check.get("disable")):
             problems.append(f"{where}.healthcheck: a service that restarts ({restart}) needs "
                             "a health check")
     return total, problems

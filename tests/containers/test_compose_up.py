@@ -48,9 +48,25 @@ def _write_project(app: RenderedApp, pool: str, root: Path, where: Path) -> Path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(rendered.content)
         path.chmod(rendered.mode)
+    # as infra's deploy does after writing the files (charts' owners: GoCD runs as 1000:0)
+    for dataset, (uid, gid) in app.owners.items():
+        _chown_tree(root / dataset.split("/", 1)[1], uid, gid)
+    for rendered in app.files:
+        if rendered.owner is not None:
+            _chown_tree(Path(_relocate(rendered.dataset_path, pool, root)), *rendered.owner)
     where.mkdir(parents=True, exist_ok=True)
     (where / "compose.yaml").write_text(yaml.safe_dump(compose, sort_keys=False))
     return where
+
+
+def _chown_tree(path: Path, uid: int, gid: int) -> None:
+    """chown -R, with sudo when this user may not (a CI runner is not root)."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        for each in [path, *path.rglob("*")]:
+            os.chown(each, uid, gid)
+    except PermissionError:
+        subprocess.run(["sudo", "-n", "chown", "-R", f"{uid}:{gid}", str(path)], check=True)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.truenas.test_caddy_emulation import EchoBackend, HostFiles, LoopThread
+from tests.truenas.helpers import EchoBackend, HostFiles, LoopThread
 
 
 @pytest.fixture
@@ -27,3 +27,14 @@ def backend() -> Iterator[EchoBackend]:
     server = EchoBackend()
     yield server
     server.close()
+
+
+@pytest.fixture(autouse=True)
+def idle_nginx() -> Iterator[None]:
+    """The app tests' stand-in image, declared (the fake refuses an image it has no
+    behaviour for): `nginx` here listens on nothing and is always healthy."""
+    from fakes.truenas.apps import images
+
+    images.register("nginx", images.ImageBehaviour())
+    yield
+    images._REGISTRY.pop("nginx", None)

@@ -1,5 +1,4 @@
-"""The services of issue 5 as the fake node runs them: cockroach, redis and uro, and
-the Caddy emulation stripping a path prefix in front of uro.
+"""The services of issue 5 as the fake node runs them: cockroach, redis and uro.
 
 Runtime tests go through JSON-RPC on the virtual clock (test_apps_runtime.Env); one
 test runs the apps on a fake droplet behind a DigitalOcean firewall and talks to them
@@ -19,18 +18,13 @@ from fakes.world import World
 from tests.truenas.nodes import TIMEOUT, Rpc, advance, logged_in, truenas_droplet
 from tests.truenas.test_apps_network import docker_on_a_pool
 from tests.truenas.test_apps_runtime import Env, succeeded
-from tests.truenas.test_caddy_emulation import (
-    EchoBackend,
-    HostFiles,
-    LoopThread,
-    fetch,
-    start,
-)
+
+pytestmark = pytest.mark.redis        # uro's Redis is the real redis-server
 
 INTERNET = "127.3.0.1"
 URO_ENV = {"URL": "https://uro.example.test/api/v1/", "ROOT_ORIGIN": "https://uro.example.test",
            "FRONTEND_URL": "https://uro.example.test/",
-           "DATABASE_URL": "postgresql://root@cockroachdb:26257/uro?sslmode=disable",
+           "DATABASE_URL": "postgresql://root@cockroachdb:26257/uro",
            "REDIS_URL": "redis://redis:6379", "PORT": "4000",
            "PHOENIX_KEY_BASE": "k" * 64, "JOKEN_SIGNER": "j" * 32}
 CHECK = {"test": ["CMD", "true"], "interval": "5s", "start_period": "30s",
@@ -40,8 +34,8 @@ CHECK = {"test": ["CMD", "true"], "interval": "5s", "start_period": "30s",
 def cockroach_app(front: str, **extra) -> dict:
     return {"cockroachdb": {
         "image": "cockroachdb/cockroach:v25.1.1",
-        "command": ["start-single-node", "--insecure", "--listen-addr=0.0.0.0:26257",
-                    "--http-addr=0.0.0.0:8080"],
+        "command": ["start-single-node", "--insecure", "--http-addr=0.0.0.0:8080"],
+        "environment": {"COCKROACH_DATABASE": "uro"},
         "volumes": ["/mnt/tank/apps/cockroachdb/data:/cockroach/cockroach-data"],
         "healthcheck": CHECK, "restart": "unless-stopped", "networks": ["front"], **extra}}
 
@@ -118,6 +112,126 @@ def test_a_missing_uro_variable_crashes_it_naming_the_variable(docker):
         1, "** (RuntimeError) environment variable JOKEN_SIGNER is missing.")
 
 
+
+def test_a_rollback_of_redis_dataset_restores_the_rdb_redis_wrote(docker):
+    """Real redis-server with --dir on the app's dataset: its dump.rdb is a real RDB
+    file on the pool, a snapshot holds it, and a rollback brings the data back."""
+    for name in ("tank/apps", "tank/apps/uro", "tank/apps/uro/redis"):
+        docker.call("pool.dataset.create", {"name": name, "type": "FILESYSTEM"})
+    ingress(docker)
+    job = docker.create("uro", uro_app(), networks=front())
+    docker.advance(11)
+    succeeded(job)
+    uro = container(docker, "uro", "uro").running_view
+    assert uro.ask("redis:6379", b"SET user ada\r\nSAVE\r\n") == b"+OK\r\n+OK\r\n"
+    _wait_for_pool_file(docker, "/mnt/tank/apps/uro/redis/dump.rdb", b"ada")
+    docker.call("pool.snapshot.create", {"dataset": "tank/apps/uro/redis", "name": "before"})
+    assert uro.ask("redis:6379", b"SET user bob\r\nSAVE\r\n") == b"+OK\r\n+OK\r\n"
+    succeeded(docker.call("app.stop", "uro"))
+    with docker.lock:
+        assert b"bob" in docker.node.storage.read_file("/mnt/tank/apps/uro/redis/dump.rdb")
+    assert docker.call("pool.snapshot.rollback", "tank/apps/uro/redis@before") is None
+    with docker.lock:
+        rdb = docker.node.storage.read_file("/mnt/tank/apps/uro/redis/dump.rdb")
+    assert rdb.startswith(b"REDIS") and b"ada" in rdb and b"bob" not in rdb
+    job = docker.call("app.start", "uro")
+    docker.advance(11)
+    succeeded(job)
+    uro = container(docker, "uro", "uro").running_view
+    assert uro.ask("redis:6379", b"GET user\r\n") == b"$3\r\nada\r\n"
+
+
+def _wait_for_pool_file(docker, path: str, needle: bytes, seconds: float = 5.0) -> None:
+    """The mirror copies what Redis wrote to the pool within MIRROR_SECONDS (wall)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with docker.lock:
+            try:
+                if needle in docker.node.storage.read_file(path):
+                    return
+            except Exception:  # noqa: BLE001 - not there yet
+                pass
+        time.sleep(0.02)
+    raise AssertionError(f"{path} never held {needle!r}")
+
+# --- the images' contracts (each names the upstream fact it enforces) ------------------------
+@pytest.mark.parametrize("listen", ["0.0.0.0:26257", "cockroachdb:26257", ":26000"])
+def test_cockroach_start_single_node_refuses_a_listen_addr_it_cannot_use(docker, listen):
+    """cockroachdb/cockroach build/deploy/cockroach.sh @02dbd5658dff parse_command_line:
+    start-single-node takes --listen-addr only on 127.0.0.1/localhost and port 26257."""
+    ingress(docker)
+    app = cockroach_app("site-front")
+    app["cockroachdb"]["command"].append(f"--listen-addr={listen}")
+    job = docker.create("cockroachdb", app, networks=front())
+    docker.advance(6)
+    succeeded(job)
+    node = container(docker, "cockroachdb", "cockroachdb")
+    assert docker.app("cockroachdb")["state"] != "RUNNING"      # it exits, restarts, exits
+    assert node.exit_code == 1
+    assert "of listen_addr must be" in node.error
+
+
+def _cockroach_store_with(docker, databases: list[str]) -> None:
+    with docker.lock:
+        docker.node.storage.write_file(
+            "/mnt/tank/apps/cockroachdb/data/fake-cluster.json",
+            json.dumps({"cluster_id": "c1", "databases": databases}).encode())
+
+
+def _uro_against_existing_store(docker, with_init: bool) -> str:
+    ingress(docker)
+    _cockroach_store_with(docker, ["defaultdb", "postgres", "system"])
+    app = cockroach_app("site-front")
+    if with_init:
+        app["db-init"] = {"image": "cockroachdb/cockroach:v25.1.1", "restart": "on-failure",
+                          "command": ["sql", "--insecure", "--host=cockroachdb:26257",
+                                      "--execute=CREATE DATABASE IF NOT EXISTS uro"],
+                          "depends_on": {"cockroachdb": {"condition": "service_healthy"}},
+                          "networks": ["front"]}
+    succeeded_later = docker.create("cockroachdb", app, networks=front())
+    docker.advance(20)
+    succeeded(succeeded_later)
+    job = docker.create("uro", uro_app(), networks=front())
+    docker.advance(20)
+    succeeded(job)
+    return docker.app("uro")["state"]
+
+
+def test_cockroach_database_is_created_only_on_an_empty_store(docker):
+    """cockroach.sh run_single_node: COCKROACH_DATABASE is created when cockroach-data is
+    empty; on a store that holds data it is not, and uro's ecto.migrate fails (3D000)."""
+    assert _uro_against_existing_store(docker, with_init=False) == "CRASHED"
+    uro = container(docker, "uro", "uro")
+    assert 'database "uro" does not exist' in (uro.error or "")
+
+
+def test_the_db_init_job_creates_uros_database_on_a_store_that_holds_data(docker):
+    """The cockroachdb chart's db-init service (`cockroach sql ... CREATE DATABASE IF NOT
+    EXISTS`, which cockroach.sh execs as the binary's own mode) closes that gap."""
+    assert _uro_against_existing_store(docker, with_init=True) == "RUNNING"
+
+
+def test_uro_serves_uploads_from_app_uploads(docker):
+    """V-Sekai/uro @6783075f lib/uro/endpoint.ex: Plug.Static at /uploads from
+    Path.expand("./uploads") under WORKDIR /app; a mount elsewhere serves nothing."""
+    ingress(docker)
+    db = docker.create("cockroachdb", cockroach_app("site-front"), networks=front())
+    docker.advance(12)
+    succeeded(db)
+    with docker.lock:
+        docker.node.storage.write_file("/mnt/tank/apps/uro/uploads/a.png", b"png")
+    for target, found in (("/app/uploads", b"png"), ("/app/priv/static/uploads", None)):
+        job = docker.create("uro", uro_app(volumes=[f"/mnt/tank/apps/uro/uploads:{target}"]),
+                            networks=front())
+        docker.advance(20)
+        succeeded(job)
+        uro = container(docker, "uro", "uro").running_view
+        assert uro.read_file("/app/uploads/a.png") == found
+        succeeded(docker.call("app.delete", "uro", {"remove_images": False}))
+
+
 def test_redis_answers_resp_and_keeps_its_data_in_data(docker):
     ingress(docker)
     job = docker.create("uro", uro_app(), networks=front())
@@ -136,32 +250,6 @@ def test_redis_answers_resp_and_keeps_its_data_in_data(docker):
     succeeded(job)
     uro = container(docker, "uro", "uro").running_view
     assert uro.ask("redis:6379", b"GET user\r\n") == b"$3\r\nada\r\n"
-
-
-# --- the Caddy emulation ---------------------------------------------------------------------
-def test_the_caddy_emulation_strips_a_path_prefix_before_proxying(files: HostFiles,
-                                                                  loop: LoopThread,
-                                                                  backend: EchoBackend):
-    files.write_config({"admin": {"disabled": True}, "apps": {"http": {"servers": {"http": {
-        "listen": [":80"], "automatic_https": {"disable": True}, "routes": [
-            {"match": [{"host": ["uro.example.test"], "path": ["/api/v1/*"]}],
-             "handle": [{"handler": "rewrite", "strip_path_prefix": "/api/v1"},
-                        {"handler": "reverse_proxy", "upstreams": [{"dial": "uro:4000"}]}],
-             "terminal": True},
-            {"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "uro:4000"}]}]},
-        ]}}}}})
-    ports = loop.serve(start(files, {"uro:4000": ("127.0.0.1", backend.port)}).services())
-
-    def path_seen(path: str) -> str:
-        reply = fetch(ports[80], path, host="uro.example.test")
-        assert reply.status == 201
-        return json.loads(reply.body)["path"]
-
-    assert path_seen("/api/v1/health") == "/health"
-    assert path_seen("/api/v1/health?full=1") == "/health?full=1"
-    assert path_seen("/API/V1//avatars/a%20b.png") == "/avatars/a%20b.png"
-    assert path_seen("/api/v1/") == "/"
-    assert path_seen("/api/v2/health") == "/api/v2/health"     # not matched: not stripped
 
 
 # --- over the wire, behind a cloud firewall -------------------------------------------------
@@ -248,3 +336,34 @@ def http_probe(address: str, port: int) -> bool:
         return http_get(address, port, "/health", address)[0] > 0
     except (OSError, ValueError, IndexError):
         return False
+
+
+def test_the_charts_run_uro_on_a_cockroach_store_that_already_holds_data(docker, tmp_path):
+    """charts/cockroachdb + charts/uro as `up` renders them, on a pool whose store was
+    made without uro's database (an older chart, an init cut short): the chart's db-init
+    job creates it, and uro migrates and runs. Without db-init uro crashes (3D000)."""
+    from infra.charts.validate import prepare_site
+    from infra.state import StateDir
+    from steps.sites import build_site
+
+    site = build_site("apps-1")
+    rendered = {a.name: a for a in prepare_site(site, StateDir(tmp_path / "state"),
+                                                  tls_ready=True, environ={})}
+    for name in ("tank/apps", "tank/apps/cockroachdb", "tank/apps/cockroachdb/data",
+                 "tank/apps/uro", "tank/apps/uro/uploads", "tank/apps/uro/redis"):
+        docker.call("pool.dataset.create", {"name": name, "type": "FILESYSTEM"})
+    ingress_job = docker.create("ingress", {"caddy": {"image": "nginx:1.27",
+                                                      "networks": ["front"]}},
+                                networks={"front": {"name": f"{site.name}-front"}})
+    docker.advance(6)
+    succeeded(ingress_job)
+    _cockroach_store_with(docker, ["defaultdb", "postgres", "system"])
+    for name in ("cockroachdb", "uro"):
+        compose = {k: v for k, v in rendered[name].compose.items() if k != "x-truenas-site"}
+        job = docker.call("app.create", {"app_name": name, "custom_app": True,
+                                         "custom_compose_config": compose})
+        docker.advance(30)
+        succeeded(job)
+        docker.advance(30)
+    assert docker.app("uro")["state"] == "RUNNING"
+    assert container(docker, "uro", "uro").running_view.state["migrations"]

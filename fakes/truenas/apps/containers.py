@@ -289,8 +289,9 @@ class Container:
     def read_host_file(self, host_path: str) -> bytes | None:
         return self.runtime.read_host_file(host_path)
 
-    def write_host_file(self, host_path: str, data: bytes) -> None:
-        self.runtime.write_host_file(host_path, data)
+    def write_host_file(self, host_path: str, data: bytes,
+                        owner: tuple[int, int] | None = None) -> None:
+        self.runtime.write_host_file(host_path, data, owner)
 
     def host_owner(self, host_path: str) -> tuple[int, int] | None:
         return self.runtime.host_owner(host_path)

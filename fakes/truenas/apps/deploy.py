@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from fakes.truenas.apps.containers import Container
-from fakes.truenas.apps.images import behaviour_for
+from fakes.truenas.apps.images import behaviour_for, known_images
 
 if TYPE_CHECKING:
     from fakes.truenas.apps.runtime import App, AppsRuntime
@@ -108,6 +108,11 @@ class ComposeUp:
                 self._fail(f"Error response from daemon: {problem}")
                 return
             behaviour = behaviour_for(service.reference.repository)
+            if behaviour is None:
+                self._fail(f"the fake TrueNAS node cannot run image {service.image!r} "
+                           f"(service {name}): it has no behaviour for it (it runs "
+                           f"{', '.join(known_images())})")
+                return
             self.app.containers[name] = Container(self.runtime, self.app, service, behaviour)
         self.runtime.app_changed(self.app)
         self.advance()

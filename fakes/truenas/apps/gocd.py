@@ -1,6 +1,13 @@
 """What the fake app runtime runs for `gocd/gocd-server` and `gocd/gocd-agent-*` images.
 
+Both images run as go, uid 1000 with primary group 0, and their entrypoints make
+their /godata directories and copy their logback files there first, exiting 111 when
+they cannot (`_entrypoint`, with the upstream files and commits named there); a file
+or directory they write is theirs (1000:0).
+
 The server (state and rules here; its HTTP API is gocd_api.py, its config file gocd_config.py):
+- GoCD rewrites cruise-config.xml at start: one it may not write (not uid 1000's)
+  stops it;
 - on start it reads /godata/config/cruise-config.xml through the container's mounts; a
   missing file is created with a fresh serverId and agentAutoRegisterKey, as GoCD's first
   start does, and written back to the pool; a file lacking those attributes gets them
@@ -20,6 +27,8 @@ No authentication is modelled: a fresh GoCD has no authorization configuration a
 API is open; the fake stays that way.
 
 The agent:
+- keeps its identity in /godata/config/guid.txt (made on its first start): without a
+  mount there it lives in the container and a recreated agent is a new one;
 - needs GO_SERVER_URL (http(s)://host:port/go; a missing or malformed one makes the
   process exit 1 naming it [I: the real image's entrypoint and agent-bootstrapper refuse
   to start without a usable server URL]); AGENT_AUTO_REGISTER_KEY, _HOSTNAME, _RESOURCES
@@ -80,7 +89,6 @@ PING_SECONDS = 10.0              # agents ping the server about every 10 s
 RETRY_FAST_FOR = 600.0
 SLOW_PING_SECONDS = 600.0
 SERVER_VERSION = "25.3.0"
-AGENT_NAMESPACE = uuid.UUID("6f1d3c52-8a07-4b3e-9a55-2f0f4e0b9d11")
 
 SERVER_REPOSITORY = "gocd/gocd-server"
 # the agent images GoCD publishes for v25.x [I: the list changes between releases]
@@ -203,8 +211,13 @@ class GoCDServer:
 
 class GoCDServerImage(ImageBehaviour):
     def start(self, container: RunningContainer) -> dict[int, Any]:
-        _require_writable(container, "/godata")
+        _entrypoint(container, SERVER_DIRS, SERVER_LOGBACK)
         host_path = container.host_path(CONFIG_PATH)
+        if host_path is not None and not _may_write(container, host_path):
+            # GoCD rewrites cruise-config.xml at start (serverId, upgrades): as go it
+            # cannot when the file is someone else's [I: the exact log line]
+            raise ContainerFailed(f"java.nio.file.AccessDeniedException: {CONFIG_PATH} (the "
+                                  f"server runs as uid {GO_UID}, gid {GO_GID})")
         data = container.read_host_file(host_path) if host_path else None
         if data is None:
             config, changed = CruiseConfig.default(), True
@@ -216,7 +229,7 @@ class GoCDServerImage(ImageBehaviour):
             changed = config.complete()
         if changed and host_path is not None:
             try:
-                container.write_host_file(host_path, config.to_bytes())
+                container.write_host_file(host_path, config.to_bytes(), (GO_UID, GO_GID))
             except CallError as exc:
                 raise ContainerFailed(f"Error: cannot write {CONFIG_PATH}: {exc}") from exc
         server = GoCDServer(container, config, host_path)
@@ -271,17 +284,15 @@ def _listed(value: str | None) -> list[str]:
 class AgentProcess:
     """One running agent: pings its server on the virtual clock."""
 
-    def __init__(self, container: RunningContainer, host: str, port: int) -> None:
+    def __init__(self, container: RunningContainer, host: str, port: int,
+                 agent_uuid: str) -> None:
         env = container.environment
         self.container = container
         self.host, self.port = host, port
         self.key = env.get("AGENT_AUTO_REGISTER_KEY", "")
         # Docker's default hostname is the container id's prefix; the fake uses its name
         self.hostname = env.get("AGENT_AUTO_REGISTER_HOSTNAME") or container.name
-        # a real agent keeps its uuid in its config directory; the fake derives a stable
-        # one from the node and container name so that restarts do not add agents
-        self.uuid = str(uuid.uuid5(AGENT_NAMESPACE,
-                                   f"{container.node_address}/{container.name}"))
+        self.uuid = agent_uuid
         self.resources = _listed(env.get("AGENT_AUTO_REGISTER_RESOURCES"))
         self.environments = _listed(env.get("AGENT_AUTO_REGISTER_ENVIRONMENTS"))
         self.started_at = container.now()
@@ -328,7 +339,8 @@ class GoCDAgentImage(ImageBehaviour):
             raise ContainerFailed("GO_SERVER_URL is not set: the agent needs the server's "
                                   "URL (http://<server>:8153/go)")
         host, port = parse_server_url(url)
-        agent = AgentProcess(container, host, port)
+        _entrypoint(container, AGENT_DIRS, AGENT_LOGBACK)
+        agent = AgentProcess(container, host, port, _agent_uuid(container))
         container.state["agent"] = agent
         container.call_later(AGENT_BOOT_SECONDS, agent.ping)
         return {}                     # the agent listens on nothing
@@ -342,17 +354,75 @@ class GoCDAgentImage(ImageBehaviour):
             agent.stopped()
 
 
-def _require_writable(container: RunningContainer, path: str) -> None:
-    """The server runs as go (uid 1000; reference/anchors-and-vsekai.md: its volumes belong to
-    uid 1000). A bind-mounted /godata owned by someone else (a fresh dataset is
-    root's) cannot be written, and the server stops at once. The exact message of the
-    real image is not known [I]."""
-    host = container.host_path(path)
-    owner = container.host_owner(host) if host else None
-    if owner is not None and owner[0] != GO_UID:
-        raise ContainerFailed(f"mkdir: cannot create directory '{path}/config': Permission "
-                              f"denied ({path} belongs to uid {owner[0]}, the server runs "
-                              f"as uid {GO_UID})")
+# The images' entrypoints, as the go user (uid 1000, primary group root: server
+# Dockerfile @a5d686bc line 65 `adduser -D -u ${UID} -s /bin/bash -G root go`, line 85
+# `USER go`; agent: gocd/gocd DistroBehavior.groovy @024dd9b7 `useradd -l -u ${UID} -g
+# root`). gocd/docker-gocd-server docker-entrypoint.sh @a5d686bc lines 37-43: mkdir -p
+# /godata/{artifacts,config,db,logs,plugins} when missing; lines 61-63: copy
+# logback-include.xml into /godata/config when missing; `try` exits 111 on a failure.
+# The agent's (gocd/gocd buildSrc/.../gocd-docker-agent/docker-entrypoint.sh @06bf2b2f)
+# does the same with config, logs, pipelines and its three logback files.
+GO_GID = 0
+SERVER_DIRS = ("artifacts", "config", "db", "logs", "plugins")
+SERVER_LOGBACK = ("logback-include.xml",)
+AGENT_DIRS = ("config", "logs", "pipelines")
+AGENT_LOGBACK = ("agent-bootstrapper-logback-include.xml", "agent-launcher-logback-include.xml",
+                 "agent-logback-include.xml")
+EXIT_TRY = 111
+GUID_FILE = "/godata/config/guid.txt"
+
+
+def _may_write(container: RunningContainer, host_path: str) -> bool:
+    """Whether go (1000:0) may write `host_path` (or create in it): the owner's bits for
+    uid 1000; the fake keeps no group write bits (its directories are 0755 and files
+    0644 as TrueNAS makes them), so gid 0 alone is not enough. A path that is not there
+    is judged by its parent."""
+    while host_path and host_path != "/":
+        owner = container.host_owner(host_path)
+        if owner is not None:
+            return owner[0] == GO_UID
+        host_path = host_path.rsplit("/", 1)[0]
+    return False
+
+
+def _entrypoint(container: RunningContainer, dirs: tuple[str, ...],
+                logback: tuple[str, ...]) -> None:
+    volume = container.host_path("/godata")
+    if volume is None:
+        return      # the image's own VOLUME /godata (go:root, chown -R in the Dockerfile)
+    files = container.list_host_files(volume) or {}
+    present = {name.split("/", 1)[0] for name in files}
+    for each in dirs:
+        if each not in present and not _may_write(container, volume):
+            raise ContainerFailed(f"/docker-entrypoint.sh: cannot mkdir -v -p /godata/{each}"
+                                  f" (mkdir: can't create directory '/godata/{each}': "
+                                  "Permission denied)", exit_code=EXIT_TRY)
+    for name in logback:
+        if f"config/{name}" in files:
+            continue
+        target = f"{volume}/config/{name}"
+        if not _may_write(container, f"{volume}/config"):
+            raise ContainerFailed(f"/docker-entrypoint.sh: cannot cp -rfv /go-server/config/"
+                                  f"{name} /go-working-dir/config/{name} (Permission denied)",
+                                  exit_code=EXIT_TRY)
+        container.write_host_file(target, b"<included/>\n", (GO_UID, GO_GID))
+
+
+def _agent_uuid(container: RunningContainer) -> str:
+    """The agent's identity: config/guid.txt under /godata, made on its first start
+    (GoCD's docs on cloning an agent: the GUID file is `<agent working dir>/config/
+    guid.txt`; the image's entrypoint links /go/config to /godata/config). Without a
+    mount on /godata it lives in the container's anonymous volume and dies with the
+    container: a recreated agent registers as a new one."""
+    host = container.host_path(GUID_FILE)
+    if host is not None:
+        known = container.read_host_file(host)
+        if known:
+            return known.decode().strip()
+        fresh = str(uuid.uuid4())
+        container.write_host_file(host, fresh.encode(), (GO_UID, GO_GID))
+        return fresh
+    return str(uuid.uuid4())
 
 
 SERVER = GoCDServerImage()

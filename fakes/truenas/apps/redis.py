@@ -1,202 +1,196 @@
-"""The `redis` image (7.4.x), as the fake runs it: a tiny RESP server on 6379.
+"""The `redis` image on the fake node: a real `redis-server` (Debian's package, which
+./dev installs), one child process per container (process.py says how).
 
-Facts followed (redis.io docs, RESP2 protocol spec; the official image's defaults):
-- RESP: a command is an array of bulk strings (`*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n`)
-  or an inline command line (`PING\\r\\n`); replies `+PONG`, `$<n>\\r\\n<bytes>`, `$-1`
-  for a missing key, `+OK`, `:<n>` integers, errors `-ERR ...`;
-- `PING` -> `+PONG`, `PING <msg>` -> the message as a bulk string; `SET k v` -> `+OK`;
-  `GET k`; `DEL k...` -> how many existed; `EXISTS`; `DBSIZE`; `SAVE` -> `+OK`;
-  `QUIT` -> `+OK` and the connection closes; an unknown command -> `-ERR unknown
-  command '<cmd>', with args beginning with: ...`;
-- the official image runs with `/data` as its working directory, where the dump
-  (`dump.rdb`) is written on SAVE, at the configured save points and on shutdown,
-  and read back at start.
-What the fake models: strings only (no expiry, no other types, no AUTH, no
-databases but 0); the dump is written on SAVE, on stop, and every SAVE_SECONDS
-virtual seconds when something changed (a simplification of Redis's save points);
-its format is the fake's own JSON behind a marker line, not RDB (a real Redis cannot
-read it, and the fake cannot read a real one: it starts empty then).
+Contract of the official image (docker-library/redis @e9204996, 7.4-rc/debian, the
+newest 7.4 the stored snapshot holds): Dockerfile lines 143-150 VOLUME /data, WORKDIR
+/data, ENTRYPOINT docker-entrypoint.sh, CMD redis-server; docker-entrypoint.sh lines
+6-8 put `redis-server` before a first argument that is an option or a .conf file;
+Dockerfile lines 88-90 build Redis with protected-mode off; with no config file
+Redis's defaults apply: save points 3600 1 / 300 100 / 60 10000, `dump.rdb` in the
+working directory, written on SAVE/BGSAVE, at the save points and on SIGTERM (what
+`docker stop` sends).
+What the fake changes, for its network and files only: `--port` (a port of this
+machine, which the container's 6379 is spliced to), `--bind` (the node's address),
+`--dir` (the container's /data: its mount mirrored to the app's dataset, so the RDB
+file on the pool, in its snapshots and after a rollback is the real one Redis wrote
+and reads back at start) and `--protected-mode no` (the image's default).
+Differences the fake admits: Debian bookworm's redis-server is 7.0.x while the chart
+pins 7.4.2 (RDB version 10, not 12: a 7.4 server reads it, not the other way round).
+Without redis-server a redis container fails to start with REDIS_INSTALL_HINT.
+The healthcheck (`redis-cli ping`) is a real PING; another container's in-model
+`ask` is sent to the real server and its reply returned.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
-import json
-import logging
+import shutil
+import socket
+from pathlib import Path
 from typing import Any
 
-from fakes.truenas.apps.images import ImageBehaviour, RunningContainer
-from fakes.truenas.server import StreamService
-
-log = logging.getLogger(__name__)
+from fakes.truenas.apps.images import ContainerFailed, ImageBehaviour, RunningContainer
+from fakes.truenas.apps.process import (
+    ChildProcess,
+    MirrorThread,
+    Mount,
+    MountMirror,
+    executable,
+    free_port,
+    splice_service,
+    wait_listening,
+)
 
 PORT = 6379
 DATA_DIR = "/data"
-DUMP = f"{DATA_DIR}/dump.rdb"
-MAGIC = b"FAKE-REDIS-DUMP 1\n"
-SAVE_SECONDS = 60.0
+START_SECONDS = 10.0
+REDIS_INSTALL_HINT = ("redis-server is not installed: apt-get install redis-server (Debian/"
+                      "Ubuntu; ./dev installs it when it can)")
 
 
-class Store:
-    """One server's keyspace (bytes -> bytes) and whether it changed since the dump."""
-
-    def __init__(self, data: dict[bytes, bytes] | None = None) -> None:
-        self.data: dict[bytes, bytes] = dict(data or {})
-        self.dirty = False
-
-    def dump(self) -> bytes:
-        encoded = {base64.b64encode(k).decode(): base64.b64encode(v).decode()
-                   for k, v in dict(self.data).items()}
-        return MAGIC + json.dumps(encoded, sort_keys=True).encode()
-
-    @classmethod
-    def load(cls, raw: bytes | None) -> Store:
-        if not raw or not raw.startswith(MAGIC):
-            return cls()
-        try:
-            decoded = json.loads(raw[len(MAGIC):])
-            return cls({base64.b64decode(k): base64.b64decode(v) for k, v in decoded.items()})
-        except (ValueError, TypeError):
-            return cls()
+def redis_unavailable() -> str | None:
+    """Why the fake node cannot run Redis (with how to install it), or None."""
+    return None if executable("redis-server") else REDIS_INSTALL_HINT
 
 
-# --- RESP ------------------------------------------------------------------------------
-def bulk(value: bytes | None) -> bytes:
-    return b"$-1\r\n" if value is None else b"$%d\r\n%s\r\n" % (len(value), value)
-
-
-def parse_commands(buffer: bytes) -> tuple[list[list[bytes]], bytes]:
-    """The complete commands at the start of `buffer`, and what is left over."""
-    commands: list[list[bytes]] = []
-    while buffer:
-        if buffer.startswith(b"*"):
-            parsed = _parse_array(buffer)
-            if parsed is None:
-                break
-            command, buffer = parsed
-        else:
-            line, sep, rest = buffer.partition(b"\r\n")
-            if not sep:
-                line, sep, rest = buffer.partition(b"\n")
-                if not sep:
+def _exchange(address: tuple[str, int], request: bytes, timeout: float = 2.0) -> bytes | None:
+    """Send `request` (RESP arrays or inline commands) and read one reply per command
+    (None: refused). Reading stops at the last reply, never on a pause."""
+    wanted = _commands(request)
+    try:
+        with socket.create_connection(address, timeout=timeout) as sock:
+            sock.sendall(request)
+            data = b""
+            while _replies(data) < wanted:
+                chunk = sock.recv(65536)
+                if not chunk:
                     break
-            buffer = rest
-            command = line.split()
-        if command:
-            commands.append(command)
-    return commands, buffer
-
-
-def _parse_array(buffer: bytes) -> tuple[list[bytes], bytes] | None:
-    header, sep, rest = buffer.partition(b"\r\n")
-    if not sep:
+                data += chunk
+            return data
+    except OSError:
         return None
-    count = int(header[1:] or b"0")
-    items = []
-    for _ in range(count):
-        line, sep, rest = rest.partition(b"\r\n")
-        if not sep or not line.startswith(b"$"):
-            return None
-        size = int(line[1:])
-        if len(rest) < size + 2:
-            return None
-        items.append(rest[:size])
-        rest = rest[size + 2:]
-    return items, rest
 
 
-def execute(store: Store, command: list[bytes]) -> tuple[bytes, bool]:
-    """The reply to one command, and whether the connection closes after it."""
-    name, args = command[0].upper(), command[1:]
-    if name == b"PING":
-        return (b"+PONG\r\n" if not args else bulk(args[0])), False
-    if name == b"SET" and len(args) >= 2:
-        store.data[args[0]] = args[1]
-        store.dirty = True
-        return b"+OK\r\n", False
-    if name == b"GET" and len(args) == 1:
-        return bulk(store.data.get(args[0])), False
-    if name in (b"DEL", b"EXISTS") and args:
-        found = sum(1 for key in args if key in store.data)
-        if name == b"DEL":
-            for key in args:
-                store.data.pop(key, None)
-            store.dirty = store.dirty or bool(found)
-        return b":%d\r\n" % found, False
-    if name == b"DBSIZE":
-        return b":%d\r\n" % len(store.data), False
-    if name == b"QUIT":
-        return b"+OK\r\n", True
-    if name in (b"SET", b"GET", b"DEL", b"EXISTS"):
-        return (b"-ERR wrong number of arguments for '%s' command\r\n"
-                % name.lower()), False
-    shown = b" ".join(b"'%s'" % a for a in args[:3])
-    return (b"-ERR unknown command '%s', with args beginning with: %s\r\n"
-            % (command[0], shown)), False
+def _commands(request: bytes) -> int:
+    """How many commands a request holds (RESP arrays of bulk strings, or lines)."""
+    count, at = 0, 0
+    while at < len(request):
+        if request[at:at + 1] == b"*":
+            end = request.index(b"\r\n", at)
+            items = int(request[at + 1:end])
+            at = end + 2
+            for _ in range(items):
+                end = request.index(b"\r\n", at)
+                size = int(request[at + 1:end])
+                at = end + 2 + size + 2
+        else:
+            end = request.find(b"\n", at)
+            line = request[at:len(request) if end < 0 else end].strip()
+            at = len(request) if end < 0 else end + 1
+            if not line:
+                continue
+        count += 1
+    return count
 
 
-# --- the image ---------------------------------------------------------------------------
+def _replies(data: bytes) -> int:
+    """How many complete RESP replies `data` starts with."""
+    count, at = 0, 0
+    while True:
+        end = _reply_end(data, at)
+        if end is None:
+            return count
+        count, at = count + 1, end
+
+
+def _reply_end(data: bytes, at: int) -> int | None:
+    line_end = data.find(b"\r\n", at)
+    if line_end < 0:
+        return None
+    kind, value = data[at:at + 1], data[at + 1:line_end]
+    after = line_end + 2
+    if kind == b"$":
+        size = int(value)
+        return after if size < 0 else (after + size + 2 if len(data) >= after + size + 2
+                                       else None)
+    if kind == b"*":
+        for _ in range(max(int(value), 0)):
+            nested = _reply_end(data, after)
+            if nested is None:
+                return None
+            after = nested
+        return after
+    return after                                 # +, -, :, and RESP3's simple types
+
+
 class Redis(ImageBehaviour):
     def start(self, container: RunningContainer) -> dict[int, Any]:
-        store = Store.load(container.read_file(DUMP))
-        container.state["store"] = store
-        container.call_later(SAVE_SECONDS, lambda: self._autosave(container))
+        binary = executable("redis-server")
+        if binary is None:
+            raise ContainerFailed(REDIS_INSTALL_HINT, exit_code=127)
+        argv = (list(container.entrypoint or []) + list(container.command)) or ["redis-server"]
+        if argv[0].rsplit("/", 1)[-1] == "docker-entrypoint.sh":
+            argv = argv[1:] or ["redis-server"]
+        if argv[0].startswith("-") or argv[0].endswith(".conf"):
+            argv = ["redis-server", *argv]          # docker-entrypoint.sh prepends it
+        if argv[0].rsplit("/", 1)[-1] != "redis-server":
+            raise ContainerFailed(f"the fake node runs the redis image's redis-server only, "
+                                  f"not {argv[0]!r}")
+        work = Path(container.work_dir)
+        shutil.rmtree(work, ignore_errors=True)
+        root, private = work / "root", work / "private"
+        private.mkdir(parents=True)
+        (root / DATA_DIR.lstrip("/")).mkdir(parents=True)
+        mirror = MountMirror(
+            root, [Mount(t, s, t in container.read_only) for t, s in container.mounts.items()],
+            container.list_host_files, container.read_host_file, container.write_host_file,
+            container.node_lock)
+        mirror.sync()
+        rest = [str(root / a.lstrip("/")) if a.endswith(".conf") and a.startswith("/") else a
+                for a in argv[1:]]
+        port = free_port(container.node_address)
+        command = [binary, *rest, "--port", str(port), "--bind", container.node_address,
+                   "--dir", str(root / DATA_DIR.lstrip("/")), "--protected-mode", "no",
+                   "--daemonize", "no"]
+        child = ChildProcess(command, private / "redis.log", {"PATH": "/usr/bin:/bin"},
+                             root / DATA_DIR.lstrip("/")).start()
+        address = (container.node_address, port)
+        if not wait_listening(address, lambda: child.exit_code is None, START_SECONDS):
+            code = child.stop(1.0)
+            raise ContainerFailed(child.log_tail() or "redis-server exited",
+                                  exit_code=code if code else 1)
 
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            buffer = b""
-            while data := await reader.read(65536):
-                buffer += data
-                commands, buffer = parse_commands(buffer)
-                for command in commands:
-                    if command[0].upper() == b"SAVE":
-                        saved = await asyncio.to_thread(self._save, container)
-                        reply, close = (b"+OK\r\n" if saved else
-                                        b"-ERR the dump could not be written\r\n"), False
-                    else:
-                        reply, close = execute(store, command)
-                    writer.write(reply)
-                    await writer.drain()
-                    if close:
-                        return
+        def tick() -> None:
+            if not container.state.get("redis"):
+                return
+            mirror.sync()
+            code = child.exit_code
+            if code is not None and container.state.pop("redis", None):
+                mirror.sync()
+                container.exit_async(code, child.log_tail())
 
-        return {PORT: StreamService(serve)}
+        thread = MirrorThread(tick, f"redis-{container.name}").start()
+        container.state["on_pool_write"] = (mirror, mirror.sync)
+        container.state["redis"] = {"child": child, "thread": thread, "mirror": mirror,
+                                    "address": address}
+        return {PORT: splice_service(lambda: address)}
 
     def healthy(self, container: RunningContainer) -> bool:
-        return True          # `redis-cli ping` answers PONG once the server runs
+        running = container.state.get("redis")
+        return bool(running) and _exchange(running["address"], b"PING\r\n") == b"+PONG\r\n"
 
     def answer(self, container: RunningContainer, port: int, request: bytes) -> bytes | None:
-        store = container.state["store"]
-        commands, _ = parse_commands(request)
-        replies = b""
-        for command in commands:
-            reply, close = execute(store, command)
-            replies += reply
-            if close:
-                break
-        return replies
+        running = container.state.get("redis")
+        if port != PORT or not running:
+            return None
+        return _exchange(running["address"], request)
 
     def stop(self, container: RunningContainer) -> None:
-        self._save(container)            # shutdown with save points configured: SAVE
-
-    def _autosave(self, container: RunningContainer) -> None:
-        store: Store = container.state["store"]
-        if store.dirty:
-            self._save(container)
-        container.call_later(SAVE_SECONDS, lambda: self._autosave(container))
-
-    def _save(self, container: RunningContainer) -> bool:
-        store: Store | None = container.state.get("store")
-        host = container.host_path(DUMP)
-        if store is None or host is None:
-            return False                  # no volume on /data: the dump dies with it
-        with contextlib.suppress(Exception):
-            container.write_host_file(host, store.dump())
-            store.dirty = False
-            return True
-        log.info("redis in %s could not write its dump", container.name)
-        return False
+        running = container.state.pop("redis", None)
+        if not running:
+            return
+        running["thread"].stop(join=False)
+        running["child"].stop()          # SIGTERM: Redis saves its dump, then exits
+        running["mirror"].sync()         # ... and that dump reaches the pool
 
 
 BEHAVIOUR = Redis()

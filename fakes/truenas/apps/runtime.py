@@ -335,11 +335,52 @@ class AppsRuntime:
             except CallError:
                 return None
 
-    def write_host_file(self, host_path: str, data: bytes) -> None:
+    def write_host_file(self, host_path: str, data: bytes,
+                        owner: tuple[int, int] | None = None) -> None:
         """A container process writes a file through a bind mount (CallError if the
-        node cannot store it there)."""
+        node cannot store it there); a new file belongs to the process's uid:gid
+        (`owner`, root when None)."""
+        from fakes.truenas.models.files import chown
+
         with self.node.lock:
-            self.node.storage.write_file(self._on_pool(host_path), data)
+            path = self._on_pool(host_path)
+            # what this write creates (the file, missing directories) is the writer's,
+            # as a process's open(O_CREAT)/mkdir make them
+            made = [p for p in _ancestors_and_self(path) if not self._exists(p)]
+            self.node.storage.write_file(path, data)
+            if owner is not None:
+                for created in made:
+                    chown(self.node.storage, created, owner[0], owner[1])
+
+    def host_file_written(self, path: str) -> None:
+        """A file on a pool changed (filesystem.put): a running container that mounts it
+        sees it at once (process.py mirrors it for a real program). Under node.lock."""
+        for container in self.all_containers():
+            view = container.running_view
+            hook = view.state.get("on_pool_write") if view is not None else None
+            if hook is None:
+                continue
+            mirror, refresh = hook
+            if mirror.covers(path) or mirror.covers(self._on_pool(path)):
+                try:
+                    refresh()
+                except Exception:  # noqa: BLE001 - the write itself succeeded
+                    log.exception("mirroring %s into %s failed", path, container.name)
+
+    def list_host_files(self, host_path: str) -> dict[str, str] | None:
+        """Files under a directory of a pool dataset: relative name -> object id."""
+        from fakes.truenas.models.files import resolve
+
+        with self.node.lock:
+            try:
+                loc = resolve(self.node.storage, self._on_pool(host_path))
+            except CallError:
+                return None
+            if loc.pool is None:
+                return None
+            prefix = loc.inner + "/" if loc.inner else ""
+            return {name[len(prefix):]: record["oid"] for name, record in loc.files.items()
+                    if name.startswith(prefix)}
 
     def host_owner(self, host_path: str) -> tuple[int, int] | None:
         """uid and gid of a path on the node, or None if it is not there."""
@@ -600,7 +641,11 @@ class AppsRuntime:
         # Docker's data root is <pool>/ix-apps/docker: the images pulled before are there
         self.images |= {service.image for service in project.services.values()}
         self._apps.setdefault(pool, {})[name] = app
-        restarts = all(s.restart.partition(":")[0] in ("always", "unless-stopped")
+        # dockerd restarts, at its start, the containers whose policy is always or
+        # unless-stopped. The fake brings the whole project up when any service has
+        # such a policy: a one-shot job (on-failure) beside them runs again, which the
+        # real boot does not do (harmless for an idempotent job such as db-init).
+        restarts = any(s.restart.partition(":")[0] in ("always", "unless-stopped")
                        for s in project.services.values())
         if stopped or not restarts or not project.services:
             self.app_changed(app)
@@ -621,6 +666,12 @@ class AppsRuntime:
                     app.operation.abort("The system is shutting down")
                 for container in app.containers.values():
                     container.remove()
+
+
+def _ancestors_and_self(path: str) -> list[str]:
+    """/mnt/p/a/b/f -> [/mnt/p/a, /mnt/p/a/b, /mnt/p/a/b/f] (below the pool)."""
+    parts = path.split("/")
+    return ["/".join(parts[:depth]) for depth in range(4, len(parts) + 1)]
 
 
 def restore_at_boot(node: TrueNASNode) -> None:

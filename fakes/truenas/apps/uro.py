@@ -1,14 +1,21 @@
 """uro (V-Sekai's Elixir/Phoenix API), as the fake runs it. Known by the image
 repository's last component `uro`, whatever the registry (images.LAZY_BASENAMES).
 
-Facts followed (reference/anchors-and-vsekai.md §4 uro, V-Sekai/uro HEAD 2025-06):
-- required env, read at runtime; a missing one makes startup raise: URL,
-  ROOT_ORIGIN, FRONTEND_URL, DATABASE_URL, REDIS_URL, PORT, PHOENIX_KEY_BASE,
-  JOKEN_SIGNER; for each `OAUTH2_<P>_STRATEGY`, also `OAUTH2_<P>_CLIENT_ID` and
-  `OAUTH2_<P>_CLIENT_SECRET`;
-- the entrypoint is `mix do ecto.migrate, phx.server`: migrations run before the
-  server listens on PORT (4000);
-- `GET /health` -> `{"services":{"uro":"healthy"}}`.
+Facts followed (V-Sekai/uro @6783075f, 2025-06-06; reference/anchors-and-vsekai.md §4):
+- required env, read at runtime; a missing one makes startup raise (config/config.exs
+  get_env and config/helpers.exs Helpers.get_env: `Environment variable X is required
+  but not set.`): URL, ROOT_ORIGIN, FRONTEND_URL, DATABASE_URL, REDIS_URL, PORT,
+  PHOENIX_KEY_BASE, JOKEN_SIGNER; for each `OAUTH2_<P>_STRATEGY`, also
+  `OAUTH2_<P>_CLIENT_ID` and `OAUTH2_<P>_CLIENT_SECRET`;
+- the entrypoint is `iex -S mix do ecto.migrate, phx.server` (Dockerfile line 40):
+  migrations run before the server listens on PORT (4000); ecto.migrate does not
+  create the database: one that does not exist fails it (Postgrex 3D000
+  invalid_catalog_name) and the process exits;
+- the working directory is /app (Dockerfile line 11); uploads are stored under
+  ./uploads (the uploaders' storage_dir "uploads/") and served at /uploads from
+  Path.expand("./uploads") (lib/uro/endpoint.ex Plug.Static): /app/uploads;
+- `GET /health` -> 200 `{"services":{"uro":"healthy"}}` (lib/uro/controllers/health.ex
+  answers that whatever the dependencies do).
 Chosen, not known:
 - the message of a missing variable is the fake's ("environment variable X is
   missing."), exit code 1;
@@ -20,9 +27,9 @@ Chosen, not known:
   "redis answers" = PING -> +PONG at the REDIS_URL host:port. Both are asked inside
   the model (RunningContainer.ask), resolved like Docker's DNS would;
 - until the migrations are done nothing listens on PORT (a connection is accepted
-  and closed, as Docker's proxy does for a port nobody listens on); afterwards
-  `GET /health` answers 200 only while both dependencies answer, else 503
-  `{"services":{"uro":"unhealthy"}}` (the real endpoint's checks are not traced);
+  and closed, as Docker's proxy does for a port nobody listens on); the container's
+  healthcheck passes once it serves and its dependencies answer (a stand-in for
+  Redix and the Repo's pools staying connected);
 - applied migrations are recorded in memory (the fake cockroach has no SQL), per
   node, database host and database name: a restart of uro finds them applied, a
   new world does not. MIGRATIONS lists the fake's migration versions.
@@ -50,7 +57,7 @@ RETRY_SECONDS = 2.0
 MIGRATE_GIVE_UP_SECONDS = 60.0
 MIGRATIONS = ("20200101000000", "20240101000000")
 HEALTHY = {"services": {"uro": "healthy"}}
-UNHEALTHY = {"services": {"uro": "unhealthy"}}
+UPLOADS = "/app/uploads"
 
 
 def missing_variable(env: dict[str, str]) -> str | None:
@@ -106,8 +113,15 @@ class Uro(ImageBehaviour):
 
         async def handle(request: HttpRequest) -> HttpResponse:
             if request.method == "GET" and request.path == "/health":
-                ok = await asyncio.to_thread(self.dependencies_answer, container)
-                return HttpResponse.json(200 if ok else 503, HEALTHY if ok else UNHEALTHY)
+                return HttpResponse.json(200, HEALTHY)
+            if request.method in ("GET", "HEAD") and request.path.startswith("/uploads/"):
+                name = request.path[len("/uploads/"):]
+                data = None
+                if name and ".." not in name.split("/"):
+                    data = await asyncio.to_thread(container.read_file, f"{UPLOADS}/{name}")
+                if data is not None:
+                    return HttpResponse(200, data,
+                                        {"Content-Type": "application/octet-stream"})
             return HttpResponse.json(404, {"errors": {"detail": "Not Found"}})
 
         web = http_service(handle)
@@ -125,6 +139,11 @@ class Uro(ImageBehaviour):
 
     def _migrate(self, container: RunningContainer) -> None:
         state = container.state
+        if self.database_answers(container) and container.ask(
+                state["db"], f"DATABASE? {state['db_name']}".encode()) == b"no":
+            container.exit(1, f"** (Postgrex.Error) FATAL 3D000 (invalid_catalog_name) "
+                              f"database \"{state['db_name']}\" does not exist")
+            return
         if not self.database_answers(container):
             if container.now() - state["started"] >= MIGRATE_GIVE_UP_SECONDS:
                 container.exit(1, f"** (DBConnection.ConnectionError) tcp connect "

@@ -151,6 +151,9 @@ class NodeStorage:
     def write_file(self, path: str, data: bytes, append: bool = False,
                    mode: int | None = None) -> None:
         files.write_file(self, path, data, append=append, mode=mode)
+        runtime = self.node.__dict__.get("_apps")    # containers that mount it see it now
+        if runtime is not None:
+            runtime.host_file_written(path)
 
     def read_file(self, path: str) -> bytes:
         return files.read_file(self, path)
