@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
 from infra.errors import InfraError
+from infra.truenas.wss import _WIRE_LOG as NO_FRAME_LOG
 
 PATH = "/ws"
 Progress = Callable[[float, str], None]
@@ -60,9 +61,11 @@ class InstallerClient:
         # return value directly (as infra/truenas/client.py does too).
         stack = contextlib.ExitStack()
         try:
+            # websockets logs every frame's text at DEBUG; `install`'s carries the
+            # admin password: the TrueNAS client's frame-less logger (one home).
             connection = stack.enter_context(connect(
                 url, open_timeout=timeout, ping_interval=None, close_timeout=2,
-                max_size=None, proxy=None))
+                max_size=None, proxy=None, logger=NO_FRAME_LOG))
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as error:
             raise InstallerError(f"no installer at {url}: {error}") from None
         return cls(connection, progress, stack)

@@ -5,6 +5,7 @@ sgdisk from Debian, and qemu-img), installed as the site asked, leaving nothing 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -131,3 +132,15 @@ def test_a_machine_that_never_answers_is_stopped(options):
     with pytest.raises(BuildRefused, match="did not answer within"):
         build(options, launcher, boot_seconds=1.5)
     _nothing_left(options)
+
+
+def test_the_password_never_reaches_a_log_even_at_debug(options, caplog):
+    caplog.set_level(logging.DEBUG)
+    image, reporter = build(options, fake_launcher())
+    assert image.path.exists()
+    # websockets shortens long frames in its log to their head and tail: any piece of
+    # the password is a leak.
+    pieces = {PASSWORD[i:i + 6] for i in range(len(PASSWORD) - 5)}
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert not [piece for piece in pieces if piece in logged]
+    assert not any(PASSWORD in line for line in reporter.lines)
