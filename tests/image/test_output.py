@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -22,7 +23,7 @@ from infra.image.output import (
 
 @given(st.integers(min_value=1, max_value=10 * MAX_UNCOMPRESSED_BYTES))
 def test_100_gb_uncompressed_is_the_limit(virtual):
-    problems = limit_problems(__import__("pathlib").Path("x.qcow2"), "qcow2", virtual)
+    problems = limit_problems(Path("x.qcow2"), "qcow2", virtual)
     assert bool(problems) == (virtual > MAX_UNCOMPRESSED_BYTES)
 
 
