@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from infra.console import RichReporter
+from infra.console import RichReporter, safe
 from infra.errors import InfraError, SiteFileError
 from infra.image.build import (
     ADMIN_USER,
@@ -31,7 +31,7 @@ errors = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(code: int, message: str) -> None:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    errors.print(f"[bold red]error:[/] {safe(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -101,12 +101,13 @@ def build(
         raise
     state = StateDir(state_dir) if state_dir else StateDir.for_site(loaded.name)
     stored = store_password(state, password)
-    console.print(f"image   {image.path}", highlight=False)
+    console.print(f"image   {safe(image.path)}", highlight=False)
     console.print(f"format  {image.format}, {image.size_bytes} bytes "
                   f"({_human(image.size_bytes)}); {image.virtual_bytes} bytes uncompressed "
                   "(DigitalOcean's limit: 100 GB)", highlight=False)
     console.print(f"sha256  {image.sha256}", highlight=False)
-    console.print(f"login   {ADMIN_USER}, password kept in {stored} (0600)", highlight=False)
+    console.print(f"login   {ADMIN_USER}, password kept in {safe(stored)} (0600)",
+                  highlight=False)
     console.print("next:", highlight=False)
     for line in next_steps(image, loaded, site):
-        console.print(f"  {line}", highlight=False, markup=False)
+        console.print(f"  {safe(line)}", highlight=False)

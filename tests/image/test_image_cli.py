@@ -70,3 +70,12 @@ def test_no_password_is_refused_before_anything_starts(runner, tmp_path, iso, mo
     assert result.exit_code == 2
     assert "TRUENAS_ADMIN_PASSWORD" in result.output
     assert not (tmp_path / "state").exists()
+
+
+def test_markup_in_a_path_is_printed_as_typed(runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRUENAS_ADMIN_PASSWORD", PASSWORD)
+    monkeypatch.setattr(image_cli, "missing_tools", lambda names: [])
+    monkeypatch.setattr(image_cli, "qemu_launcher", fake_launcher())
+    result = runner.invoke(cli.app, _args(tmp_path, tmp_path / "[bold]x[/].iso"))
+    assert result.exit_code == 1
+    assert "[bold]x[/].iso" in result.output
