@@ -34,6 +34,7 @@ from infra.errors import (
     TeardownIncomplete,
 )
 from infra.failover import Failover
+from infra.image.cli import image_app
 from infra.node import open_node
 from infra.observe import find_droplet, observe, public_ipv4
 from infra.plan import make_plan
@@ -48,6 +49,7 @@ from infra.up import Provisioner
 SPEC_SCOPE_TAG = "spec-suite"
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Stand up, check and tear down a TrueNAS SCALE site on DigitalOcean.")
+app.add_typer(image_app, name="image")
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 

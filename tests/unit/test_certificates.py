@@ -37,7 +37,7 @@ from infra.state import StateDir
 from infra.target import Target, Timing
 from infra.tls_probe import CertificateFacts, facts_from_pem
 from infra.truenas.calllog import is_mutating
-from infra.truenas.errors import JobFailed, TrueNASCallError
+from infra.truenas.errors import JobFailed, TrueNASCallError, TrueNASUnavailable
 from infra.truenas.pinning import CertificatePins, fingerprint
 
 TOKEN = "dop_v1_" + "7oken" * 12
@@ -416,6 +416,24 @@ def test_point_ui_before_any_certificate_frees_80_and_443_and_pins_the_default(
     assert pin.sha256 == fingerprint(world.node.certs[1]["chain_list"][0])
     assert not point_ui(world.node, make_site(), world.target, world.state, address=ADDRESS,
                         presented=world.presented)
+
+
+def test_a_reply_lost_to_the_ui_restart_is_judged_by_the_new_port(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node saved the settings, but restarted its UI before the reply reached us."""
+    saved = world.node.call
+
+    def call(method: str, *params: Any, timeout: float | None = None) -> Any:
+        answer = saved(method, *params, timeout=timeout)
+        if method == "system.general.update":
+            raise TrueNASUnavailable("the connection closed while calling "
+                                     "system.general.update (code 1012)")
+        return answer
+
+    monkeypatch.setattr(world.node, "call", call)
+    assert point_ui(world.node, make_site(), world.target, world.state, address=ADDRESS,
+                    presented=world.presented)
+    assert CertificatePins(world.state.path).get(ADDRESS, 8443) is not None
 
 
 # --- http-01 --------------------------------------------------------------------------

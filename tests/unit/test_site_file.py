@@ -127,3 +127,13 @@ def test_truenas_settings_are_checked_too(field: str, value: object, named: str)
         parse_site(set_field(site_data("alpha"), field, value))
     assert any(problem.startswith(named + ":") for problem in refused.value.problems), \
         refused.value.problems
+
+
+def test_the_example_describes_the_whole_site() -> None:
+    """The demo brings this file up: the front door and every chart of charts/."""
+    site = load_site(ROOT / "site.example.toml")
+    assert site.tls is not None and site.tls.challenge in ("http-01", "dns-01")
+    charts = {path.parent.name for path in (ROOT / "charts").glob("*/chart.toml")}
+    assert set(site.apps) == charts
+    assert not site.tls.production, "the example must not ask Let's Encrypt production"
+    assert site.image.url.startswith("https://") and "?" not in site.image.url
