@@ -56,9 +56,11 @@ def _claim_address_block() -> tuple[int, socket.socket]:
 class World:
     def __init__(self, state_dir: Path, speed: float = DEFAULT_SPEED, host: str = "127.0.0.1",
                  port: int = 0, token: str | None = None, admin_secret: str | None = None,
-                 truenas_api_key: str | None = None) -> None:
+                 truenas_api_key: str | None = None, acme: bool = True) -> None:
         """`token`, `admin_secret` and `truenas_api_key` are random unless given (a test
-        that searches a run's output for them gives distinctive ones)."""
+        that searches a run's output for them gives distinctive ones). `acme=False`
+        starts no ACME server (pebble takes seconds to start: a test that never asks
+        for a certificate need not wait for it)."""
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
@@ -83,7 +85,8 @@ class World:
         self.dns = DnsServer(self.backend, host=host)
         # A real ACME server (pebble) resolving through our DNS and validating on the
         # droplets' port 80/443; without pebble installed the world runs and says why.
-        self.acme_unavailable = pebble_unavailable()
+        self.acme_unavailable = pebble_unavailable() if acme else \
+            "this fake world was started without an ACME server (World(acme=False))"
         self.acme = None if self.acme_unavailable else PebbleServer(
             self.state_dir, self.ca, (host, self.dns.port), http_port=self.truenas.ports["http"],
             tls_port=self.truenas.ports["https"], host=host)
