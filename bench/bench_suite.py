@@ -48,6 +48,10 @@ def one_run(paths: list[str], extra: list[str]) -> dict:
     tail = [line for line in child.stdout.splitlines() if line.strip()][-1:] or [""]
     failed = [line for line in child.stdout.splitlines()
               if line.startswith(("FAILED", "ERROR"))]
+    if failed:      # the whole output, to read why
+        kept = Path(tempfile.mkstemp(prefix="bench-suite-", suffix=".txt")[1])
+        kept.write_text(child.stdout + child.stderr)
+        failed.append(f"(the run's output: {kept})")
     return {"wall": wall, "cpu": cpu, "returncode": child.returncode, "summary": tail[0],
             "failed": failed, "records": records}
 
