@@ -19,13 +19,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from typer.testing import CliRunner
 
 from fakes.world import World
-from infra import cli
 from infra.cli import app
 from infra.digitalocean import MUTATING, DigitalOcean
 from infra.errors import TargetError
@@ -188,13 +186,8 @@ def _cli_check(running: RunningSite, tmp_path: Path, **changes: str | None):
     env = _forker_env(running, COLUMNS="200", **changes)
     # CliRunner sets the variables it is given; the ones to remove are given as None.
     env.update({key: None for key in CLEARED if key not in env})
-    # The table is 200 columns wide, whatever COLUMNS was when the CLI's console was made
-    # (a pytest-xdist worker has COLUMNS=80 from the start: rows wrapped, and a row
-    # this test looks for was cut in two).
-    with mock.patch.object(cli.console, "_width", 200):
-        return CliRunner().invoke(app, ["check", "--existing", "--site",
-                                        str(running.site_file), "--state-dir",
-                                        str(tmp_path / "state")], env=env)
+    return CliRunner().invoke(app, ["check", "--existing", "--site", str(running.site_file),
+                                    "--state-dir", str(tmp_path / "state")], env=env)
 
 
 def test_check_existing_without_a_token_passes_and_skips_the_cloud(running: RunningSite,
