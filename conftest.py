@@ -11,8 +11,23 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 TARGETS = ("fake", "real", "existing")
+
+# A pytest-xdist worker starts with COLUMNS=80 in its environment; the CLI's rich
+# console (made when infra.cli is first imported, by the step plugins below) would then
+# keep 80 columns for good, and a test that asks for a wider table through the
+# environment would read rows cut in two. Without it the console follows COLUMNS.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+
+# No test asserts on wall time, hypothesis's included: its per-example deadline and
+# its too-slow health check fail a test because the machine was busy (a loaded
+# 2-core box runs an example 50 times slower now and then), not because of a defect.
+settings.register_profile("suite", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

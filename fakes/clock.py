@@ -5,12 +5,21 @@ minutes). The fakes model those durations in virtual seconds; the clock maps the
 onto wall time at `speed` virtual seconds per wall second, so scenarios finish
 quickly while the virtual timeline stays realistic. Events fire lazily whenever
 anyone reads the clock (`run_due`) and from the world's ticker thread.
+
+A jump of weeks must not cost what replaying it one event at a time costs: a
+callback may ask `quiet_until()` how far the clock will run before anything else
+happens (the next other event, or the end of the jump) and do its own periodic
+work up to there at once, with the end state replaying it would leave
+(fakes/truenas/models/snapshot_tasks.py). `VirtualClock(coalesce=False)` turns
+that off: every callback then sees a quiet span of nothing, the slow path the
+property tests compare against.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +36,8 @@ class _Event:
 
 
 class VirtualClock:
-    def __init__(self, speed: float = 500.0, start: float | None = None) -> None:
+    def __init__(self, speed: float = 500.0, start: float | None = None,
+                 coalesce: bool = True) -> None:
         if speed <= 0:
             raise ValueError("clock speed must be positive")
         self.speed = speed
@@ -42,25 +52,51 @@ class VirtualClock:
         # whatever it schedules is timed from when it was due, not from whenever
         # the clock happened to be read (a long jump runs every stage inside it).
         self._firing_at: tuple[int, float] | None = None
+        self.coalesce = coalesce
+        self.fired = 0      # events fired since the clock started (bench/bench_suite.py)
 
     def now(self) -> float:
         """Virtual time as a Unix timestamp."""
         firing = self._firing_at
         if firing is not None and firing[0] == threading.get_ident():
             return firing[1]
+        return self.horizon()
+
+    def horizon(self) -> float:
+        """Where the clock is really heading: now, ignoring a firing's own due time."""
         elapsed = (time.monotonic() - self._start_wall) * self.speed
         return self._start_virtual + elapsed + self._offset
+
+    def quiet_until(self) -> float:
+        """From inside a firing callback: how far virtual time runs before anything
+        else is due. A periodic callback may do its own work for every due time
+        strictly before this at once (nothing else can happen in between, and the
+        clock's lock is held); outside a firing, or without coalescing, it is now."""
+        with self._lock:
+            firing = self._firing_at
+            if firing is None or firing[0] != threading.get_ident():
+                return self.now()
+            if not self.coalesce:
+                return firing[1]
+            while self._events and self._events[0].cancelled:
+                heapq.heappop(self._events)
+            # what falls due up to the horizon fires in this jump...
+            until = math.nextafter(self.horizon(), math.inf)
+            # ...but strictly before the next event: one due at the same time fires
+            # first, being older than anything the callback schedules now
+            return min(self._events[0].due, until) if self._events else until
 
     def now_iso(self) -> str:
         return iso(self.now())
 
-    def advance(self, seconds: float) -> None:
-        """Jump virtual time forward (admin API), firing what falls due."""
+    def advance(self, seconds: float) -> int:
+        """Jump virtual time forward (admin API), firing what falls due; returns how
+        many events fired."""
         if seconds < 0:
             raise ValueError("the clock only moves forward")
         with self._lock:
             self._offset += seconds
-        self.run_due()
+        return self.run_due()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> _Event:
         with self._lock:
@@ -86,6 +122,7 @@ class VirtualClock:
                             self._firing_at = None
                         fired += 1
             finally:
+                self.fired += fired
                 self._firing = False
         return fired
 

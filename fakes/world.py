@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import threading
 from pathlib import Path
 
@@ -34,12 +35,32 @@ POLL_INTERVAL_SECONDS = 0.02
 TICK_SECONDS = 0.01
 
 
+def _claim_address_block() -> tuple[int, socket.socket]:
+    """A free block (second octet) for a world's loopback addresses, and the socket
+    that holds it: bound, never listening, to a port of an address of the block that
+    no droplet gets (the last of the /16) until the world stops. A process that finds
+    it taken (EADDRINUSE) tries another block."""
+    blocks = list(range(10, 248, 3))
+    secrets.SystemRandom().shuffle(blocks)
+    for block in blocks:
+        claim = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            claim.bind((f"127.{block}.255.254", 9))
+        except OSError:
+            claim.close()
+            continue
+        return block, claim
+    raise RuntimeError("every loopback address block is taken by another fake world")
+
+
 class World:
     def __init__(self, state_dir: Path, speed: float = DEFAULT_SPEED, host: str = "127.0.0.1",
                  port: int = 0, token: str | None = None, admin_secret: str | None = None,
-                 truenas_api_key: str | None = None) -> None:
+                 truenas_api_key: str | None = None, acme: bool = True) -> None:
         """`token`, `admin_secret` and `truenas_api_key` are random unless given (a test
-        that searches a run's output for them gives distinctive ones)."""
+        that searches a run's output for them gives distinctive ones). `acme=False`
+        starts no ACME server (pebble takes seconds to start: a test that never asks
+        for a certificate need not wait for it)."""
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
@@ -48,10 +69,12 @@ class World:
         self.token = token or "dop_v1_" + secrets.token_hex(32)
         self.admin_secret = admin_secret or secrets.token_urlsafe(24)
         self.ca = WorldCA(self.state_dir)
-        # A random block of loopback addresses per world: two worlds on one machine
-        # (a test session and a demo) must not both put a droplet on 127.x.0.2:443.
+        # A block of loopback addresses per world: two worlds on one machine (a test
+        # session and a demo, or parallel test workers) must not both put a droplet
+        # on 127.x.0.2:443, so the block is claimed, not only drawn at random.
+        block, self._block_claim = _claim_address_block()
         self.backend = DigitalOceanBackend(self.clock, self.state_dir / "storage",
-                                           address_block=secrets.choice(range(10, 248, 3)))
+                                           address_block=block)
         self.digitalocean = DigitalOceanService(self.backend, self.clock, self.token)
         # The API key baked into the TrueNAS image: every node starts with it.
         self.truenas = TrueNASFleet(self.state_dir / "truenas", self.backend, self.clock,
@@ -62,7 +85,8 @@ class World:
         self.dns = DnsServer(self.backend, host=host)
         # A real ACME server (pebble) resolving through our DNS and validating on the
         # droplets' port 80/443; without pebble installed the world runs and says why.
-        self.acme_unavailable = pebble_unavailable()
+        self.acme_unavailable = pebble_unavailable() if acme else \
+            "this fake world was started without an ACME server (World(acme=False))"
         self.acme = None if self.acme_unavailable else PebbleServer(
             self.state_dir, self.ca, (host, self.dns.port), http_port=self.truenas.ports["http"],
             tls_port=self.truenas.ports["https"], host=host)
@@ -122,6 +146,7 @@ class World:
             self.acme.stop()
         self.dns.stop()
         self.https.stop()
+        self._block_claim.close()
 
     def __enter__(self) -> World:
         return self.start()

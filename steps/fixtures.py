@@ -44,6 +44,11 @@ def sites_brought_up(target: Target, state_root: Path):
     whatever happened (a real run must never leak a droplet)."""
     names: set[str] = set()
     yield names
+    take_down(target, state_root, names)
+
+
+def take_down(target: Target, state_root: Path, names: set[str]) -> None:
+    """Take every site in `names` down, forgetting those that went."""
     if target.read_only:
         return
     from infra.down import Teardown
@@ -53,6 +58,7 @@ def sites_brought_up(target: Target, state_root: Path):
     for name in sorted(names):
         try:
             Teardown(build_site(name), DigitalOcean(target), StateDir(state_root / name)).down()
+            names.discard(name)
         except Exception as error:  # keep going: every other site must still go
             failures.append(f"{name}: {error}")
     assert not failures, "teardown left resources behind: " + "; ".join(failures)
@@ -99,6 +105,9 @@ def spec(target: Target, state_root: Path, sites_brought_up: set[str]) -> Scenar
     if target.kind == "fake":
         target.admin().clear_faults()
         target.admin().clear_dropped_ports()
+    # A scenario's sites go with it: the next scenario's clock jump must not drive
+    # them, and no scenario leans on what an earlier one left up.
+    take_down(target, state_root, sites_brought_up)
 
 
 @dataclass

@@ -69,8 +69,22 @@ class RunSummary:
             self.features.setdefault(path, FeatureResult(name, path))
             self.feature_of[item.nodeid] = path
 
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        # Under pytest-xdist the process that prints the summary collected nothing:
+        # each report says its feature (attributes travel with it to the controller).
+        outcome = yield
+        found = _feature(item)
+        if found is not None:
+            outcome.get_result().spec_feature = list(found)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         path = self.feature_of.get(report.nodeid)
+        told = getattr(report, "spec_feature", None)
+        if path is None and told:
+            name, path = told
+            self.features.setdefault(path, FeatureResult(name, path))
+            self.feature_of[report.nodeid] = path
         if path is None:
             return
         scenarios = self.features[path].scenarios

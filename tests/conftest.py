@@ -13,7 +13,10 @@ from tests.fake_clients import connect
 
 def _world(request: pytest.FixtureRequest, factory: pytest.TempPathFactory, **options):
     name = request.module.__name__.rsplit(".", 1)[-1]
-    return World(factory.mktemp(name), **options)
+    # pebble takes seconds to start: only for a module with a test marked `acme`
+    acme = any(item.get_closest_marker("acme") for item in request.session.items
+               if getattr(item, "module", None) is request.module)
+    return World(factory.mktemp(name), acme=acme, **options)
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ class Api:
 def start_world(directory, speed: float = 1.0):
     """A fresh world; at speed 1 the virtual clock moves only when a test moves it
     (plus the wall time the test takes, a fraction of a second)."""
-    return World(directory, speed=speed)
+    return World(directory, speed=speed, acme=False)
 
 
 @pytest.fixture(scope="module")

@@ -357,7 +357,7 @@ class VolumeRules(RuleBasedStateMachine):
 
 @pytest.fixture
 def fake(tmp_path):
-    with World(tmp_path / "world") as world:
+    with World(tmp_path / "world", acme=False) as world:
         fake = Fake(world)
         # Hundreds of calls in a few wall seconds are hours of virtual time.
         fake.admin("/ratelimit", {"per_hour": 10**9, "per_minute": 10**9})

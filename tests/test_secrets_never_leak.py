@@ -13,6 +13,7 @@ token, and the invalid ingress settings).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -142,9 +143,41 @@ def _hits(needles: dict[str, re.Pattern[bytes]], where: str, data: bytes) -> lis
             for what, pattern in needles.items() if (m := pattern.search(data))]
 
 
+def _failed_steps(cucumber: Path) -> list[str]:
+    """Each failed step of the child's run (cucumber.json): scenario, step, error."""
+    try:
+        features = json.loads(cucumber.read_text())
+    except (OSError, ValueError) as unreadable:
+        return [f"no readable cucumber report ({unreadable})"]
+    failed = []
+    for feature in features:
+        for scenario in feature.get("elements", []):
+            for step in scenario.get("steps", []):
+                result = step.get("result", {})
+                if result.get("status") == "failed":
+                    failed.append(f"{feature.get('uri')}: {scenario.get('name')}\n"
+                                  f"  {step.get('keyword', '')} {step.get('name')}\n"
+                                  f"  {result.get('error_message', '')[-3000:]}")
+    return failed
+
+
+def _failures(run: Run) -> str:
+    """Why the child run failed: its failed steps, then the end of its output (a
+    fixture error has no failed step), then the end of the world's log."""
+    out = run.outputs["spec stdout"].decode(errors="replace")
+    summary = [line for line in out.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    world = run.outputs["world stderr"].decode(errors="replace")
+    told = "\n\n".join(["failed steps:", *_failed_steps(run.reports / "cucumber.json"),
+                         "summary:", *summary, "end of the output:", out[-4000:],
+                         "end of the world's log:", world[-3000:]]).encode()
+    for pattern in _needles(run.secrets).values():    # a leak is the other test's to show
+        told = pattern.sub(b"[a secret]", told)
+    return told.decode(errors="replace")
+
+
 def test_the_run_really_exercised_the_site(run: Run) -> None:
     out = run.outputs["spec stdout"].decode(errors="replace")
-    assert run.returncode == 0, out[-4000:]
+    assert run.returncode == 0, _failures(run)
     assert "requirements on target fake" in out
     assert (run.reports / "cucumber.json").stat().st_size > 0
     assert (run.reports / "run.log").stat().st_size > 0

@@ -401,7 +401,15 @@ class NodeServer:
             return
         closed = threading.Event()
 
-        def close_now() -> None:
+        def close_now(hops: int = 3) -> None:
+            # What was answered before the close goes out first. A reply is queued on
+            # this loop (RpcSession._send, under the node's lock) before anything that
+            # lock held back, such as the UI restart a call asked for, can close its
+            # connection; its writer task wakes a loop step after the queueing, so the
+            # close waits a few steps, not a wall-time grace a loaded machine outlasts.
+            if hops:
+                loop.call_soon(close_now, hops - 1)
+                return
             try:
                 for listener in listeners:
                     _shut(listener)

@@ -169,7 +169,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
     from fakes.world import World
 
-    with World(tmp_path_factory.mktemp("conformance-world")) as started:
+    with World(tmp_path_factory.mktemp("conformance-world"), acme=False) as started:
         # Polling at 500x is many virtual requests a minute: never let a 429 in.
         with requests.Session() as admin:
             admin.trust_env = False  # REQUESTS_CA_BUNDLE would override `verify`

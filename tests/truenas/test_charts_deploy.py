@@ -106,7 +106,7 @@ def _free_80_and_443(site: Site, target: Target, state: StateDir, address: str,
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     tmp: Path = tmp_path_factory.mktemp("charts-deploy")
-    with World(tmp / "world") as world, contextlib.ExitStack() as closing:
+    with World(tmp / "world", acme=False) as world, contextlib.ExitStack() as closing:
         target = Target.from_world_file(world.world_file)
         bare = parse_site(site_file())  # no [tls]: `up` builds droplet, pool, datasets
         do = DigitalOcean(target)

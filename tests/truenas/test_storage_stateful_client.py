@@ -490,7 +490,7 @@ class StorageMachine(RuleBasedStateMachine):
 @pytest.fixture
 def rig(tmp_path: Path):
     """A site brought up on its own world; the world stops and clients close, always."""
-    with World(tmp_path / "world") as world, contextlib.ExitStack() as closing:
+    with World(tmp_path / "world", acme=False) as world, contextlib.ExitStack() as closing:
         target = Target.from_world_file(world.world_file)
         site = build_site(SITE)
         do = DigitalOcean(target)

@@ -17,6 +17,7 @@ Chosen: the fake's wall time is UTC (system.info says timezone "Etc/UTC").
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -144,6 +145,7 @@ def format_name(schema: str, timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime(schema)
 
 
+@functools.lru_cache(maxsize=256)
 def _schema_regex(schema: str) -> re.Pattern[str]:
     pattern, i = "", 0
     while i < len(schema):
@@ -160,6 +162,8 @@ def _schema_regex(schema: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern}$")
 
 
+# Retention parses every snapshot name of the dataset on every run: cached (pure).
+@functools.lru_cache(maxsize=65536)
 def parse_name(schema: str, name: str) -> float | None:
     """The time a snapshot name encodes under `schema`, or None if it does not match."""
     match = _schema_regex(schema).match(name)

@@ -50,6 +50,10 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def encode_meta(meta: dict) -> bytes:
+    return json.dumps(meta).encode()
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -81,8 +85,11 @@ class MemberStore:
         meta = _read_json(self.root / "meta.json")
         return meta if isinstance(meta, dict) else None
 
-    def write_meta(self, meta: dict) -> None:
-        _write_atomic(self.root / "meta.json", json.dumps(meta).encode())
+    def write_meta(self, meta: dict | bytes) -> None:
+        """`meta` as a dict, or already encoded (`encode_meta`: a commit writes the same
+        metadata to every member and encodes it once)."""
+        data = meta if isinstance(meta, bytes) else encode_meta(meta)
+        _write_atomic(self.root / "meta.json", data)
 
     # --- objects and the checksum manifest ---------------------------------
     @property

@@ -20,6 +20,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from fakes.truenas.errors import CallError
+from fakes.truenas.models.layout import encode_meta
 from fakes.truenas.models.objects import ObjectStore
 from fakes.truenas.models.topology import Member, Vdev, new_guid, pool_status
 
@@ -138,9 +139,10 @@ class Pool:
         """A new txg: free unreferenced objects, write metadata + labels to online leaves."""
         self.meta["txg"] += 1
         self.objects.collect(self.referenced())
+        encoded = encode_meta(self.meta)      # the same bytes for every member
         for vdev in self.vdevs:
             for leaf in vdev.online_leaves:
-                leaf.store.write_meta(self.meta)
+                leaf.store.write_meta(encoded)
                 leaf.store.write_label(self.label(vdev, leaf, exported=exported))
 
     def next_inode(self) -> int:

@@ -16,7 +16,8 @@ Chosen: `state` is `{"state": "PENDING"}` before the first run, then
 was not checked). Validation attributes use the `periodic_snapshot_create.` /
 `periodic_snapshot_update.` prefix middleware's plugin uses. A firing that falls
 due while the clock jumps ahead is taken at its scheduled virtual time, so a jump of
-two days takes 48 hourly snapshots, each named by its own hour.
+two days takes 48 hourly snapshots, each named by its own hour; the runs that fall
+before anything else happens on the clock are computed at once (`_take_all`).
 """
 
 from __future__ import annotations
@@ -156,8 +157,26 @@ class SnapshotTasks:
         if (self.storage.dead or task.generation != generation
                 or self.tasks.get(task.id) is not task):
             return
+        times = self._quiet_firings(task, due)
+        if len(times) > 1 and self._take_all(task, times):
+            self._arm(task, after=times[-1])
+            return
         self._take(task, due)
         self._arm(task, after=due)
+
+    def _quiet_firings(self, task: SnapshotTask, due: float) -> list[float]:
+        """`due` and the task's later firings that fall before anything else happens
+        on the clock (all of them, in a jump of days with nothing else scheduled)."""
+        until = self.storage.node.clock.quiet_until()
+        times = [due]
+        if until <= due:
+            return times
+        schedule = cron.Schedule.parse(task.config["schedule"])
+        following = schedule.next_after(due)
+        while following is not None and following < until:
+            times.append(following)
+            following = schedule.next_after(following)
+        return times
 
     def _take(self, task: SnapshotTask, at: float) -> None:
         """One run: a snapshot named for `at`, then retention, as zettarepl does."""
@@ -190,8 +209,62 @@ class SnapshotTasks:
         last = pool.meta["snapshots"][ours[-1]]["files"]
         return last != pool.meta["datasets"][rel]["files"]
 
+    def _take_all(self, task: SnapshotTask, times: list[float]) -> bool:
+        """Every run at `times` at once (nothing else happens between them), leaving
+        what running them one by one leaves: the snapshots retention would keep at
+        the last run, each as its own run made it (name, creation time, createtxg),
+        the txg one per run, the objects freed, and the task's state of the last
+        run; the snapshots retention removes before the end are never made, and the
+        metadata is written once. False when a run might fail or collide with a
+        snapshot that exists (the caller then takes the first run alone).
+        tests/truenas/test_snapshot_jumps.py compares it with the runs one by one."""
+        config, last = task.config, times[-1]
+        found = self.storage.find_dataset(config["dataset"])
+        if found is None:      # every run fails the same way; the last one's error shows
+            task.state = {"state": "ERROR", "datetime": Timestamp(last),
+                          "error": f"Dataset {config['dataset']} does not exist"}
+            return True
+        pool, rel = found
+        if not config["allow_empty"] or pool.status == "UNAVAIL":
+            return False        # whether a run snapshots depends on the runs before it
+        schema = config["naming_schema"]
+        names = [cron.format_name(schema, at) for at in times]
+        made = [rel]
+        if config["recursive"]:
+            excluded = set(config["exclude"])
+            made += [d for d in datasets.descendants(pool, rel)
+                     if pool.full_name(d) not in excluded]
+        snaps = pool.meta["snapshots"]
+        if len(set(names)) < len(names) or any(
+                snapshots.key(target, name) in snaps for name in names for target in made):
+            return False
+        keep_from = [cron.lifetime_start(at, config["lifetime_value"], config["lifetime_unit"])
+                     for at in times]
+        # A snapshot made by run i is judged by runs i..n; one that was there before,
+        # by every run (a MONTH lifetime need not grow with time: Mar 31 -> Feb 28).
+        latest_keep = list(keep_from)
+        for i in range(len(times) - 2, -1, -1):
+            latest_keep[i] = max(latest_keep[i], latest_keep[i + 1])
+        self._retention_before(pool, rel, config, latest_keep[0])
+        first_txg = pool.meta["txg"]
+        for i, (at, name) in enumerate(zip(times, names, strict=True)):
+            taken = cron.parse_name(schema, name)
+            if taken is not None and taken < latest_keep[i]:
+                continue
+            pool.meta["txg"] = first_txg + i          # run i's snapshot gets txg + i + 1
+            snapshots.create(pool, rel, name, recursive=config["recursive"],
+                             exclude=config["exclude"], now=at, task_id=task.id)
+        pool.meta["txg"] = first_txg + len(times) - 1
+        pool.commit()
+        task.state = {"state": "FINISHED", "datetime": Timestamp(last),
+                      "last_snapshot": f"{pool.full_name(rel)}@{names[-1]}"}
+        return True
+
     def _retention(self, pool: Pool, rel: str, config: dict, at: float) -> None:
         keep_from = cron.lifetime_start(at, config["lifetime_value"], config["lifetime_unit"])
+        self._retention_before(pool, rel, config, keep_from)
+
+    def _retention_before(self, pool: Pool, rel: str, config: dict, keep_from: float) -> None:
         targets = [rel] + (datasets.descendants(pool, rel) if config["recursive"] else [])
         for target in targets:
             for snap_key in snapshots.of_dataset(pool, target):
