@@ -9,8 +9,6 @@ for the resilver to finish.
 
 from __future__ import annotations
 
-import time
-
 from infra import desired
 from infra.digitalocean import DigitalOcean
 from infra.errors import InfraError, WaitTimeout
@@ -19,6 +17,7 @@ from infra.observe import find_droplet, find_volume
 from infra.site import Site
 from infra.state import StateDir
 from infra.truenas.client import TrueNASClient
+from infra.wait import Pending, wait_for
 
 RESILVER_SECONDS = 6 * 3600   # a resilver of a large pool takes hours
 SCRUB_SECONDS = 6 * 3600
@@ -45,21 +44,18 @@ def _leaves(pool: dict) -> list[dict]:
 def wait_for_scan(client: TrueNASClient, site: Site, function: str, real_seconds: float,
                   reporter: Reporter | None = None) -> dict:
     """Poll the pool until its scan of `function` (RESILVER, SCRUB) is FINISHED."""
-    reporter = reporter or Reporter()
-    timing = client.timing
-    limit = timing.deadline(real_seconds)
-    deadline = time.monotonic() + limit
-    with reporter.waiting(f"{function.lower()} of pool {site.truenas.pool}"):
-        while True:
-            pool = _pool(client, site)
-            scan = pool.get("scan") or {}
-            if scan.get("function") == function and scan.get("state") == "FINISHED":
-                return pool
-            if time.monotonic() > deadline:
-                raise WaitTimeout(f"gave up waiting for the {function.lower()} of pool "
-                                  f"{site.truenas.pool} after {limit:.1f} s "
-                                  f"({scan.get('percentage', 0):.0f}% done)")
-            time.sleep(timing.poll_interval)
+    def finished() -> dict | Pending:
+        pool = _pool(client, site)
+        scan = pool.get("scan") or {}
+        if scan.get("function") == function and scan.get("state") == "FINISHED":
+            return pool
+        return Pending(f"{scan.get('percentage', 0):.0f}% done")
+
+    return wait_for(f"{function.lower()} of pool {site.truenas.pool}", finished,
+                    client.timing, real_seconds, reporter=reporter,
+                    timeout=lambda limit, status: WaitTimeout(
+                        f"gave up waiting for the {function.lower()} of pool "
+                        f"{site.truenas.pool} after {limit:.1f} s ({status})"))
 
 
 def scrub(client: TrueNASClient, site: Site, reporter: Reporter | None = None) -> dict:
@@ -147,4 +143,4 @@ class Repair:
             return any(d["serial"] == serial for d in self.client.call("disk.query"))
 
         self.do.wait_until(f"volume {serial} to show up as a disk on the node", visible,
-                           desired.ACTION_SECONDS)
+                           desired.ACTION_SECONDS, self.reporter)
