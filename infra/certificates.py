@@ -487,6 +487,20 @@ def _default_reconnect(site: Any, target: Target, state: StateDir,
 
 
 # --- the whole thing -----------------------------------------------------------------
+def certificate_due(node_client: TrueNASClient, site: Any, target: Target) -> str | None:
+    """Why `ensure_certificate` would obtain a new certificate now (reads only), or
+    None when the site's current one does."""
+    directory = acme_directory(site, target)
+    root = target.acme_root_ca if directory == target.acme_directory else None
+    roots = x509.load_pem_x509_certificates(Path(root).read_bytes()) if root else []
+    wanted = _Wanted(list(site.dns.hostnames), site.tls.challenge, directory,
+                     site.tls.renew_days, target.now(), roots)
+    entries = node_client.call("certificate.query")
+    ui_cert = node_client.call("system.general.config").get("ui_certificate") or {}
+    current, reason = _current(entries, site, wanted, ui_cert.get("id"))
+    return None if current is not None else reason
+
+
 def ensure_certificate(node_client: TrueNASClient, site: Any, target: Target, state: StateDir,
                        events: Reporter | None = None, *, address: str | None = None,
                        force_renewal: bool = False,

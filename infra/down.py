@@ -106,7 +106,10 @@ class Teardown(SiteOperation):
         if not dns.domain_exists(do, self.site):
             return
         owned = self.state.created("records")
-        for hostname in self.site.dns.hostnames:
+        # The site's hostnames, and those it made records for before they left the file.
+        hostnames = [*self.site.dns.hostnames,
+                     *(h for h in owned if h not in self.site.dns.hostnames)]
+        for hostname in hostnames:
             for record in dns.find_records(do, self.site, hostname):
                 if record["id"] == owned.get(hostname) or record["data"] in droplet_ips:
                     dns.destroy_record(do, self.site.dns.domain, record, hostname)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from infra.certificates import CertificateOutcome
+from infra.change import Change
 from infra.charts.ingress import ingress_paths
 from infra.charts.secretstore import unknown_secrets
 from infra.events import Reporter
@@ -72,6 +73,16 @@ class FrontDoor:
         if new_tag != tag:
             changes += self._deploy(client, new_tag)
         return FrontDoorResult(changes, client, outcome)
+
+    def plan(self, client: TrueNASClient) -> list[Change]:
+        """What `converge` would redo (reads only): the UI's move, each app not running
+        the site's chart, and a certificate to obtain (with why)."""
+        tag = self._installed_tag(client)
+        wanted = apps.desired(self.site, self.state, tls_ready=tag is not None,
+                              certificate_tag=tag, memory_mb=self.memory_mb)
+        return [*ui.diff(client, self.site),
+                *apps.diff(apps.find(client, self.site, self.state, wanted)),
+                *certificate.diff(client, self.site, self.target)]
 
     def _deploy(self, client: TrueNASClient, tag: str | None) -> list[str]:
         wanted = apps.desired(self.site, self.state, tls_ready=tag is not None,

@@ -9,6 +9,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from infra.change import Change
 from infra.errors import SiteFileError
 from infra.events import Reporter
 from infra.resources import datasets, pool, snapshot_tasks
@@ -131,17 +132,32 @@ class NodeSetup:
         self.reporter = reporter or Reporter()
         self.changes: list[str] = []
 
-    def converge(self) -> list[str]:
-        if pool.find(self.client, self.site) is None:
+    def plan(self) -> list[Change]:
+        """What `converge` would change (reads only). With no pool yet, the datasets
+        and tasks it would hold are not known until it is imported or created."""
+        changes = pool.diff(self.client, self.site)
+        if changes:
+            return changes
+        return [*datasets.diff(self.site, datasets.find(self.client, self.site)),
+                *snapshot_tasks.diff(self.site, snapshot_tasks.find(self.client))]
+
+    def converge(self, planned: list[Change] | None = None) -> list[str]:
+        """Apply `planned` (by default, what `plan` says now); with a pool change, the
+        datasets and tasks are planned again once the pool is there."""
+        changes = self.plan() if planned is None else planned
+        kinds = {c.kind for c in changes}
+        if "create_pool" in kinds:
             self.changes.append(pool.create(self.client, self.site, self.reporter))
-        existing = datasets.find(self.client, self.site)
-        for name in datasets.desired(self.site):
-            if name not in existing:
-                self.changes.append(datasets.create(self.client, name, self.reporter))
-        tasks = snapshot_tasks.find(self.client)
-        for policy in self.site.snapshots:
-            made = snapshot_tasks.create_or_update(self.client, self.site, policy, tasks,
-                                                   self.reporter)
-            if made is not None:
-                self.changes.append(made)
+            changes = self.plan()
+            kinds = {c.kind for c in changes}
+        for change in changes:
+            if change.kind == "create_dataset":
+                self.changes.append(datasets.create(self.client, change.subject, self.reporter))
+        if kinds & {"create_snapshot_task", "update_snapshot_task"}:
+            tasks = snapshot_tasks.find(self.client)
+            for policy in self.site.snapshots:
+                made = snapshot_tasks.create_or_update(self.client, self.site, policy, tasks,
+                                                       self.reporter)
+                if made is not None:
+                    self.changes.append(made)
         return self.changes

@@ -27,17 +27,23 @@ class Observed:
     droplet: dict | None
     firewall: dict | None
     domain_exists: bool
-    records: dict[str, list[dict]] = field(default_factory=dict)  # hostname -> A records
+    # hostname -> A records: the site's hostnames, and those the state directory says
+    # the site made records for (a hostname dropped from the file keeps its record
+    # until `up` removes it)
+    records: dict[str, list[dict]] = field(default_factory=dict)
+    # Whether the domain holds the `_truenas-site` marker (infra/ownership.py).
+    domain_marked: bool = False
 
     def droplet_ip(self) -> str | None:
         return public_ipv4(self.droplet) if self.droplet else None
 
 
-def observe(do: DigitalOcean, site: Site) -> Observed:
+def observe(do: DigitalOcean, site: Site, owned_records: dict[str, int] | None = None) -> Observed:
     sizes = {s["slug"]: s for s in do.list_all("list sizes", do.client.sizes.list, "sizes")}
     has_domain = dns.domain_exists(do, site)
-    records = ({h: dns.find_records(do, site, h) for h in site.dns.hostnames}
-               if has_domain else {})
+    hostnames = [*site.dns.hostnames,
+                 *(h for h in owned_records or {} if h not in site.dns.hostnames)]
+    records = {h: dns.find_records(do, site, h) for h in hostnames} if has_domain else {}
     return Observed(
         sizes=sizes,
         image=image.find(do, site),
@@ -46,6 +52,7 @@ def observe(do: DigitalOcean, site: Site) -> Observed:
         firewall=firewall.find(do, site),
         domain_exists=has_domain,
         records=records,
+        domain_marked=has_domain and dns.is_marked(do, site),
     )
 
 

@@ -3,6 +3,8 @@ terraform provider's resources):
 
 - `find`: what exists now (reads only);
 - `desired`: the body the site file asks for;
+- `diff`: the `Change`s (infra/change.py) from what exists to what is asked, or a
+  refusal naming what cannot change and why;
 - `create` / `update`: one change, applied;
 - `wait`: until the resource is usable (bounded, infra/wait.py);
 - `destroy`: delete it and wait until it is gone.

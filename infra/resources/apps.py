@@ -5,6 +5,7 @@ vocabulary, and what `up`, `plan`, `check` and `down` call."""
 
 from __future__ import annotations
 
+from infra.change import Change
 from infra.charts.deploy import AppReport, ChartDeployer
 from infra.charts.render import RenderedApp
 from infra.charts.validate import prepare_site
@@ -25,6 +26,13 @@ def desired(site: Site, state: StateDir, *, tls_ready: bool, certificate_tag: st
     """The site's charts, rendered and validated."""
     return prepare_site(site, state, tls_ready=tls_ready, certificate_tag=certificate_tag,
                         memory_mb=memory_mb)
+
+
+def diff(reports: list[AppReport]) -> list[Change]:
+    return [Change("deploy_app", app.name,
+                   "new" if app.state == "MISSING" else
+                   f"{app.state}, " + ("up to date" if app.up_to_date else "not the site's chart"))
+            for app in reports if not app.healthy]
 
 
 def create_or_update(client: TrueNASClient, site: Site, state: StateDir,

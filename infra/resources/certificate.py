@@ -7,12 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from infra.certificates import CertificateOutcome, ensure_certificate
+from infra.certificates import CertificateOutcome, certificate_due, ensure_certificate
+from infra.change import Change
 from infra.events import Reporter
 from infra.site import Site
 from infra.state import StateDir
 from infra.target import Target
 from infra.truenas.client import TrueNASClient
+
+
+def diff(client: TrueNASClient, site: Site, target: Target) -> list[Change]:
+    reason = certificate_due(client, site, target)
+    if reason is None:
+        return []
+    return [Change("obtain_certificate", ", ".join(site.dns.hostnames), reason)]
 
 
 def create_or_update(client: TrueNASClient, site: Site, target: Target, state: StateDir,

@@ -3,9 +3,12 @@ with its parents, parents first."""
 
 from __future__ import annotations
 
+from infra.change import Change
 from infra.events import Reporter
 from infra.site import Site
 from infra.truenas.client import TrueNASClient
+
+CREATE = "pool.dataset.create"
 
 
 def find(client: TrueNASClient, site: Site) -> set[str]:
@@ -26,8 +29,13 @@ def desired(site: Site) -> list[str]:
     return wanted
 
 
+def diff(site: Site, existing: set[str]) -> list[Change]:
+    return [Change("create_dataset", name, "", (CREATE,))
+            for name in desired(site) if name not in existing]
+
+
 def create(client: TrueNASClient, name: str, reporter: Reporter) -> str:
     change = f"create dataset {name}"
     reporter.step(change)
-    client.call("pool.dataset.create", {"name": name, "type": "FILESYSTEM"})
+    client.call(CREATE, {"name": name, "type": "FILESYSTEM"})
     return change

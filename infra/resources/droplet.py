@@ -7,11 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from infra import desired as names
+from infra.change import Change
 from infra.digitalocean import DigitalOcean
 from infra.errors import ConflictError, NodeProblem, NotFound, WaitTimeout
 from infra.events import Reporter
 from infra.site import Site
 from infra.wait import Pending, wait_for
+
+CREATE = "POST /v2/droplets"
 
 
 def public_ipv4(droplet: dict) -> str | None:
@@ -42,6 +45,22 @@ def desired(site: Site, name: str, image_id: int, volume_ids: list[str],
     return {"name": name, "region": site.site.region, "size": site.site.droplet_size,
             "image": image_id, "tags": tags, "volumes": volume_ids, "ipv6": False,
             "monitoring": False}
+
+
+def diff(site: Site, droplet: dict | None) -> tuple[list[Change], list[Change]]:
+    """(changes, what cannot change and why)."""
+    if droplet is None:
+        return [Change("create_droplet", names.droplet_name(site),
+                       f"{site.site.droplet_size} in {site.site.region}", (CREATE,))], []
+    if droplet["region"]["slug"] != site.site.region:
+        raise ConflictError(f"droplet {droplet['name']} is in {droplet['region']['slug']}, "
+                            f"the site file says {site.site.region}; run `down` first to move")
+    size = droplet.get("size_slug") or (droplet.get("size") or {}).get("slug")
+    if size is not None and size != site.site.droplet_size:
+        return [], [Change("resize_droplet", droplet["name"],
+                           f"{size} -> {site.site.droplet_size}: not done by up (a resize "
+                           "powers the droplet off; resize it by hand, or down and up)")]
+    return [], []
 
 
 def create(do: DigitalOcean, body: dict, reporter: Reporter,

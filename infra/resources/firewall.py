@@ -5,9 +5,13 @@ can tell the run's firewall). The rules are infra/desired.py's `firewall_rules`.
 from __future__ import annotations
 
 from infra import desired as names
+from infra.change import Change
 from infra.digitalocean import DigitalOcean
 from infra.events import Reporter
 from infra.site import Site
+
+CREATE = "POST /v2/firewalls"
+UPDATE = "PUT /v2/firewalls/*"
 
 
 def find(do: DigitalOcean, site: Site) -> dict | None:
@@ -24,6 +28,16 @@ def desired(site: Site, run_id: str) -> dict:
     return {"name": names.firewall_name(site),
             "tags": [names.site_tag(site), names.run_tag(run_id)],
             **names.firewall_rules(site)}
+
+
+def diff(site: Site, firewall: dict | None) -> list[Change]:
+    if firewall is None:
+        return [Change("create_firewall", names.firewall_name(site),
+                       "80/443 public, admin ports", (CREATE,))]
+    if not names.rules_match(firewall, names.firewall_rules(site)):
+        return [Change("update_firewall", names.firewall_name(site),
+                       "rules differ from the site", (UPDATE,))]
+    return []
 
 
 def create(do: DigitalOcean, site: Site, body: dict, reporter: Reporter) -> dict:

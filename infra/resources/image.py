@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from infra import desired as names
+from infra.change import Change
 from infra.digitalocean import DigitalOcean
-from infra.errors import CloudError, WaitTimeout
+from infra.errors import CloudError, ConflictError, WaitTimeout
 from infra.events import Reporter
 from infra.site import Site
 from infra.wait import Pending, wait_for
+
+CREATE = "POST /v2/images"
 
 
 def find(do: DigitalOcean, site: Site) -> dict | None:
@@ -26,6 +29,17 @@ def desired(site: Site, tags: list[str]) -> dict:
     return {"name": names.image_name(site), "url": site.image.url,
             "region": site.site.region, "distribution": site.image.distribution,
             "description": "TrueNAS SCALE for this site", "tags": tags}
+
+
+def diff(site: Site, image: dict | None) -> list[Change]:
+    if image is None:
+        return [Change("import_image", names.image_name(site), site.image.url, (CREATE,))]
+    if image.get("error_message"):
+        raise ConflictError(
+            f"image {names.image_name(site)} failed to import: "
+            f"{image['error_message']}; delete it (`down`) and check image.url"
+        )
+    return []
 
 
 def create(do: DigitalOcean, site: Site, body: dict, reporter: Reporter) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from infra import desired as names
+from infra.change import Change
 from infra.errors import InfraError, NodeProblem, WaitTimeout
 from infra.events import Reporter
 from infra.site import Site
@@ -19,6 +20,9 @@ POOL_CREATE_SECONDS = 600
 IMPORT_SECONDS = 900
 RESILVER_SECONDS = 6 * 3600   # a resilver of a large pool takes hours
 SCRUB_SECONDS = 6 * 3600
+# Applying a pool change looks for the site's pool on the volumes first, then imports
+# it or creates a new one: which, only the node knows once it looked.
+CREATE_OR_IMPORT = ("pool.import_find", "pool.import_pool|pool.create")
 
 
 @dataclass
@@ -86,6 +90,14 @@ def site_disks(client: TrueNASClient, site: Site) -> list[dict]:
 def desired(site: Site, devices: list[str]) -> dict:
     return {"name": site.truenas.pool, "encryption": False,
             "topology": {"data": [{"type": "MIRROR", "disks": devices}]}}
+
+
+def diff(client: TrueNASClient, site: Site) -> list[Change]:
+    if find(client, site) is not None:
+        return []
+    return [Change("create_pool", site.truenas.pool,
+                   f"imported from {', '.join(names.volume_names(site))} if they hold it, "
+                   "else a new MIRROR of them", CREATE_OR_IMPORT)]
 
 
 def create(client: TrueNASClient, site: Site, reporter: Reporter) -> str:

@@ -3,6 +3,7 @@ schema, created or updated to the site file's schedule and retention."""
 
 from __future__ import annotations
 
+from infra.change import Change
 from infra.events import Reporter
 from infra.site import Site, SnapshotPolicy
 from infra.truenas.client import TrueNASClient
@@ -37,6 +38,20 @@ def same(task: dict, body: dict) -> bool:
     schedule = task.get("schedule", {})
     return all(str(schedule.get(k)) == str(v) for k, v in body["schedule"].items()
                if k in ("minute", "hour", "dom", "month", "dow"))
+
+
+def diff(site: Site, tasks: list[dict]) -> list[Change]:
+    changes = []
+    for policy in site.snapshots:
+        body = desired(site, policy)
+        task = _mine(tasks, body)
+        if task is None:
+            changes.append(Change("create_snapshot_task", body["dataset"],
+                                  body["naming_schema"], ("pool.snapshottask.create",)))
+        elif not same(task, body):
+            changes.append(Change("update_snapshot_task", body["dataset"],
+                                  body["naming_schema"], ("pool.snapshottask.update",)))
+    return changes
 
 
 def create_or_update(client: TrueNASClient, site: Site, policy: SnapshotPolicy,

@@ -7,6 +7,7 @@ the common vocabulary."""
 from __future__ import annotations
 
 from infra.certificates import point_ui
+from infra.change import Change
 from infra.events import Reporter
 from infra.site import Site
 from infra.state import StateDir
@@ -16,6 +17,13 @@ from infra.truenas.client import TrueNASClient
 
 def find(client: TrueNASClient) -> dict:
     return client.call("system.general.config")
+
+
+def diff(client: TrueNASClient, site: Site) -> list[Change]:
+    if find(client).get("ui_httpsport") == site.access.truenas_admin_port:
+        return []
+    return [Change("move_ui", f"port {site.access.truenas_admin_port}",
+                   "the TrueNAS UI leaves 80/443 for the ingress")]
 
 
 def update(client: TrueNASClient, site: Site, target: Target, state: StateDir, *,

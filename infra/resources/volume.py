@@ -6,11 +6,15 @@ change `up` cannot make."""
 from __future__ import annotations
 
 from infra import desired as names
+from infra.change import Change
 from infra.digitalocean import DigitalOcean
 from infra.errors import CloudError, ConflictError, InfraError, NotFound, WaitTimeout
 from infra.events import Reporter
 from infra.site import Site
 from infra.wait import Pending, wait_for
+
+CREATE = "POST /v2/volumes"
+ACTION = "POST /v2/volumes/*/actions"
 
 
 def find(do: DigitalOcean, site: Site, name: str) -> dict | None:
@@ -41,6 +45,42 @@ def find_site_volume(do: DigitalOcean, site: Site, name: str) -> dict:
 def desired(site: Site, name: str, size: int, tags: list[str]) -> dict:
     return {"name": name, "size_gigabytes": size, "region": site.site.region,
             "description": f"TrueNAS pool member for site {site.name}", "tags": tags}
+
+
+def diff(site: Site, volumes: dict[str, dict],
+         droplet: dict | None) -> tuple[list[Change], list[Change]]:
+    """(changes, what cannot change and why), for both site volumes."""
+    tag = names.site_tag(site)
+    changes: list[Change] = []
+    cannot: list[Change] = []
+    for spec, name in zip(site.volumes, names.volume_names(site), strict=True):
+        volume = volumes.get(name)
+        if volume is None:
+            changes.append(Change("create_volume", name,
+                                  f"{spec.size_gigabytes} GiB in {site.site.region}", (CREATE,)))
+            if droplet is not None:  # else attached when the droplet is created
+                changes.append(Change("attach_volume", name, f"to {droplet['name']}",
+                                      (ACTION,)))
+            continue
+        if tag not in volume.get("tags", []):
+            raise ConflictError(f"volume {name} exists in {site.site.region} but does not carry "
+                                f"the tag {tag}; it is not this site's, so it is left alone")
+        if volume["size_gigabytes"] < spec.size_gigabytes:
+            changes.append(Change("resize_volume", name,
+                                  f"{volume['size_gigabytes']} -> {spec.size_gigabytes} GiB",
+                                  (ACTION,)))
+        elif volume["size_gigabytes"] > spec.size_gigabytes:
+            cannot.append(Change("shrink_volume", name,
+                                 f"{volume['size_gigabytes']} -> {spec.size_gigabytes} GiB: "
+                                 "DigitalOcean volumes only grow; the volume stays "
+                                 f"{volume['size_gigabytes']} GiB"))
+        attached = volume.get("droplet_ids") or []
+        if droplet is not None and droplet["id"] not in attached:
+            if attached:
+                raise ConflictError(f"volume {name} is attached to droplet {attached[0]}, "
+                                    "not to this site's droplet")
+            changes.append(Change("attach_volume", name, f"to {droplet['name']}", (ACTION,)))
+    return changes, cannot
 
 
 def create(do: DigitalOcean, site: Site, body: dict, reporter: Reporter) -> dict:
