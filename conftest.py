@@ -11,8 +11,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 TARGETS = ("fake", "real", "existing")
+
+# No test asserts on wall time: hypothesis's per-example deadline (200 ms) is one, and
+# it failed examples that only ran slowly on a loaded machine (tests/unit/test_charts.py).
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
