@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 from infra import desired
 from infra.errors import InfraError
-from infra.node import IMPORT_SECONDS, open_node
+from infra.node import open_node
 from infra.operation import SiteOperation
-from infra.resources import droplet, image, snapshot, volume
+from infra.resources import droplet, image, pool, snapshot, volume
 from infra.resources.droplet import public_ipv4
 
 
@@ -59,8 +59,7 @@ class Backup(SiteOperation):
             booted = droplet.wait(do, scratch, self.reporter)
             with open_node(self.site, do.target, self.state, public_ipv4(booted),
                            reporter=self.reporter, repin=True) as node:
-                report.importable = node.call_job("pool.import_find",
-                                                  real_seconds=IMPORT_SECONDS)
+                report.importable = pool.importable(node)
         finally:
             self._clean(report)
         report.scratch = {kind: found["id"] for kind, found in report.scratch.items()}

@@ -100,16 +100,20 @@ def diff(client: TrueNASClient, site: Site) -> list[Change]:
                    "else a new MIRROR of them", CREATE_OR_IMPORT)]
 
 
+def importable(client: TrueNASClient) -> list[dict]:
+    """The pools the node could import from the disks it sees (`pool.import_find`)."""
+    return client.call_job("pool.import_find", real_seconds=IMPORT_SECONDS)
+
+
 def create(client: TrueNASClient, site: Site, reporter: Reporter) -> str:
     """Import the site's pool from its volumes, or create it on them; the change made."""
     name = site.truenas.pool
     disks = site_disks(client, site)
-    found = client.call_job("pool.import_find", real_seconds=IMPORT_SECONDS)
-    importable = [p for p in found if p.get("name") == name]
-    if importable:
+    found = [p for p in importable(client) if p.get("name") == name]
+    if found:
         change = f"import pool {name} from the site's volumes"
         reporter.step(change)
-        client.call_job("pool.import_pool", {"guid": importable[0]["guid"]},
+        client.call_job("pool.import_pool", {"guid": found[0]["guid"]},
                         real_seconds=IMPORT_SECONDS)
         return change
     foreign = [d["name"] for d in disks if d.get("pool")]

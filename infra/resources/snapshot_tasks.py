@@ -8,6 +8,9 @@ from infra.events import Reporter
 from infra.site import Site, SnapshotPolicy
 from infra.truenas.client import TrueNASClient
 
+CREATE = "pool.snapshottask.create"
+UPDATE = "pool.snapshottask.update"
+
 
 def find(client: TrueNASClient) -> list[dict]:
     return client.call("pool.snapshottask.query")
@@ -47,10 +50,10 @@ def diff(site: Site, tasks: list[dict]) -> list[Change]:
         task = _mine(tasks, body)
         if task is None:
             changes.append(Change("create_snapshot_task", body["dataset"],
-                                  body["naming_schema"], ("pool.snapshottask.create",)))
+                                  body["naming_schema"], (CREATE,)))
         elif not same(task, body):
             changes.append(Change("update_snapshot_task", body["dataset"],
-                                  body["naming_schema"], ("pool.snapshottask.update",)))
+                                  body["naming_schema"], (UPDATE,)))
     return changes
 
 
@@ -61,11 +64,11 @@ def create_or_update(client: TrueNASClient, site: Site, policy: SnapshotPolicy,
     if task is None:
         change = f"create snapshot task on {body['dataset']}"
         reporter.step(change)
-        client.call("pool.snapshottask.create", body)
+        client.call(CREATE, body)
         return change
     if not same(task, body):
         change = f"update snapshot task on {body['dataset']}"
         reporter.step(change)
-        client.call("pool.snapshottask.update", task["id"], body)
+        client.call(UPDATE, task["id"], body)
         return change
     return None
