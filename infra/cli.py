@@ -229,7 +229,8 @@ def plan(site: Path = SiteOption, world: Path | None = WorldOption,
         console.print_json(json.dumps(result.to_dict(loaded.name)))
         return
     if result.all_empty:
-        console.print("nothing to change: the site matches its file")
+        console.print("nothing to change: the site matches its file" if not result.cannot
+                      else "nothing up can change")
     for change in result.every_change():
         console.print(f"[cyan]+[/] {safe(change.describe())}", highlight=False)
     if result.node_pending:
