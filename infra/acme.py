@@ -15,8 +15,7 @@ afterwards, success or not.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 
 from infra.errors import InfraError
 from infra.secrets import Secret
+from infra.wait import Pending, wait_for
 
 if TYPE_CHECKING:
     from infra.target import Target, Timing
@@ -190,9 +190,7 @@ def _authorize(server: client.ClientV2, jwk: jose.JWK, order: messages.OrderReso
             answers.append((challb, response))
         for challb, response in answers:
             server.answer_challenge(challb, response)
-        deadline = time.monotonic() + timing.deadline(VALIDATION_SECONDS)
-        for authz in pending:
-            _wait_valid(server, authz, challenge, deadline, timing)
+        _wait_valid(server, pending, challenge, timing)
     finally:
         for item in published:
             try:
@@ -212,49 +210,60 @@ def _challenge_of(authz: messages.AuthorizationResource,
                               f"the server does not offer it (offered: {offered})")
 
 
-def _wait_valid(server: client.ClientV2, authz: messages.AuthorizationResource, challenge: str,
-                deadline: float, timing: Timing) -> None:
-    domain = authz.body.identifier.value
-    while True:
-        authz, _response = server.poll(authz)
-        status = authz.body.status
-        if status == messages.STATUS_VALID:
-            return
-        if status not in (messages.STATUS_PENDING, messages.STATUS_PROCESSING):
-            raise AcmeChallengeFailed(domain, challenge, _problem(authz, challenge, status))
-        _pause(deadline, timing, lambda status=status: AcmeChallengeFailed(
-            domain, challenge,
-            f"not validated within {timing.deadline(VALIDATION_SECONDS):g} s "
-            f"(authorization still {status})"))
+def _wait_valid(server: client.ClientV2, pending: list[messages.AuthorizationResource],
+                challenge: str, timing: Timing) -> None:
+    """Every authorization valid, within one deadline for them all."""
+    waiting = list(pending)
+    last: dict[str, str] = {}
+
+    def all_valid() -> bool | Pending:
+        for authz in list(waiting):
+            domain = authz.body.identifier.value
+            authz, _response = server.poll(authz)
+            status = authz.body.status
+            if status == messages.STATUS_VALID:
+                waiting[:] = [a for a in waiting if a.body.identifier.value != domain]
+                continue
+            if status not in (messages.STATUS_PENDING, messages.STATUS_PROCESSING):
+                raise AcmeChallengeFailed(domain, challenge, _problem(authz, challenge, status))
+            last[domain] = str(status)
+        if not waiting:
+            return True
+        return Pending(waiting[0].body.identifier.value)
+
+    def timed_out(limit: float, domain: str) -> Exception:
+        return AcmeChallengeFailed(domain, challenge, f"not validated within {limit:g} s "
+                                   f"(authorization still {last.get(domain)})")
+
+    wait_for(f"the ACME server to validate by {challenge}", all_valid, timing,
+             VALIDATION_SECONDS, timeout=timed_out)
 
 
 def _finalize(server: client.ClientV2, order: messages.OrderResource, timing: Timing) -> str:
-    deadline = time.monotonic() + timing.deadline(FINALIZATION_SECONDS)
     try:
         order = server.begin_finalization(order)
     except messages.Error as exc:
         if exc.code != "orderNotReady":
             raise
-    while True:
+    current = [order]
+
+    def issued() -> str | Pending:
         # acme has no public "poll this order once" (poll_finalization sleeps first).
-        body = messages.Order.from_json(server._post_as_get(order.uri).json())
+        body = messages.Order.from_json(server._post_as_get(current[0].uri).json())
         if body.status == messages.STATUS_VALID and body.certificate:
             return server._post_as_get(body.certificate).text
         if body.status == messages.STATUS_INVALID:
             raise AcmeError(f"the ACME server refused to issue the certificate: "
                             f"{_describe(body.error) if body.error else 'no reason given'}")
         if body.status == messages.STATUS_READY:
-            order = server.begin_finalization(order)
-        _pause(deadline, timing, lambda status=body.status: AcmeError(
-            f"the certificate was not issued within "
-            f"{timing.deadline(FINALIZATION_SECONDS):g} s (order still {status})"))
+            current[0] = server.begin_finalization(current[0])
+        return Pending(str(body.status))
 
-
-def _pause(deadline: float, timing: Timing, timeout: Callable[[], Exception]) -> None:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise timeout()
-    time.sleep(min(timing.poll_interval, remaining))
+    return wait_for("the ACME server to issue the certificate", issued, timing,
+                    FINALIZATION_SECONDS,
+                    timeout=lambda limit, status: AcmeError(
+                        f"the certificate was not issued within {limit:g} s "
+                        f"(order still {status})"))
 
 
 def _problem(authz: messages.AuthorizationResource, challenge: str, status) -> str:

@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from infra import desired, ssh_keys
-from infra.errors import InfraError, NotFound
-from infra.node import IMPORT_SECONDS, open_node
-from infra.observe import find_image, find_volume, public_ipv4
+from infra.errors import InfraError
+from infra.node import open_node
 from infra.operation import SiteOperation
+from infra.resources import droplet, image, pool, snapshot, volume
+from infra.resources.droplet import public_ipv4
 
 
 @dataclass
@@ -32,81 +33,44 @@ class DrillReport:
 
 
 class Backup(SiteOperation):
-    def snapshot_volume(self, volume: str, name: str) -> dict:
+    def snapshot_volume(self, name: str, snapshot_name: str) -> dict:
         """A DigitalOcean snapshot of one of the site's volumes (crash-consistent)."""
-        full = f"{self.site.name}-{volume}"
-        found = find_volume(self.do, self.site, full)
-        if found is None or self.tag not in found.get("tags", []):
-            raise InfraError(f"the site has no volume {full}")
-        self.reporter.step(f"snapshot volume {full} as {name}")
+        found = volume.find_site_volume(self.do, self.site, f"{self.site.name}-{name}")
         tags = desired.tags_for(self.site, self.state.run_id())
-        return self.do.call(f"snapshot volume {full}", self.do.client.volume_snapshots.create,
-                            found["id"], {"name": name, "tags": tags}, retry=False)["snapshot"]
+        return snapshot.create(self.do, found, snapshot_name, tags, self.reporter)
 
-    def drill(self, snapshot: dict) -> DrillReport:
-        report = DrillReport(snapshot["id"])
+    def drill(self, taken: dict) -> DrillReport:
+        report = DrillReport(taken["id"])
         do = self.do
-        image = find_image(do, self.site)
-        if image is None:
+        site_image = image.find(do, self.site)
+        if site_image is None:
             raise InfraError("the site has no TrueNAS image to boot a scratch droplet from")
         tags = [*desired.tags_for(self.site, self.state.run_id()), "truenas-backup-drill"]
         name = f"{self.site.name}-drill"
         try:
-            self.reporter.step(f"restore snapshot {snapshot['name']} into volume {name}")
-            volume = do.call("restore volume", do.client.volumes.create, {
-                "name": name, "region": self.site.site.region, "tags": tags,
-                "snapshot_id": snapshot["id"], "size_gigabytes": snapshot["min_disk_size"],
-            }, retry=False)["volume"]
-            report.scratch["volume"] = volume["id"]
-            self.reporter.step(f"boot scratch droplet {name}")
-            droplet = do.call("create scratch droplet", do.client.droplets.create, {
-                "name": name, "region": self.site.site.region,
-                "size": self.site.site.droplet_size, "image": image["id"], "tags": tags,
-                "volumes": [volume["id"]],
-                "ssh_keys": ssh_keys.ensure(do, self.site, self.state, self.reporter),
-            }, retry=False)["droplet"]
-            report.scratch["droplet"] = droplet["id"]
-
-            def active() -> dict | None:
-                current = do.call("get droplet", do.client.droplets.get, droplet["id"])["droplet"]
-                return current if current["status"] == "active" and public_ipv4(current) \
-                    else None
-
-            booted = do.wait_until(f"scratch droplet {name} to boot", active,
-                                   desired.DROPLET_BOOT_SECONDS)
+            scratch_volume = volume.create(do, self.site,
+                                           volume.from_snapshot(self.site, name, taken, tags),
+                                           self.reporter)
+            report.scratch["volume"] = scratch_volume
+            scratch = droplet.create(do, droplet.desired(
+                self.site, name, site_image["id"], [scratch_volume["id"]], tags,
+                ssh_keys.ensure(do, self.site, self.state, self.reporter)),
+                self.reporter, lambda: droplet.find_named(do, name, self.tag))
+            report.scratch["droplet"] = scratch
+            booted = droplet.wait(do, scratch, self.reporter)
             with open_node(self.site, do.target, self.state, public_ipv4(booted),
                            reporter=self.reporter, repin=True) as node:
-                report.importable = node.call_job("pool.import_find",
-                                                  real_seconds=IMPORT_SECONDS)
+                report.importable = pool.importable(node)
         finally:
             self._clean(report)
+        report.scratch = {kind: found["id"] for kind, found in report.scratch.items()}
         return report
 
     def _clean(self, report: DrillReport) -> None:
-        do = self.do
-        droplet_id = report.scratch.get("droplet")
-        if droplet_id is not None:
-            do.ignore_missing("delete scratch droplet", do.client.droplets.destroy, droplet_id)
-
-            def gone() -> bool:
-                try:
-                    do.call("get droplet", do.client.droplets.get, droplet_id)
-                    return False
-                except NotFound:
-                    return True
-
-            do.wait_until("the scratch droplet to go away", gone, desired.DESTROY_SECONDS)
-        volume_id = report.scratch.get("volume")
-        if volume_id is not None:
-            def deleted() -> bool:
-                try:
-                    do.call("delete scratch volume", do.client.volumes.delete, volume_id,
-                            retry=False)
-                except NotFound:
-                    pass
-                except InfraError:
-                    return False  # still detaching
-                return True
-
-            do.wait_until("the scratch volume to be deleted", deleted, desired.ACTION_SECONDS)
+        scratch = report.scratch.get("droplet")
+        if scratch is not None:
+            droplet.destroy(self.do, [scratch], self.reporter)
+        scratch_volume = report.scratch.get("volume")
+        if scratch_volume is not None:
+            volume.destroy(self.do, scratch_volume, self.reporter)
         report.cleaned = True

@@ -53,6 +53,7 @@ from infra.truenas.client import CONNECT_SECONDS, TrueNASClient
 from infra.truenas.connect import connect_node
 from infra.truenas.errors import TrueNASError, TrueNASUnavailable
 from infra.truenas.pinning import CertificatePins, fetch_certificate, fingerprint
+from infra.wait import Pending, wait_for
 
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 # Real-world bounds, scaled by Timing.deadline. TrueNAS's digitalocean authenticator
@@ -410,22 +411,21 @@ def install_ingress_files(client: TrueNASClient, site: Any, entry: dict,
 
 def _wait_presented(address: str, port: int, expected: str, what: str, target: Target,
                     presented: Callable[[str, int, float], str]) -> None:
-    limit = target.timing.deadline(UI_RESTART_SECONDS)
-    deadline = time.monotonic() + limit
-    last = "no answer yet"
-    while True:
+    def presents() -> bool | Pending:
         try:
             now_presented = fingerprint(presented(address, port,
                                                   target.timing.deadline(CONNECT_SECONDS)))
             if now_presented == expected:
-                return
-            last = f"it presents {now_presented}"
+                return True
+            return Pending(f"it presents {now_presented}")
         except TrueNASError as exc:
-            last = str(exc)
-        if time.monotonic() > deadline:
-            raise CertificateError(f"the TrueNAS UI did not come back on {address}:{port} "
-                                   f"with {what} within {limit:.1f} s (last: {last})")
-        time.sleep(target.timing.poll_interval)
+            return Pending(str(exc))
+
+    wait_for(f"the TrueNAS UI on {address}:{port} to present {what}", presents,
+             target.timing, UI_RESTART_SECONDS,
+             timeout=lambda limit, last: CertificateError(
+                 f"the TrueNAS UI did not come back on {address}:{port} with {what} within "
+                 f"{limit:.1f} s (last: {last or 'no answer yet'})"))
 
 
 def _repin(state: StateDir, address: str, port: int, leaf: str) -> bool:
@@ -494,6 +494,20 @@ def _default_reconnect(site: Any, target: Target, state: StateDir,
 
 
 # --- the whole thing -----------------------------------------------------------------
+def certificate_due(node_client: TrueNASClient, site: Any, target: Target) -> str | None:
+    """Why `ensure_certificate` would obtain a new certificate now (reads only), or
+    None when the site's current one does."""
+    directory = acme_directory(site, target)
+    root = target.acme_root_ca if directory == target.acme_directory else None
+    roots = x509.load_pem_x509_certificates(Path(root).read_bytes()) if root else []
+    wanted = _Wanted(list(site.dns.hostnames), site.tls.challenge, directory,
+                     site.tls.renew_days, target.now(), roots)
+    entries = node_client.call("certificate.query")
+    ui_cert = node_client.call("system.general.config").get("ui_certificate") or {}
+    current, reason = _current(entries, site, wanted, ui_cert.get("id"))
+    return None if current is not None else reason
+
+
 def ensure_certificate(node_client: TrueNASClient, site: Any, target: Target, state: StateDir,
                        events: Reporter | None = None, *, address: str | None = None,
                        force_renewal: bool = False,

@@ -21,7 +21,7 @@ import click
 import typer
 from rich.console import Console
 
-from infra import leftovers, snapshots, ssh_keys
+from infra import leftovers, snapshots
 from infra.check import check as run_check
 from infra.console import RichReporter, check_table, run_table, safe
 from infra.digitalocean import DigitalOcean
@@ -36,9 +36,7 @@ from infra.errors import (
 from infra.failover import Failover
 from infra.image.cli import image_app
 from infra.node import open_node
-from infra.observe import find_droplet, observe, public_ipv4
-from infra.plan import make_plan
-from infra.preflight import preflight
+from infra.observe import find_droplet, public_ipv4
 from infra.site import Site, load_site
 from infra.state import DEFAULT_ROOT, StateDir
 from infra.storage import Repair
@@ -126,13 +124,6 @@ def _state(site: Site, state_dir: Path | None) -> StateDir:
 
 def _state_path(site: Site, state_dir: Path | None) -> Path:
     return state_dir or DEFAULT_ROOT / site.name
-
-
-def _known_records(site: Site, state_dir: Path | None) -> dict:
-    """The records the state directory says the site created, creating nothing: a
-    read-only command leaves no state directory behind."""
-    path = _state_path(site, state_dir)
-    return StateDir(path, read_only=True).created("records") if path.is_dir() else {}
 
 
 def _run(action):
@@ -227,28 +218,27 @@ def plan(site: Path = SiteOption, world: Path | None = WorldOption,
          state_dir: Path | None = StateOption, as_json: bool = JsonOption) -> None:
     """Show what `up` would change, changing nothing."""
     loaded, target = _load(site), _target(world)
-    do = DigitalOcean(target)
-
-    def planned():
-        seen = observe(do, loaded)
-        preflight(loaded, do, seen.sizes, state_dir)
-        plan = make_plan(loaded, seen, _known_records(loaded, state_dir))
-        path = _state_path(loaded, state_dir)
-        state = StateDir(path, read_only=True) if path.is_dir() else None
-        if "create_droplet" in plan.kinds() and (key := ssh_keys.planned(loaded, state)):
-            plan.add("register_ssh_key", key)
-        return plan
-
-    result = _run(planned)
+    path = _state_path(loaded, state_dir)
+    if path.exists() and not path.is_dir():
+        _fail(2, f"the state directory {path} is a file; move it away or name another "
+                 "with --state-dir")
+    reporter = RichReporter(errors if as_json else console)
+    # Read-only: a plan leaves no state directory behind (no pin, no generated secret).
+    operation = Provisioner(loaded, _client(target, reporter), StateDir(path, read_only=True),
+                            reporter)
+    result = _run(operation.plan)
     if as_json:
-        console.print_json(json.dumps({"site": loaded.name, "changes": [
-            {"kind": c.kind, "subject": c.subject, "detail": c.detail} for c in result.changes
-        ]}))
+        console.print_json(json.dumps(result.to_dict(loaded.name)))
         return
-    if result.empty:
-        console.print("nothing to change: the site matches its file")
-    for change in result.changes:
+    if result.all_empty:
+        console.print("nothing to change: the site matches its file" if not result.cannot
+                      else "nothing up can change")
+    for change in result.every_change():
         console.print(f"[cyan]+[/] {safe(change.describe())}", highlight=False)
+    if result.node_pending:
+        console.print(f"[cyan]…[/] {safe(result.node_pending)}", highlight=False)
+    for refused in result.cannot:
+        console.print(f"[yellow]![/] cannot {safe(refused.describe())}", highlight=False)
 
 
 @app.command()

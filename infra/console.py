@@ -82,6 +82,13 @@ class RichReporter(Reporter):
         self.console.print(f"[green]✓[/] {safe(what)} "
                            f"[dim]({time.monotonic() - started:.1f} s)[/]", highlight=False)
 
+    def progress(self, what: str, elapsed: float, status: str) -> None:
+        # Without a terminal, `waiting`'s reminder already prints a line every
+        # STILL_WAITING_SECONDS; above a live spinner, say how far the wait got.
+        if self.console.is_terminal and status:
+            self.console.print(f"[dim]…[/] still waiting for {safe(what)} ({elapsed:.0f} s: "
+                               f"{safe(status)})", highlight=False)
+
 
 def check_table(report: CheckReport) -> Table:
     table = Table(title=Text(clean(f"check: site {report.site} on {report.target}")))

@@ -40,9 +40,10 @@ from infra.observe import find_droplet, public_ipv4
 from infra.report import CheckReport
 from infra.site import Site
 from infra.state import StateDir
-from infra.target import Target
+from infra.target import Target, Timing
 from infra.truenas.calllog import CallLog
 from infra.up import Provisioner
+from infra.wait import Pending, wait_for
 
 WORLD_START_SECONDS = 30.0
 HERE = "127.0.0.1"                 # where the demo's requests come from on a fake world
@@ -50,6 +51,7 @@ HEALTH_SECONDS = 300.0             # real seconds an app may take to answer heal
 PROBE_SECONDS = 10.0
 SNAPSHOT_DATASET = "data"
 SNAPSHOT_BYTES = 256 * 1024
+WORLD_START = Timing(poll_interval=0.05, min_deadline=WORLD_START_SECONDS)
 
 
 def start_world(state_dir: Path, speed: float) -> tuple[subprocess.Popen, Path]:
@@ -58,14 +60,20 @@ def start_world(state_dir: Path, speed: float) -> tuple[subprocess.Popen, Path]:
         [sys.executable, "-m", "fakes", "--state-dir", str(state_dir), "--speed", str(speed)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + WORLD_START_SECONDS
-    while not world_file.exists():
+
+    def written() -> bool | Pending:
+        if world_file.exists():
+            return True
         if process.poll() is not None:
             raise RuntimeError("the fake world exited: " + process.stderr.read().decode()[-2000:])
-        if time.monotonic() > deadline:
-            process.terminate()
-            raise RuntimeError(f"the fake world did not start within {WORLD_START_SECONDS:.0f} s")
-        time.sleep(0.05)
+        return Pending()
+
+    def not_started(limit: float, _status: str) -> Exception:
+        process.terminate()
+        return RuntimeError(f"the fake world did not start within {limit:.0f} s")
+
+    wait_for("the fake world to start", written, WORLD_START, WORLD_START_SECONDS,
+             timeout=not_started)
     time.sleep(0.05)  # world.json is written in one go, but let the writer close it
     return process, world_file
 

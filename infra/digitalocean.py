@@ -24,8 +24,10 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from infra.errors import CloudError, NotFound, TargetError, WaitTimeout
+from infra.errors import CloudError, NotFound, TargetError
+from infra.events import Reporter
 from infra.target import Target
+from infra.wait import Pending, wait_for
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PAGE_SIZE = 200
@@ -219,21 +221,18 @@ class DigitalOcean:
             return False
 
     # --- waiting -----------------------------------------------------------
-    def wait_until(self, what: str, check: Callable[[], Any], real_seconds: float) -> Any:
-        """Poll `check` until it returns something truthy, or fail after the deadline."""
-        deadline = time.monotonic() + self.timing.deadline(real_seconds)
-        while True:
+    def wait_until(self, what: str, check: Callable[[], Any], real_seconds: float,
+                   reporter: Reporter | None = None) -> Any:
+        """Poll `check` until it returns something truthy, or fail after the deadline
+        (infra/wait.py, on this target's timing)."""
+        def truthy() -> Any:
             result = check()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise WaitTimeout(
-                    f"gave up waiting for {what} after "
-                    f"{self.timing.deadline(real_seconds):.1f} s"
-                )
-            time.sleep(self.timing.poll_interval)
+            return result if result else Pending()
 
-    def wait_action(self, action_id: int, what: str, real_seconds: float = 300) -> dict:
+        return wait_for(what, truthy, self.timing, real_seconds, reporter=reporter)
+
+    def wait_action(self, action_id: int, what: str, real_seconds: float = 300,
+                    reporter: Reporter | None = None) -> dict:
         def finished() -> dict | None:
             action = self.call("get action", self.client.actions.get, action_id)["action"]
             if action["status"] == "errored":
@@ -241,4 +240,5 @@ class DigitalOcean:
                                  f"action {action_id} ({action['type']}) errored")
             return action if action["status"] == "completed" else None
 
-        return self.wait_until(f"{what} (action {action_id})", finished, real_seconds)
+        return self.wait_until(f"{what} (action {action_id})", finished, real_seconds,
+                               reporter)

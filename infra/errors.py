@@ -49,6 +49,11 @@ class NotFound(CloudError):
     pass
 
 
+class NodeProblem(InfraError):
+    """The node is not in a state `up` can build on (a missing disk, a foreign pool, a
+    droplet that vanished or failed to boot)."""
+
+
 class WaitTimeout(InfraError):
     """A bounded wait ran out; the message says what it waited for."""
 

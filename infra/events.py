@@ -22,6 +22,9 @@ class Reporter:
     def waiting(self, what: str) -> Iterator[None]:
         yield
 
+    def progress(self, what: str, elapsed: float, status: str) -> None:
+        """A long wait goes on (infra/wait.py): `elapsed` wall seconds so far."""
+
 
 class RecordingReporter(Reporter):
     def __init__(self) -> None:
@@ -40,3 +43,6 @@ class RecordingReporter(Reporter):
     def waiting(self, what: str) -> Iterator[None]:
         self.lines.append(f"wait: {what}")
         yield
+
+    def progress(self, what: str, elapsed: float, status: str) -> None:
+        self.lines.append(f"still waiting: {what}" + (f" ({status})" if status else ""))

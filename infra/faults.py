@@ -4,33 +4,22 @@ through DigitalOcean's public API, so the same drill runs on a real account."""
 
 from __future__ import annotations
 
-from infra import desired
 from infra.digitalocean import DigitalOcean
-from infra.errors import InfraError
-from infra.observe import find_volume
+from infra.events import Reporter
+from infra.resources import droplet, volume
 from infra.site import Site
 
 
-def _volume(do: DigitalOcean, site: Site, name: str) -> dict:
-    volume = find_volume(do, site, name)
-    if volume is None or desired.site_tag(site) not in volume.get("tags", []):
-        raise InfraError(f"the site has no volume {name}")
-    return volume
-
-
 def detach_volume(do: DigitalOcean, site: Site, name: str) -> None:
-    volume = _volume(do, site, name)
-    for droplet_id in volume.get("droplet_ids") or []:
-        action = do.call(f"detach volume {name}", do.client.volume_actions.post_by_id,
-                         volume["id"], {"type": "detach", "droplet_id": droplet_id,
-                                        "region": site.site.region}, retry=False)
-        do.wait_action(action["action"]["id"], f"detach volume {name}", desired.ACTION_SECONDS)
+    volume.detach(do, volume.find_site_volume(do, site, name), site.site.region)
 
 
 def delete_volume(do: DigitalOcean, site: Site, name: str) -> None:
     detach_volume(do, site, name)
-    do.call(f"delete volume {name}", do.client.volumes.delete, _volume(do, site, name)["id"])
+    volume.destroy(do, volume.find_site_volume(do, site, name))
 
 
 def destroy_droplet(do: DigitalOcean, droplet_id: int) -> None:
-    do.ignore_missing("destroy droplet", do.client.droplets.destroy, droplet_id)
+    """Ask for the deletion only (a lost host does not wait to be gone)."""
+    droplet.destroy(do, [{"id": droplet_id, "name": str(droplet_id)}], Reporter(),
+                    wait=False)

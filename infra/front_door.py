@@ -22,13 +22,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from infra.certificates import CertificateOutcome, ensure_certificate, point_ui
-from infra.charts.deploy import ChartDeployer
+from infra.certificates import CertificateOutcome
+from infra.change import Change
 from infra.charts.ingress import RELOAD_SECONDS, ingress_paths, wait_until_served
 from infra.charts.secretstore import unknown_secrets
-from infra.charts.validate import prepare_site
 from infra.events import Reporter
 from infra.report import CheckReport
+from infra.resources import apps, certificate, ui
 from infra.site import Site
 from infra.state import StateDir
 from infra.target import Target
@@ -58,15 +58,15 @@ class FrontDoor:
 
     def converge(self, client: TrueNASClient, *, force_renewal: bool = False) -> FrontDoorResult:
         changes: list[str] = []
-        if point_ui(client, self.site, self.target, self.state, address=self.address,
-                    events=self.reporter):
+        if ui.update(client, self.site, self.target, self.state, address=self.address,
+                     reporter=self.reporter):
             changes.append(f"TrueNAS UI moved to port {self.site.access.truenas_admin_port}")
             client = self._fresh(client)
         tag = self._installed_tag(client)
         changes += self._deploy(client, tag)
-        outcome = ensure_certificate(client, self.site, self.target, self.state, self.reporter,
-                                     address=self.address, force_renewal=force_renewal,
-                                     reconnect=self.reconnect)
+        outcome = certificate.create_or_update(
+            client, self.site, self.target, self.state, self.reporter, address=self.address,
+            force_renewal=force_renewal, reconnect=self.reconnect)
         changes += list(outcome.actions)
         if outcome.ui_moved:
             client = self._fresh(client)
@@ -87,11 +87,20 @@ class FrontDoor:
                                          now=self.target.now()),
             deadline=time.monotonic() + timing.deadline(RELOAD_SECONDS),
             poll=timing.poll_interval)
+    def plan(self, client: TrueNASClient) -> list[Change]:
+        """What `converge` would redo (reads only): the UI's move, each app not running
+        the site's chart, and a certificate to obtain (with why)."""
+        tag = self._installed_tag(client)
+        wanted = apps.desired(self.site, self.state, tls_ready=tag is not None,
+                              certificate_tag=tag, memory_mb=self.memory_mb)
+        return [*ui.diff(client, self.site),
+                *apps.diff(apps.find(client, self.site, self.state, wanted)),
+                *certificate.diff(client, self.site, self.target)]
 
     def _deploy(self, client: TrueNASClient, tag: str | None) -> list[str]:
-        apps = prepare_site(self.site, self.state, tls_ready=tag is not None,
-                            certificate_tag=tag, memory_mb=self.memory_mb)
-        return ChartDeployer(self.site, client, self.state, self.reporter).converge(apps)
+        wanted = apps.desired(self.site, self.state, tls_ready=tag is not None,
+                              certificate_tag=tag, memory_mb=self.memory_mb)
+        return apps.create_or_update(client, self.site, self.state, wanted, self.reporter)
 
     def _installed_tag(self, client: TrueNASClient) -> str | None:
         """A digest of the certificate the ingress has in certs/, or None before the first."""
@@ -136,13 +145,13 @@ def front_door_findings(report: CheckReport, site: Site, target: Target, state: 
         report.add(f"http://{hostname} redirects to https", redirect.ok, redirect.describe())
     if client is None:
         return
-    apps = prepare_site(site, state, tls_ready=True)
+    wanted = apps.desired(site, state, tls_ready=True)
     # Generated secrets the state directory does not hold would be made up here: the
     # app's hash then says nothing, so whether it runs the current chart is not judged.
     unknown = {app.name: unknown_secrets(app.chart, (site.apps.get(app.name).secret_files
                                                      if site.apps.get(app.name) else {}),
-                                         state) for app in apps}
-    for app in ChartDeployer(site, client, state).report(apps):
+                                         state) for app in wanted}
+    for app in apps.find(client, site, state, wanted):
         if unknown.get(app.name):
             detail = (f"{app.state}; whether it runs the site's current chart is not judged: "
                       f"its generated secrets ({', '.join(unknown[app.name])}) are in the "

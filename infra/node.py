@@ -1,25 +1,21 @@
-"""The TrueNAS side of `up` and `check`: the pool, its datasets, its snapshot tasks.
-
-The pool is a MIRROR of exactly the site's two volumes, found by serial (the
-volume's name, reference/truenas-api.md §7), never the boot disk. Before creating a pool,
-`up` looks for one of the site's name on those disks (`pool.import_find`): volumes
-that already hold the site's pool (a droplet that was replaced, a re-run after a
-crash) are imported, never overwritten.
-"""
+"""Reaching the site's node (its API key, one login, or a wait until READY), and the
+node part of `up`: the pool, its datasets, its snapshot tasks (each in
+infra/resources/)."""
 
 from __future__ import annotations
 
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from infra import desired
-from infra.errors import InfraError, SiteFileError
+from infra.change import Change
+from infra.errors import SiteFileError
 from infra.events import Reporter
+from infra.resources import datasets, pool, snapshot_tasks
+from infra.resources.pool import IMPORT_SECONDS, POOL_CREATE_SECONDS, NodeProblem, PoolReport
 from infra.secrets import Secret
-from infra.site import Site, SnapshotPolicy
+from infra.site import Site
 from infra.state import DEFAULT_ROOT, StateDir
 from infra.target import Target
 from infra.tls_probe import probe_tls
@@ -30,12 +26,10 @@ from infra.truenas.connect import connect_node, wait_until_ready
 from infra.truenas.errors import TrueNASUnavailable
 from infra.truenas.pinning import fingerprint
 
-POOL_CREATE_SECONDS = 600
-IMPORT_SECONDS = 900
-
-
-class NodeProblem(InfraError):
-    """The node is not in a state `up` can build on (a missing disk, a foreign pool)."""
+# Known here by steps/, tests/ and bench/ too.
+pool_report = pool.report
+__all__ = ["IMPORT_SECONDS", "POOL_CREATE_SECONDS", "NodeProblem", "NodeSetup", "PoolReport",
+           "api_key_for", "connect_site_node", "open_node", "pool_report"]
 
 
 def api_key_for(site: Site, target: Target, site_file_dir: Path | None = None,
@@ -170,135 +164,42 @@ def open_node(site: Site, target: Target, state: StateDir, address: str,
         return wait_until_ready(factory, target.timing, what=f"TrueNAS on {address}")
 
 
-@dataclass
-class PoolReport:
-    name: str
-    exists: bool
-    status: str | None = None
-    healthy: bool = False
-    layout: str | None = None
-    member_serials: list[str] | None = None
-    scan: dict | None = None
-
-
-def _member_serials(pool: dict, disks: dict[str, dict]) -> list[str]:
-    serials = []
-    for vdev in pool.get("topology", {}).get("data", []):
-        leaves = vdev.get("children") or [vdev]
-        for leaf in leaves:
-            disk = disks.get(leaf.get("disk") or "")
-            serials.append(disk["serial"] if disk else f"missing:{leaf.get('guid')}")
-    return serials
-
-
-def pool_report(client: TrueNASClient, site: Site) -> PoolReport:
-    pools = client.call("pool.query", [["name", "=", site.truenas.pool]])
-    if not pools:
-        return PoolReport(site.truenas.pool, exists=False)
-    pool = pools[0]
-    disks = {d["name"]: d for d in client.call("disk.query")}
-    data = pool.get("topology", {}).get("data", [])
-    return PoolReport(
-        name=pool["name"], exists=True, status=pool.get("status"),
-        healthy=bool(pool.get("healthy")),
-        layout=data[0]["type"] if len(data) == 1 else f"{len(data)} vdevs",
-        member_serials=_member_serials(pool, disks), scan=pool.get("scan"),
-    )
-
-
 class NodeSetup:
+    """The node part of `up`: the pool, then the datasets, then the snapshot tasks
+    (infra/resources/pool.py, datasets.py, snapshot_tasks.py)."""
+
     def __init__(self, site: Site, client: TrueNASClient, reporter: Reporter | None = None) -> None:
         self.site = site
         self.client = client
         self.reporter = reporter or Reporter()
         self.changes: list[str] = []
 
-    def _change(self, text: str) -> None:
-        self.reporter.step(text)
-        self.changes.append(text)
+    def plan(self) -> list[Change]:
+        """What `converge` would change (reads only). With no pool yet, the datasets
+        and tasks it would hold are not known until it is imported or created."""
+        changes = pool.diff(self.client, self.site)
+        if changes:
+            return changes
+        return [*datasets.diff(self.site, datasets.find(self.client, self.site)),
+                *snapshot_tasks.diff(self.site, snapshot_tasks.find(self.client))]
 
-    def converge(self) -> list[str]:
-        self._pool()
-        self._datasets()
-        self._snapshot_tasks()
+    def converge(self, planned: list[Change] | None = None) -> list[str]:
+        """Apply `planned` (by default, what `plan` says now); with a pool change, the
+        datasets and tasks are planned again once the pool is there."""
+        changes = self.plan() if planned is None else planned
+        kinds = {c.kind for c in changes}
+        if "create_pool" in kinds:
+            self.changes.append(pool.create(self.client, self.site, self.reporter))
+            changes = self.plan()
+            kinds = {c.kind for c in changes}
+        for change in changes:
+            if change.kind == "create_dataset":
+                self.changes.append(datasets.create(self.client, change.subject, self.reporter))
+        if kinds & {"create_snapshot_task", "update_snapshot_task"}:
+            tasks = snapshot_tasks.find(self.client)
+            for policy in self.site.snapshots:
+                made = snapshot_tasks.create_or_update(self.client, self.site, policy, tasks,
+                                                       self.reporter)
+                if made is not None:
+                    self.changes.append(made)
         return self.changes
-
-    # --- the pool ---------------------------------------------------------------
-    def _site_disks(self) -> list[dict]:
-        disks = {d["serial"]: d for d in self.client.call("disk.query")}
-        wanted = desired.volume_names(self.site)
-        missing = [serial for serial in wanted if serial not in disks]
-        if missing:
-            raise NodeProblem(f"the node does not see volume(s) {', '.join(missing)}; are "
-                              "they attached to its droplet?")
-        return [disks[serial] for serial in wanted]
-
-    def _pool(self) -> None:
-        name = self.site.truenas.pool
-        if self.client.call("pool.query", [["name", "=", name]]):
-            return
-        disks = self._site_disks()
-        found = self.client.call_job("pool.import_find", real_seconds=IMPORT_SECONDS)
-        importable = [p for p in found if p.get("name") == name]
-        if importable:
-            self._change(f"import pool {name} from the site's volumes")
-            self.client.call_job("pool.import_pool", {"guid": importable[0]["guid"]},
-                                 real_seconds=IMPORT_SECONDS)
-            return
-        foreign = [d["name"] for d in disks if d.get("pool")]
-        if foreign:
-            raise NodeProblem(f"disks {', '.join(foreign)} belong to another pool; not touched")
-        devices = [d["name"] for d in disks]
-        self._change(f"create pool {name} as a MIRROR of {', '.join(devices)} "
-                     f"({', '.join(desired.volume_names(self.site))})")
-        self.client.call_job("pool.create", {
-            "name": name, "encryption": False,
-            "topology": {"data": [{"type": "MIRROR", "disks": devices}]},
-        }, real_seconds=POOL_CREATE_SECONDS)
-
-    # --- datasets and snapshot tasks --------------------------------------------
-    def _datasets(self) -> None:
-        pool = self.site.truenas.pool
-        existing = {d["name"] for d in self.client.call(
-            "pool.dataset.query", [["pool", "=", pool]])}
-        for relative in self.site.truenas.datasets:
-            parts = relative.split("/")
-            for depth in range(1, len(parts) + 1):  # parents first
-                full = f"{pool}/{'/'.join(parts[:depth])}"
-                if full not in existing:
-                    self._change(f"create dataset {full}")
-                    self.client.call("pool.dataset.create", {"name": full, "type": "FILESYSTEM"})
-                    existing.add(full)
-
-    def _task_body(self, policy: SnapshotPolicy) -> dict:
-        return {
-            "dataset": f"{self.site.truenas.pool}/{policy.dataset}",
-            "recursive": policy.recursive, "exclude": [],
-            "lifetime_value": policy.lifetime_value, "lifetime_unit": policy.lifetime_unit,
-            "naming_schema": policy.naming_schema, "allow_empty": True, "enabled": True,
-            "schedule": {"minute": policy.minute, "hour": policy.hour, "dom": policy.dom,
-                         "month": policy.month, "dow": policy.dow,
-                         "begin": "00:00", "end": "23:59"},
-        }
-
-    def _snapshot_tasks(self) -> None:
-        tasks = self.client.call("pool.snapshottask.query")
-        for policy in self.site.snapshots:
-            body = self._task_body(policy)
-            mine = [t for t in tasks if t["dataset"] == body["dataset"]
-                    and t["naming_schema"] == body["naming_schema"]]
-            if not mine:
-                self._change(f"create snapshot task on {body['dataset']}")
-                self.client.call("pool.snapshottask.create", body)
-            elif not _same_task(mine[0], body):
-                self._change(f"update snapshot task on {body['dataset']}")
-                self.client.call("pool.snapshottask.update", mine[0]["id"], body)
-
-
-def _same_task(task: dict, body: dict) -> bool:
-    keys = ("recursive", "lifetime_value", "lifetime_unit", "naming_schema", "enabled")
-    if any(task.get(k) != body[k] for k in keys):
-        return False
-    schedule = task.get("schedule", {})
-    return all(str(schedule.get(k)) == str(v) for k, v in body["schedule"].items()
-               if k in ("minute", "hour", "dom", "month", "dow"))

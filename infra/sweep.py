@@ -32,11 +32,11 @@ from typing import Any
 
 from infra import desired, ssh_keys
 from infra.digitalocean import DigitalOcean
-from infra.down import destroy_droplets
-from infra.errors import CloudError, NotFound
 from infra.events import Reporter
-from infra.observe import public_ipv4
 from infra.ownership import is_marker, marker_created, marker_tags, only_ours_left
+from infra.resources import dns, droplet, firewall, image, snapshot, volume
+from infra.resources import tags as resource_tags
+from infra.resources.droplet import public_ipv4
 
 RUN_PREFIX = desired.run_tag("")
 SITE_PREFIX = "truenas-site:"
@@ -135,7 +135,7 @@ class Sweeper:
         all_volumes = listed("volumes", c.volumes.list, "volumes")
         all_snapshots = listed("snapshots", c.snapshots.list, "snapshots")
         all_images = listed("images", c.images.list, "images", private=True)
-        all_firewalls = listed("firewalls", c.firewalls.list, "firewalls")
+        all_firewalls = firewall.find_all(do)
 
         def pick(kind, resources):
             return self._candidates(kind, resources, run_id, now, limit, report)
@@ -145,13 +145,13 @@ class Sweeper:
         staying = [d for d in all_droplets if d["id"] not in gone]
 
         volumes = []
-        for volume in pick("volume", all_volumes):
-            holders = [i for i in volume.get("droplet_ids") or [] if i not in gone]
+        for vol in pick("volume", all_volumes):
+            holders = [i for i in vol.get("droplet_ids") or [] if i not in gone]
             if holders:
-                report.kept.append(Item("volume", volume["id"], volume["name"],
+                report.kept.append(Item("volume", vol["id"], vol["name"],
                                         f"attached to droplet {holders[0]}, which stays"))
             else:
-                volumes.append(volume)
+                volumes.append(vol)
         snapshots = pick("snapshot", all_snapshots)
         images = pick("image", all_images)
 
@@ -161,22 +161,22 @@ class Sweeper:
                         if self._in_scope(r)
                         for t in r.get("tags") or [] if t.startswith(SITE_PREFIX)}
 
-        def guards_scoped_site(firewall: dict) -> bool:
-            return self._in_scope(firewall) or bool(set(firewall.get("tags") or [])
+        def guards_scoped_site(fw: dict) -> bool:
+            return self._in_scope(fw) or bool(set(fw.get("tags") or [])
                                                     & scoped_sites)
 
         firewalls = []
-        for firewall in self._candidates("firewall", all_firewalls, run_id, now, limit, report,
+        for fw in self._candidates("firewall", all_firewalls, run_id, now, limit, report,
                                          in_scope=guards_scoped_site):
-            tags = set(firewall.get("tags") or [])
-            covered = [d for d in staying if d["id"] in (firewall.get("droplet_ids") or [])
+            tags = set(fw.get("tags") or [])
+            covered = [d for d in staying if d["id"] in (fw.get("droplet_ids") or [])
                        or tags & set(d.get("tags") or [])]
             if covered:
-                report.kept.append(Item("firewall", firewall["id"], firewall["name"],
+                report.kept.append(Item("firewall", fw["id"], fw["name"],
                                         f"still protects droplet {covered[0]['name']} "
                                         f"({covered[0]['id']}), which stays"))
             else:
-                firewalls.append(firewall)
+                firewalls.append(fw)
 
         addresses = {ip: d for d in droplets if (ip := public_ipv4(d))}
         records = self._records(addresses)
@@ -208,24 +208,27 @@ class Sweeper:
             return report
 
         for domain, record in records:
-            do.ignore_missing(f"delete record {record['name']}.{domain}",
-                              c.domains.delete_record, domain, record["id"])
+            dns.destroy_record(do, domain, record, f"{record['name']}.{domain}")
             self.reporter.step(f"delete A record {record['name']}.{domain} -> {record['data']}")
-        self._droplets(droplets)
-        self._volumes(volumes)
-        for snapshot in snapshots:
-            do.ignore_missing("delete snapshot", c.snapshots.delete, snapshot["id"])
-            self.reporter.step(f"delete snapshot {snapshot['name']}")
-        for image in images:
-            do.ignore_missing("delete image", c.images.delete, image["id"])
-            self.reporter.step(f"delete image {image['name']}")
-        for firewall in firewalls:
-            do.ignore_missing("delete firewall", c.firewalls.delete, firewall["id"])
-            self.reporter.step(f"delete firewall {firewall['name']}")
+        droplet.destroy(do, droplets, self.reporter,
+                        lambda what: self.reporter.step(f"delete {what}"))
+        for found in volumes:
+            volume.destroy(do, found, self.reporter)
+            self.reporter.step(f"delete volume {found['name']}")
+        for found in snapshots:
+            snapshot.destroy(do, found)
+            self.reporter.step(f"delete snapshot {found['name']}")
+        for found in images:
+            image.destroy(do, found)
+            self.reporter.step(f"delete image {found['name']}")
+        for found in firewalls:
+            firewall.destroy(do, found)
+            self.reporter.step(f"delete firewall {found['name']}")
         for tag in tags:
-            self._tag(tag)
+            if resource_tags.destroy_if_empty(do, tag):
+                self.reporter.step(f"delete tag {tag}")
         for domain in domains:
-            do.ignore_missing(f"delete domain {domain}", c.domains.delete, domain)
+            dns.destroy_domain(do, domain)
             self.reporter.step(f"delete domain {domain}")
         for key in keys:
             do.ignore_missing("delete SSH key", c.ssh_keys.delete, key["id"])
@@ -239,10 +242,9 @@ class Sweeper:
         do = self.do
         going = {(domain, record["id"]) for domain, record in records}
         found = []
-        for domain in do.list_all("list domains", do.client.domains.list, "domains"):
+        for domain in dns.find_domains(do):
             name = domain["name"]
-            held = do.list_all("list DNS records", do.client.domains.list_records,
-                               "domain_records", domain_name=name)
+            held = dns.find_all_records(do, name)
             markers = [r for r in held if is_marker(r)]
             if not markers:
                 continue  # not made by a site's `up`: never considered
@@ -283,9 +285,8 @@ class Sweeper:
             return []
         do = self.do
         found = []
-        for domain in do.list_all("list domains", do.client.domains.list, "domains"):
-            for record in do.list_all("list DNS records", do.client.domains.list_records,
-                                      "domain_records", domain_name=domain["name"]):
+        for domain in dns.find_domains(do):
+            for record in dns.find_all_records(do, domain["name"]):
                 if record["type"] == "A" and record["data"] in addresses:
                     found.append((domain["name"], record))
         return found
@@ -301,7 +302,7 @@ class Sweeper:
                 carried[tag] = carried.get(tag, 0) + 1
         used_by_firewalls = {t for f in firewalls for t in f.get("tags") or []}
         empty = []
-        for tag in do.list_all("list tags", do.client.tags.list, "tags"):
+        for tag in resource_tags.find_all(do):
             name = tag["name"]
             is_run = name.startswith(RUN_PREFIX) and (
                 run_id is None or name == desired.run_tag(run_id))
@@ -315,38 +316,3 @@ class Sweeper:
                 why = (f"still on {left} resources" if left else "a firewall that stays uses it")
                 report.kept.append(Item("tag", name, name, why))
         return empty
-
-    # --- doing -----------------------------------------------------------------
-    def _droplets(self, droplets: list[dict]) -> None:
-        destroy_droplets(self.do, self.reporter, droplets,
-                         lambda what: self.reporter.step(f"delete {what}"))
-
-    def _volumes(self, volumes: list[dict]) -> None:
-        do = self.do
-        for volume in volumes:
-            def deleted(volume: dict = volume) -> bool:
-                try:
-                    do.call(f"delete volume {volume['name']}", do.client.volumes.delete,
-                            volume["id"], retry=False)
-                except NotFound:
-                    pass
-                except CloudError as error:
-                    if error.status == 409 or error.transient:
-                        return False  # still detaching from a droplet that just went
-                    raise
-                return True
-
-            with self.reporter.waiting(f"volume {volume['name']} to be deletable"):
-                do.wait_until(f"volume {volume['name']} to be deletable", deleted,
-                              desired.ACTION_SECONDS)
-            self.reporter.step(f"delete volume {volume['name']}")
-
-    def _tag(self, name: str) -> None:
-        do = self.do
-        try:
-            tag = do.call("get tag", do.client.tags.get, name)["tag"]
-        except NotFound:
-            return
-        if tag["resources"]["count"] == 0:  # checked again: a run may have used it since
-            do.ignore_missing("delete tag", do.client.tags.delete, name)
-            self.reporter.step(f"delete tag {name}")

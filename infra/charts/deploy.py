@@ -29,7 +29,6 @@ Apps that are not this site's are never touched: their ports only count as taken
 from __future__ import annotations
 
 import errno
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +41,7 @@ from infra.site import Site
 from infra.state import StateDir
 from infra.truenas.client import TrueNASClient
 from infra.truenas.errors import JobFailed, TransferFailed, TrueNASCallError, TrueNASError
+from infra.wait import Pending, wait_for
 
 DOCKER_SECONDS = 900.0      # docker.update sets up ix-apps on the pool and starts dockerd
 APP_JOB_SECONDS = 900.0     # app.create/update pull images and start the project
@@ -164,24 +164,20 @@ class ChartDeployer:
         self._wait_docker()
 
     def _wait_docker(self) -> None:
-        limit = self.timing.deadline(DOCKER_SECONDS)
-        deadline = time.monotonic() + limit
-        status = self.client.call("docker.status")
-        if status.get("status") == "RUNNING":
-            return
-        with self.reporter.waiting("Docker to be running"):
-            while True:
-                state = status.get("status")
-                if state in ("FAILED", "MIGRATION_FAILED", "UNCONFIGURED"):
-                    raise AppDeployError(f"Docker on pool {self.site.truenas.pool} is {state}: "
-                                         f"{status.get('description') or 'no description'}")
-                if time.monotonic() > deadline:
-                    raise WaitTimeout(f"gave up waiting for Docker to be RUNNING after "
-                                      f"{limit:.1f} s; it is {state}")
-                time.sleep(self.timing.poll_interval)
-                status = self.client.call("docker.status")
-                if status.get("status") == "RUNNING":
-                    return
+        def running() -> bool | Pending:
+            status = self.client.call("docker.status")
+            state = status.get("status")
+            if state == "RUNNING":
+                return True
+            if state in ("FAILED", "MIGRATION_FAILED", "UNCONFIGURED"):
+                raise AppDeployError(f"Docker on pool {self.site.truenas.pool} is {state}: "
+                                     f"{status.get('description') or 'no description'}")
+            return Pending(f"it is {state}")
+
+        wait_for("Docker to be running", running, self.timing, DOCKER_SECONDS,
+                 reporter=self.reporter,
+                 timeout=lambda limit, status: WaitTimeout(
+                     f"gave up waiting for Docker to be RUNNING after {limit:.1f} s; {status}"))
 
     # --- datasets and files -------------------------------------------------------
     def _datasets(self, apps: list[RenderedApp]) -> None:
@@ -362,25 +358,21 @@ class ChartDeployer:
 
     def wait_running(self, name: str) -> dict:
         """Poll app.query until `name` is RUNNING; AppCrashed, or WaitTimeout."""
-        limit = self.timing.deadline(APP_RUNNING_SECONDS)
-        deadline = time.monotonic() + limit
-        with self.reporter.waiting(f"app {name} to be RUNNING"):
-            while True:
-                found = self.client.call("app.query", [["name", "=", name]])
-                if not found:
-                    raise AppDeployError(f"app {name} vanished from the node while deploying")
-                entry = found[0]
-                state = entry.get("state")
-                if state == "RUNNING":
-                    return entry
-                if state in ("CRASHED", "ERROR"):
-                    raise AppCrashed(name, [self._scrub(r) for r in crash_reasons(entry)])
-                if time.monotonic() > deadline:
-                    reasons = [self._scrub(r) for r in crash_reasons(entry)]
-                    raise WaitTimeout(f"gave up waiting for app {name} to be RUNNING after "
-                                      f"{limit:.1f} s; it is {state}"
-                                      + (f" ({'; '.join(reasons)})" if reasons else ""))
-                time.sleep(self.timing.poll_interval)
+        def running() -> dict | Pending:
+            found = self.client.call("app.query", [["name", "=", name]])
+            if not found:
+                raise AppDeployError(f"app {name} vanished from the node while deploying")
+            entry = found[0]
+            state = entry.get("state")
+            if state == "RUNNING":
+                return entry
+            if state in ("CRASHED", "ERROR"):
+                raise AppCrashed(name, [self._scrub(r) for r in crash_reasons(entry)])
+            reasons = [self._scrub(r) for r in crash_reasons(entry)]
+            return Pending(f"it is {state}" + (f" ({'; '.join(reasons)})" if reasons else ""))
+
+        return wait_for(f"app {name} to be RUNNING", running, self.timing,
+                        APP_RUNNING_SECONDS, reporter=self.reporter)
 
     def _delete(self, name: str) -> None:
         self._change(f"delete app {name}")

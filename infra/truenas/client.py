@@ -51,6 +51,7 @@ from infra.truenas.errors import (
 from infra.truenas.pinning import fingerprint as sha256_of
 from infra.truenas.transfer import pinned_session
 from infra.truenas.wss import open_websocket
+from infra.wait import Pending, wait_for
 
 CALL_SECONDS = 60.0        # a plain call, in real-world seconds
 CONNECT_SECONDS = 20.0     # TCP + TLS + WebSocket handshake
@@ -315,23 +316,19 @@ class TrueNASClient:
         return found[0]
 
     def wait_job(self, job_id: int, method: str, real_seconds: float = JOB_SECONDS) -> Any:
-        limit = self.timing.deadline(real_seconds)
-        deadline = time.monotonic() + limit
-        while True:
+        def ended() -> Any:
             job = self.job(job_id)
             state = job.get("state")
             if state == "SUCCESS":
                 return job.get("result")
             if state in FINAL_JOB_STATES:
                 raise rpc.job_error(method, job, self._scrub)
-            if time.monotonic() > deadline:
-                progress = job.get("progress") or {}
-                detail = f", {progress.get('percent')}%" if progress.get("percent") else ""
-                raise WaitTimeout(
-                    f"gave up waiting for {method} (job {job_id}) on {self.where} to "
-                    f"finish after {limit:.1f} s; it was still {state}{detail}"
-                )
-            time.sleep(self.timing.poll_interval)
+            progress = job.get("progress") or {}
+            detail = f", {progress.get('percent')}%" if progress.get("percent") else ""
+            return Pending(f"it was still {state}{detail}")
+
+        return wait_for(f"{method} (job {job_id}) on {self.where} to finish", ended,
+                        self.timing, real_seconds)
 
     # --- files ---------------------------------------------------------------
     def _session(self) -> requests.Session:

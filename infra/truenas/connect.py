@@ -3,7 +3,6 @@ wait, bounded, until its middleware says READY."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from infra.truenas.calllog import CallLog
 from infra.truenas.client import CONNECT_SECONDS, TrueNASClient
 from infra.truenas.errors import TrueNASUnavailable
 from infra.truenas.pinning import CertificatePins, fetch_certificate, ssl_context_for
+from infra.wait import Pending, wait_for
 
 BOOT_SECONDS = 900.0  # a TrueNAS droplet takes minutes from power-on to READY
 
@@ -59,30 +59,28 @@ def wait_until_ready(client_factory: Callable[[], TrueNASClient], timing: Timing
     BOOTING: both are normal and retried until the deadline. Anything else (a
     refused key, a changed certificate) is raised at once.
     """
-    limit = timing.deadline(real_seconds)
-    deadline = time.monotonic() + limit
-    client: TrueNASClient | None = None
-    last = "no answer yet"
-    while True:
+    opened: list[TrueNASClient] = []    # the open client, kept from one poll to the next
+    last = ["no answer yet"]
+
+    def ready() -> TrueNASClient | Pending:
         try:
-            if client is None:
-                client = client_factory()
-            state = client.call("system.state")
+            if not opened:
+                opened.append(client_factory())
+            state = opened[0].call("system.state")
             if state == "READY":
-                return client
-            last = f"system.state {state}"
+                return opened.pop()
+            last[0] = f"system.state {state}"
         except (TrueNASUnavailable, WaitTimeout) as exc:
-            last = str(exc)
-            if client is not None:
-                client.close()
-                client = None
-        except BaseException:
-            if client is not None:
-                client.close()
-            raise
-        if time.monotonic() > deadline:
-            if client is not None:
-                client.close()
-            raise WaitTimeout(f"gave up waiting for {what} to be READY after {limit:.1f} s "
-                              f"(last: {last})")
-        time.sleep(timing.poll_interval)
+            last[0] = str(exc)
+            if opened:
+                opened.pop().close()
+        return Pending(last[0])
+
+    try:
+        return wait_for(what, ready, timing, real_seconds,
+                        timeout=lambda limit, status: WaitTimeout(
+                            f"gave up waiting for {what} to be READY after {limit:.1f} s "
+                            f"(last: {status})"))
+    finally:
+        if opened:             # a timeout, or an error that is not a boot's
+            opened.pop().close()

@@ -82,3 +82,41 @@ def test_a_failed_image_import_is_reported_not_retried_silently() -> None:
     seen.image = {"id": 5, "status": "NEW", "error_message": "Unsupported image format"}
     with pytest.raises(ConflictError, match="Unsupported image format"):
         make_plan(SITE, seen, {})
+
+
+def test_a_hostname_dropped_from_the_file_loses_the_record_the_site_made() -> None:
+    seen = converged()
+    seen.records["old.example.test"] = [{"id": 77, "data": IP}]
+    plan = make_plan(SITE, seen, {"old.example.test": 77})
+    assert [(c.kind, c.subject) for c in plan.changes] == [("delete_record", "old.example.test")]
+    assert plan.changes[0].requests == ("DELETE /v2/domains/*/records/*",)
+
+
+def test_a_record_the_site_did_not_make_is_never_removed() -> None:
+    seen = converged()
+    seen.records["old.example.test"] = [{"id": 78, "data": IP}]
+    assert make_plan(SITE, seen, {"old.example.test": 77}).empty
+
+
+def test_a_smaller_volume_is_what_plan_cannot_change_and_says_why() -> None:
+    seen = converged()
+    seen.volumes["alpha-pool-a"]["size_gigabytes"] = 80
+    plan = make_plan(SITE, seen, {})
+    assert plan.empty
+    assert [(c.kind, c.subject) for c in plan.cannot] == [("shrink_volume", "alpha-pool-a")]
+    assert "only grow" in plan.cannot[0].detail
+
+
+def test_another_droplet_size_is_reported_not_changed() -> None:
+    seen = converged()
+    seen.droplet["size_slug"] = "s-8vcpu-16gb"
+    plan = make_plan(SITE, seen, {})
+    assert plan.empty
+    assert [c.kind for c in plan.cannot] == ["resize_droplet"]
+    assert "s-8vcpu-16gb -> s-4vcpu-8gb" in plan.cannot[0].detail
+
+
+def test_a_volume_missing_beside_a_running_droplet_is_created_and_attached() -> None:
+    seen = converged()
+    del seen.volumes["alpha-pool-b"]
+    assert make_plan(SITE, seen, {}).kinds() == ["create_volume", "attach_volume"]

@@ -1,0 +1,31 @@
+"""The site certificate on its node: obtained by http-01 or dns-01 (TrueNAS's ACME, or
+the ingress's webroot), renewed when due, put on the UI and in the ingress. Obtaining,
+installing and cleaning up are infra/certificates.py's; this module is their entry in
+the common vocabulary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from infra.certificates import CertificateOutcome, certificate_due, ensure_certificate
+from infra.change import Change
+from infra.events import Reporter
+from infra.site import Site
+from infra.state import StateDir
+from infra.target import Target
+from infra.truenas.client import TrueNASClient
+
+
+def diff(client: TrueNASClient, site: Site, target: Target) -> list[Change]:
+    reason = certificate_due(client, site, target)
+    if reason is None:
+        return []
+    return [Change("obtain_certificate", ", ".join(site.dns.hostnames), reason)]
+
+
+def create_or_update(client: TrueNASClient, site: Site, target: Target, state: StateDir,
+                     reporter: Reporter, *, address: str, force_renewal: bool = False,
+                     reconnect: Callable[[], TrueNASClient] | None = None,
+                     ) -> CertificateOutcome:
+    return ensure_certificate(client, site, target, state, reporter, address=address,
+                              force_renewal=force_renewal, reconnect=reconnect)

@@ -1,0 +1,137 @@
+"""`up` applies its plan: for random site files and random starting states on the
+fake, the mutating requests `up` sends (to DigitalOcean and to the TrueNAS node) are
+exactly the ones the plan listed, what the plan says it cannot change is not
+changed, and a second plan is empty.
+
+A starting state is an empty account, or the site brought up from another random
+site file of the same name (hostnames dropped or added, volumes grown or shrunk,
+another droplet size, other admin networks, datasets and snapshot schedules),
+perhaps with a fault on top (its firewall or one of its records deleted by hand).
+When the plan cannot list the node's changes yet (no droplet), it says so, and only
+the cloud's requests are held to it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from infra.digitalocean import DigitalOcean
+from infra.down import Teardown
+from infra.observe import a_records, find_firewall
+from infra.plan import Plan
+from infra.site import Site, parse_site
+from infra.state import StateDir
+from infra.target import Target
+from infra.truenas.calllog import CallLog
+from infra.up import Provisioner
+from steps.sites import site_data
+
+NAMES = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def target(world) -> Target:
+    return Target.from_world_file(world.world_file)
+
+
+@st.composite
+def site_files(draw: st.DrawFn) -> dict:
+    """The parts of a site file that may differ between two runs of one site."""
+    return {
+        "hostnames": draw(st.lists(st.sampled_from(["www", "ci", "git"]), min_size=1,
+                                   max_size=3, unique=True)),
+        "sizes": draw(st.tuples(st.sampled_from([50, 60]), st.sampled_from([50, 60]))),
+        "droplet_size": draw(st.sampled_from(["s-4vcpu-8gb", "s-8vcpu-16gb"])),
+        "admin_cidrs": draw(st.sampled_from([["198.51.100.0/24"], ["203.0.113.7/32"],
+                                             ["198.51.100.0/24", "203.0.113.7/32"]])),
+        "datasets": draw(st.lists(st.sampled_from(["apps", "media/photos"]), unique=True)),
+        "lifetime": draw(st.integers(min_value=1, max_value=3)),
+    }
+
+
+def _site(name: str, parts: dict) -> Site:
+    data = site_data(name)
+    domain = f"{name}.test"
+    data["site"]["droplet_size"] = parts["droplet_size"]
+    data["volumes"][0]["size_gigabytes"], data["volumes"][1]["size_gigabytes"] = parts["sizes"]
+    data["dns"] = {"domain": domain, "hostnames": [f"{h}.{domain}" for h in parts["hostnames"]],
+                   "ttl": 300}
+    data["access"]["admin_cidrs"] = parts["admin_cidrs"]
+    data["truenas"]["datasets"] = ["data", *parts["datasets"]]
+    data["snapshots"][0]["lifetime_value"] = parts["lifetime"]
+    return parse_site(data)
+
+
+def _planned(plan: Plan) -> list[str]:
+    return [request for change in [*plan.changes, *plan.node] for request in change.requests]
+
+
+def _unmatched(planned: list[str], sent: list[str]) -> tuple[list[str], list[str]]:
+    """(requests sent that no planned request covers, planned requests never sent).
+    A planned request is a pattern (`*` for an id), or alternatives split by `|`."""
+    left = list(planned)
+    extra = []
+    for request in sent:
+        for i, pattern in enumerate(left):
+            if any(fnmatchcase(request, p) for p in pattern.split("|")):
+                del left[i]
+                break
+        else:
+            extra.append(request)
+    return extra, left
+
+
+def _fault(do: DigitalOcean, site: Site, fault: str) -> None:
+    if fault == "firewall deleted":
+        do.client.firewalls.delete(find_firewall(do, site)["id"])
+    elif fault == "a record deleted":
+        record = a_records(do, site, site.dns.hostnames[0])[0]
+        do.client.domains.delete_record(site.dns.domain, record["id"])
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(before=st.one_of(st.none(), site_files(), site_files()), after=site_files(),
+       fault=st.sampled_from(["none", "firewall deleted", "a record deleted"]))
+def test_up_sends_exactly_what_its_plan_listed(target: Target, tmp_path: Path,
+                                               before: dict | None, after: dict,
+                                               fault: str) -> None:
+    name = f"plan-{next(NAMES)}"
+    state = StateDir(tmp_path / name)
+    site = _site(name, after)
+    try:
+        if before is not None:
+            first = _site(name, before)
+            Provisioner(first, DigitalOcean(target), state).up()
+            _fault(DigitalOcean(target), first, fault)
+
+        plan = Provisioner(site, DigitalOcean(target), state).plan()
+        do, node_log = DigitalOcean(target), CallLog()
+        run = Provisioner(site, do, state)
+        run.node_log = node_log
+        run.up()
+
+        sent = [f"{method} {path}" for method, path in do.log.mutating_requests()]
+        if plan.node_pending is None:
+            sent += node_log.mutating_calls()
+        extra, never = _unmatched(_planned(plan), sent)
+        if plan.node_pending is not None:  # the node's planned requests are not listed
+            never = [p for p in never if p.startswith(("POST ", "PUT ", "DELETE "))]
+        assert extra == [], f"up sent what its plan did not list: {extra}"
+        assert never == [], f"the plan listed what up did not send: {never}"
+        for refused in plan.cannot:
+            assert refused.kind in ("shrink_volume", "resize_droplet"), refused
+
+        again = Provisioner(site, DigitalOcean(target), state).plan()
+        assert again.all_empty, [c.describe() for c in again.every_change()] + [
+            again.node_pending]
+        assert [c.kind for c in again.cannot] == [c.kind for c in plan.cannot]
+    finally:
+        Teardown(site, DigitalOcean(target), state).down()
