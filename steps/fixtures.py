@@ -12,10 +12,10 @@ import pytest
 
 from infra.digitalocean import DigitalOcean
 from infra.errors import NotFound, TargetError
-from infra.fake_admin import FakeAdmin
 from infra.target import Target
 from steps import inventory
 from steps.common import Sites
+from steps.fake_admin import FakeAdmin
 
 
 @pytest.fixture(scope="session")
@@ -57,13 +57,13 @@ def sites(target: Target, state_root: Path) -> Sites:
 
 
 @pytest.fixture
-def admin(target: Target) -> FakeAdmin:
+def admin(target: Target, request: pytest.FixtureRequest) -> FakeAdmin:
     """The fake world's admin API, for a `@fake_only` step; the faults it injected are
     cleared when the scenario ends."""
     if target.kind != "fake":
         pytest.fail(f"the {target.kind} target has no fake admin API: tag the scenario "
                     "@fake_only", pytrace=False)
-    fake = target.admin()
+    fake = FakeAdmin.from_world_file(request.getfixturevalue("fake_world").world_file)
     yield fake
     fake.clear_faults()
     fake.clear_dropped_ports()

@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 from infra import desired
 from infra.check import check
 from infra.cli import app
-from infra.fake_admin import FakeAdmin
 from infra.observe import observe
 from infra.storage import Repair
 from infra.sweep import Sweeper
 from steps import inventory
 from steps.common import Run, SiteFile, Sites, resolve, write_site_file
+from steps.fake_admin import FakeAdmin
 from steps.fixtures import OTHER_TAGS, Bystanders
 from steps.sites import build_site, set_field, site_data
 

@@ -6,9 +6,9 @@ from pytest_bdd import given, parsers, then, when
 
 from infra import faults, snapshots
 from infra.failover import Failover, FailoverReport
-from infra.fake_admin import FakeAdmin
 from infra.observe import find_droplet, observe
 from steps.common import Sites, resolve
+from steps.fake_admin import FakeAdmin
 from steps.sites import build_site
 
 

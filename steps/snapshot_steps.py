@@ -12,8 +12,8 @@ from pytest_bdd import given, parsers, then, when
 from infra import snapshots
 from infra.backup import Backup, DrillReport
 from infra.errors import NotFound
-from infra.fake_admin import FakeAdmin
 from steps.common import Sites, WrittenFiles
+from steps.fake_admin import FakeAdmin
 from steps.sites import build_site
 
 

@@ -12,11 +12,11 @@ from pytest_bdd import given, parsers, then, when
 from infra import desired, faults
 from infra.check import check
 from infra.errors import InfraError
-from infra.fake_admin import FakeAdmin
 from infra.node import pool_report
 from infra.observe import find_volume
 from infra.storage import Repair, scrub
 from steps.common import Sites, WrittenFiles
+from steps.fake_admin import FakeAdmin
 from steps.sites import build_site
 
 # Sizes that cross interesting boundaries: empty, small, not a block multiple, a few MiB.

@@ -12,12 +12,12 @@ from pytest_bdd import given, parsers, then, when
 
 from infra.check import check
 from infra.errors import InfraError
-from infra.fake_admin import FakeAdmin
 from infra.net import https_request
 from infra.observe import a_records
 from infra.tls_probe import TlsProbe, probe_redirect, refuses_old_tls
 from infra.up import Provisioner
 from steps.common import ADMIN_SOURCE, INTERNET_SOURCE, PROBE_TIMEOUT, Run, Sites
+from steps.fake_admin import FakeAdmin
 from steps.sites import FRONT_DOOR_CHALLENGES, build_site
 
 DAY = 86400.0

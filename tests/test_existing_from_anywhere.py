@@ -30,6 +30,7 @@ from infra.state import StateDir
 from infra.target import Target
 from infra.truenas.calllog import is_mutating
 from infra.up import Provisioner
+from steps.fake_admin import FakeAdmin
 from steps.sites import URO_IMAGE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,6 +78,7 @@ CLEARED = ("SPEC_TARGET", "SPEC_FAKE_WORLD", "FAKE_WORLD", "DIGITALOCEAN_TOKEN",
 @dataclass
 class Running:
     target: Target
+    admin: FakeAdmin
     site_file: Path
     up_state: Path
     address: str
@@ -108,7 +110,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             "ACME_ROOT_CA": described["acme"]["root_ca"],
             "EXISTING_PORT_MAP": ",".join(f"{p}={h}" for p, h in target.port_map),
         }
-        yield Running(target, site_file, root / "up-state", address, env)
+        yield Running(target, FakeAdmin.from_world_file(world.world_file), site_file,
+                      root / "up-state", address, env)
 
 
 def _listing(directory: Path) -> dict[str, tuple[int, int]]:
@@ -117,7 +120,7 @@ def _listing(directory: Path) -> dict[str, tuple[int, int]]:
 
 
 def _mutating(running: Running, calls_before: dict[str, list[str]]) -> list:
-    admin = running.target.admin()
+    admin = running.admin
     cloud = [(r["method"], r["path"]) for r in admin.requests() if r["method"] in MUTATING]
     after = admin.truenas_calls().get(running.address, [])
     node = [m for m in after[len(calls_before.get(running.address, [])):] if is_mutating(m)]
@@ -136,8 +139,8 @@ def test_check_existing_from_a_fresh_directory_passes_and_writes_nothing(
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     monkeypatch.chdir(fresh)
-    running.target.admin().clear_requests()
-    calls_before = running.target.admin().truenas_calls()
+    running.admin.clear_requests()
+    calls_before = running.admin.truenas_calls()
     result = _check(running)
     assert result.exit_code == 0, result.output
     assert "FAIL" not in result.output
@@ -163,8 +166,8 @@ def test_the_existing_target_suite_passes_from_a_fresh_directory(running: Runnin
                                                                  tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in CLEARED}
     env.update(running.env)
-    running.target.admin().clear_requests()
-    calls_before = running.target.admin().truenas_calls()
+    running.admin.clear_requests()
+    calls_before = running.admin.truenas_calls()
     basetemp = tmp_path / "spec"
     run = subprocess.run(
         [sys.executable, "-m", "pytest", str(REPO / "features"), "--target", "existing",

@@ -33,6 +33,7 @@ from infra.state import StateDir
 from infra.target import Target
 from infra.truenas.calllog import is_mutating
 from infra.up import Provisioner
+from steps.fake_admin import FakeAdmin
 
 REPO = Path(__file__).resolve().parent.parent
 SITE_TOML = """\
@@ -115,8 +116,12 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSite]:
         yield RunningSite(world, target, site_file, address, env)
 
 
+def _admin(running: RunningSite) -> FakeAdmin:
+    return FakeAdmin.from_world_file(running.world.world_file)
+
+
 def _journals(running: RunningSite) -> tuple[list[dict], dict[str, list[str]]]:
-    admin = running.target.admin()
+    admin = _admin(running)
     return admin.requests(), admin.truenas_calls()
 
 
@@ -150,7 +155,7 @@ def _destructive_ids(env: dict[str, str]) -> set[str]:
 def test_the_whole_spec_in_existing_mode_changes_nothing(running: RunningSite,
                                                          tmp_path: Path) -> None:
     env = _forker_env(running)
-    running.target.admin().clear_requests()
+    _admin(running).clear_requests()
     _, calls_before = _journals(running)
     junit = tmp_path / "junit.xml"
     run = subprocess.run(
@@ -192,14 +197,14 @@ def _cli_check(running: RunningSite, tmp_path: Path, **changes: str | None):
 
 def test_check_existing_without_a_token_passes_and_skips_the_cloud(running: RunningSite,
                                                                    tmp_path: Path) -> None:
-    running.target.admin().clear_requests()
+    _admin(running).clear_requests()
     result = _cli_check(running, tmp_path, DIGITALOCEAN_TOKEN=None)
     assert result.exit_code == 0, result.output
     assert "skipped" in result.output and "DIGITALOCEAN_TOKEN" in result.output
     assert "TrueNAS answers over WSS" in result.output
     assert "certificate for forked.example.test on 443" in result.output
     assert "FAIL" not in result.output
-    assert running.target.admin().requests() == [], "no token, yet DigitalOcean was called"
+    assert _admin(running).requests() == [], "no token, yet DigitalOcean was called"
 
 
 def test_check_existing_with_a_wrong_api_key_fails_with_exit_1(running: RunningSite,

@@ -24,6 +24,7 @@ from infra.cli import app
 from infra.digitalocean import MUTATING, DigitalOcean
 from infra.target import Target
 from steps import inventory
+from steps.fake_admin import FakeAdmin
 from steps.sites import set_field, site_data
 
 RUNNER = CliRunner()
@@ -118,18 +119,22 @@ def target(world: World) -> Target:
     return Target.from_world_file(world.world_file)
 
 
+def _admin(world: World) -> FakeAdmin:
+    return FakeAdmin.from_world_file(world.world_file)
+
+
 def _clean(world: World, target: Target, site: Path, state: Path, name: str) -> None:
-    target.admin().clear_faults()
+    _admin(world).clear_faults()
     result = _cli(world, "down", site, state)
     assert result.exit_code == 0, result.output
     assert _held(target, name) == set()
 
 
-def _fault(target: Target, step: tuple[str, str], kind: str) -> None:
+def _fault(world: World, step: tuple[str, str], kind: str) -> None:
     method, path = step
     status = 500 if kind == "500" else 429
-    target.admin().fail_requests(method, path, status, count=1000, retry_after=0
-                                 if kind == "429" else None)
+    _admin(world).fail_requests(method, path, status, count=1000, retry_after=0
+                                if kind == "429" else None)
 
 
 @pytest.mark.parametrize("kind", ["500", "429"])
@@ -137,11 +142,11 @@ def _fault(target: Target, step: tuple[str, str], kind: str) -> None:
 def test_a_failed_up_reports_what_the_site_holds(world, target, tmp_path, step, kind):
     name = f"fm-u{step[:4]}{kind}"
     site, state = _site_file(tmp_path, name), tmp_path / "state"
-    _fault(target, UP_STEPS[step], kind)
+    _fault(world, UP_STEPS[step], kind)
     try:
         result = _cli(world, "up", site, state)
     finally:
-        target.admin().clear_faults()
+        _admin(world).clear_faults()
     try:
         assert result.exit_code == 1, result.output
         assert "Traceback" not in result.output
@@ -185,11 +190,11 @@ def _up(world: World, target: Target, tmp_path: Path, name: str) -> tuple[Path, 
 def test_a_refused_delete_does_not_stop_down(world, target, tmp_path, step, kind):
     name = f"fm-d{step[:4]}{kind}"
     site, state = _up(world, target, tmp_path, name)
-    _fault(target, DOWN_STEPS[step], kind)
+    _fault(world, DOWN_STEPS[step], kind)
     try:
         result = _cli(world, "down", site, state)
     finally:
-        target.admin().clear_faults()
+        _admin(world).clear_faults()
     try:
         assert result.exit_code == 1, result.output
         assert "Traceback" not in result.output
@@ -232,11 +237,11 @@ def test_a_droplet_that_vanishes_while_booting_says_so(world, target, tmp_path):
     name = "fm-vanish"
     site, state = _site_file(tmp_path, name), tmp_path / "state"
     # Every look at the new droplet answers 404, as after a host failure at boot.
-    target.admin().fail_requests("GET", r"/v2/droplets/\d+", 404, count=1000)
+    _admin(world).fail_requests("GET", r"/v2/droplets/\d+", 404, count=1000)
     try:
         result = _cli(world, "up", site, state)
     finally:
-        target.admin().clear_faults()
+        _admin(world).clear_faults()
     try:
         assert result.exit_code == 1, result.output
         flat = " ".join(result.stderr.split())

@@ -33,6 +33,7 @@ from infra.sweep import Sweeper
 from infra.target import Target
 from infra.up import Provisioner
 from steps import inventory
+from steps.fake_admin import FakeAdmin
 from steps.sites import site_data
 
 MAX_POINTS = 12  # parametrised up to here; a test below proves a whole up needs no more
@@ -141,14 +142,14 @@ def test_up_after_a_killed_up_converges(target, tmp_path: Path, after: int,
     assert _left(DigitalOcean(target), site) == {}
 
 
-def test_a_sweep_after_a_killed_up_leaves_nothing(target, tmp_path: Path,
+def test_a_sweep_after_a_killed_up_leaves_nothing(target, world, tmp_path: Path,
                                                   mutating_requests_of_an_up):
     """Without the state directory (the crashed machine is gone), the sweeper finds
     the run by its tag alone, and its domain by the domain's marker (infra/ownership.py)."""
     site, state = _site("intr-sweep"), StateDir(tmp_path / "state")
     _killed_up(target, site, state, mutating_requests_of_an_up)
     assert len(_left(DigitalOcean(target), site)) > 1
-    target.admin().advance_clock(7 * 3600)
+    FakeAdmin.from_world_file(world.world_file).advance_clock(7 * 3600)
     report = Sweeper(DigitalOcean(target)).sweep(timedelta(hours=6), run_id=state.run_id())
     assert {i.kind for i in report.deleted} >= {"droplet", "volume", "image", "firewall",
                                                 "record", "tag", "domain"}

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from fakes.world import World
 from infra.cli import app
 from infra.digitalocean import MUTATING
-from infra.target import Target
+from steps.fake_admin import FakeAdmin
 
 CORPUS = Path(__file__).resolve().parent / "site_corpus"
 CASES = sorted(CORPUS.glob("*.toml"))
@@ -50,8 +50,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return where
 
 
-def _mutating(target: Target) -> list[tuple[str, str]]:
-    return [(r["method"], r["path"]) for r in target.admin().requests()
+def _mutating(admin: FakeAdmin) -> list[tuple[str, str]]:
+    return [(r["method"], r["path"]) for r in admin.requests()
             if r["method"].upper() in MUTATING]
 
 
@@ -80,8 +80,8 @@ def test_the_corpus_base_is_a_site_plan_accepts(world: World, corpus: Path,
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
 def test_a_broken_site_file_is_refused_before_any_change(
         world: World, corpus: Path, tmp_path: Path, case: Path, command: str) -> None:
-    target = Target.from_world_file(world.world_file)
-    target.admin().clear_requests()
+    admin = FakeAdmin.from_world_file(world.world_file)
+    admin.clear_requests()
     state = tmp_path / "state"
     result = RUNNER.invoke(app, [command, "--site", str(corpus / case.name), "--world",
                                  str(world.world_file), "--state-dir", str(state)],
@@ -94,7 +94,7 @@ def test_a_broken_site_file_is_refused_before_any_change(
     flat = " ".join(output.split())
     for field in _expected(case):
         assert field in flat, f"{field} not named in: {output}"
-    assert _mutating(target) == []
+    assert _mutating(admin) == []
     if command == "plan":
         assert not state.exists(), "plan wrote a state directory"
 

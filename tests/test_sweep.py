@@ -23,6 +23,7 @@ from infra.observe import public_ipv4
 from infra.sweep import Sweeper
 from infra.target import Target
 from steps import inventory
+from steps.fake_admin import FakeAdmin
 from steps.sites import FAKE_IMAGE_URL
 
 DOMAIN = "sweep.test"
@@ -78,7 +79,7 @@ def target(world) -> Target:
 
 
 @pytest.fixture(scope="module")
-def seeded(target: Target) -> dict[str, set[str]]:
+def seeded(target: Target, world) -> dict[str, set[str]]:
     do = DigitalOcean(target)
     do.call("domain", do.client.domains.create, {"name": DOMAIN})
     groups = {
@@ -86,7 +87,7 @@ def seeded(target: Target) -> dict[str, set[str]]:
         "other": _make(do, "other", [_site_tag("other"), desired.run_tag("other1")]),
         "old": _make(do, "mine", [_site_tag("mine"), desired.run_tag("mine1")]),
     }
-    target.admin().advance_clock(7 * 3600)
+    FakeAdmin.from_world_file(world.world_file).advance_clock(7 * 3600)
     groups["young"] = _make(do, "fresh", [_site_tag("mine"),
                                           desired.run_tag("mine1")], droplet=False)
     return groups
@@ -139,13 +140,13 @@ def test_a_second_sweep_deletes_nothing(target, seeded):
     assert inventory.take(do) == before
 
 
-def test_a_scoped_sweep_takes_only_runs_that_carry_its_tag(target, seeded):
+def test_a_scoped_sweep_takes_only_runs_that_carry_its_tag(target, world, seeded):
     """Every `up` tags its resources with its run: another site's old resources are
     run-tagged too, and only the scope keeps a sweep off them."""
     do = DigitalOcean(target)
     keys = _make(do, "scoped", [_site_tag("scoped"), desired.run_tag("scoped1")],
                  droplet=False)
-    target.admin().advance_clock(2 * 3600)
+    FakeAdmin.from_world_file(world.world_file).advance_clock(2 * 3600)
     hour = timedelta(hours=1)
     suite = Sweeper(do, scope_tag="spec-suite").sweep(hour, dry_run=True)
     assert not _deleted_keys(suite) & keys
@@ -184,7 +185,7 @@ def test_the_command_lists_then_sweeps(target, world, seeded):
     do = DigitalOcean(target)
     # The command sweeps only what carries its --tag (by default the suite's spec-suite).
     keys = _make(do, "cli", [desired.run_tag("cli1"), "spec-suite"])
-    target.admin().advance_clock(3 * 3600)
+    FakeAdmin.from_world_file(world.world_file).advance_clock(3 * 3600)
     before = inventory.take(do)
     listed = _cli(target, world, "--older-than", "2h", "--run-id", "cli1", "--dry-run",
                   "--json")

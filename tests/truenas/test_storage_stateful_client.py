@@ -68,7 +68,6 @@ from fakes.world import World
 from infra import desired, faults, snapshots
 from infra.digitalocean import DigitalOcean
 from infra.errors import InfraError
-from infra.fake_admin import FakeAdmin
 from infra.node import NodeSetup, open_node, pool_report
 from infra.observe import find_droplet, find_volume, public_ipv4
 from infra.site import Site
@@ -78,6 +77,7 @@ from infra.target import Target
 from infra.truenas.client import TrueNASClient
 from infra.truenas.errors import TrueNASCallError
 from infra.up import Provisioner
+from steps.fake_admin import FakeAdmin
 from steps.sites import build_site
 
 pytestmark = [pytest.mark.slow, pytest.mark.fake_only]
@@ -501,8 +501,7 @@ def rig(tmp_path: Path):
         assert droplet is not None
         client = open_node(site, target, state, public_ipv4(droplet))
         closing.callback(client.close)
-        admin = FakeAdmin(target)
-        closing.callback(admin.session.close)
+        admin = FakeAdmin.from_world_file(world.world_file)
         yield Rig(world, target, site, do, state, client, admin, droplet)
 
 
