@@ -1,43 +1,11 @@
 """Random sequences of storage operations keep every byte a simple model says survives.
 
 A hypothesis state machine drives one site on a fake world only through the real
-clients, the way a forker's run would: files go in and out through infra's
-TrueNASClient (JSON-RPC over WSS, `/_upload`, `core.download`), snapshots through
-infra.snapshots, lost disks through DigitalOcean's volume API (pydo over HTTPS, via
-infra.faults), repairs through infra.storage.Repair, scrubs through infra.storage.
-Only bit rot, which no real API can cause, goes through the fake's admin API.
-
-The reference model is small: the files of one directory of the dataset "apps"
-(name -> bytes), its snapshots (label -> a copy of the files, oldest first), and
-where each site volume is (attached "in", detached "out", deleted "gone"). The
-rules, and what the model predicts:
-
-- write (or append) a file, 0..64 KiB: stored while some member is attached,
-  refused (model unchanged) while none is;
-- snapshot, roll back (to the newest, or to an older one discarding the newer
-  ones; refused otherwise), destroy a snapshot, restore one as a clone beside the
-  live data (its files must be the snapshot's);
-- detach a volume; delete one while its partner is attached; bring back the
-  volume that left last when both are away (it holds the newest data); repair
-  (re-attach / replace what is missing and wait for the resilver);
-- rot one member's copy of a file (healthy pool only), then scrub at once (it must
-  find exactly that copy) or later (reads may heal it first; a scrub never finds
-  more than was rotten);
-- virtual time passes (periodic snapshots of the other dataset, scans finishing).
-
-Every example starts on a new, empty pool on both site volumes (so hypothesis can
-replay and shrink a failing one) and ends by recovering as an operator would,
-scrubbing, and proving that each member alone serves every byte.
-
-After every step: every file the model holds reads back byte-identical and the
-directory lists exactly the model's names while any member is attached; every
-read fails (never wrong bytes) while none is; the snapshot names match; the pool
-is ONLINE and healthy with both members, DEGRADED with one, UNAVAIL with none.
-
-Left out on purpose: deleting a file (TrueNAS's API has no file deletion; an empty
-write is covered by the 0-byte sizes), losing both copies for good (the storage
-feature covers data loss), and bringing back the stale member first after losing
-both (one scenario of its own covers that, at the end).
+clients, the way a forker's run would: files through infra's TrueNASClient, snapshots
+through infra.snapshots, lost disks through DigitalOcean's volume API (infra.faults),
+repairs and scrubs through infra.storage. Only bit rot, which no real API can cause,
+goes through the fake's admin API. The model, its rules and what it predicts are on
+`StorageMachine`.
 """
 
 from __future__ import annotations
@@ -198,6 +166,38 @@ def refused(call: Callable[[], object]) -> InfraError:
 
 
 class StorageMachine(RuleBasedStateMachine):
+    """The reference model is small: the files of one directory of the dataset "apps"
+    (name -> bytes), its snapshots (label -> a copy of the files, oldest first), and
+    where each site volume is (attached "in", detached "out", deleted "gone"). The
+    rules, and what the model predicts:
+
+    - write (or append) a file, 0..64 KiB: stored while some member is attached,
+      refused (model unchanged) while none is;
+    - snapshot, roll back (to the newest, or to an older one discarding the newer
+      ones; refused otherwise), destroy a snapshot, restore one as a clone beside the
+      live data (its files must be the snapshot's);
+    - detach a volume; delete one while its partner is attached; bring back the
+      volume that left last when both are away (it holds the newest data); repair
+      (re-attach / replace what is missing and wait for the resilver);
+    - rot one member's copy of a file (healthy pool only), then scrub at once (it
+      must find exactly that copy) or later (reads may heal it first; a scrub never
+      finds more than was rotten);
+    - virtual time passes (periodic snapshots of the other dataset, scans finishing).
+
+    Every example starts on a new, empty pool on both site volumes (so hypothesis can
+    replay and shrink a failing one) and ends by recovering as an operator would,
+    scrubbing, and proving that each member alone serves every byte.
+
+    After every step: every file the model holds reads back byte-identical and the
+    directory lists exactly the model's names while any member is attached; every
+    read fails (never wrong bytes) while none is; the snapshot names match; the pool
+    is ONLINE and healthy with both members, DEGRADED with one, UNAVAIL with none.
+
+    Left out on purpose: deleting a file (TrueNAS's API has no file deletion; an
+    empty write is covered by the 0-byte sizes), losing both copies for good (the
+    storage feature covers data loss), and bringing back the stale member first after
+    losing both (one scenario of its own covers that, at the end)."""
+
     rig: Rig  # set by the test function
 
     def __init__(self) -> None:
