@@ -35,7 +35,7 @@ from infra.truenas.calllog import is_mutating
 from infra.up import Provisioner
 from steps.fake_admin import FakeAdmin
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SITE_TOML = """\
 [site]
 name = "forked"

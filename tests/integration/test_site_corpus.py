@@ -1,6 +1,6 @@
 """Broken site files are refused before anything is made (issue 13).
 
-Every file of tests/site_corpus/ (its first line `# expect: FIELD...` names what the
+Every file of tests/integration/site_corpus/ (its first line `# expect: FIELD...` names what the
 refusal must name) goes through `plan` and `up` as a user runs them, against a fake
 world: each exits 2 naming every expected field, with no traceback, no raw control
 character and no markup interpreted, and the world's request journal shows no

@@ -42,8 +42,8 @@ from fakes.truenas.jobs import Job
 from fakes.truenas.node import CallContext, TrueNASNode
 from fakes.world import World
 from tests import fake_clients
-from tests.truenas import test_fleet as fleet
-from tests.truenas.test_methods import conforms
+from tests.fakes.truenas import test_fleet as fleet
+from tests.fakes.truenas.test_methods import conforms
 
 TOKEN = "dop_v1_" + "f" * 64
 UNREACHABLE_DIRECTORY = "https://127.0.0.1:9/dir"     # discard port: nothing answers

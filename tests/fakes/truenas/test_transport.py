@@ -30,7 +30,7 @@ from websockets.sync.client import ClientConnection, connect
 from fakes.clock import VirtualClock
 from fakes.truenas.ejson import Timestamp
 from fakes.truenas.errors import CallError, validation
-from tests.truenas.wire import PinnedAdapter
+from tests.fakes.truenas.wire import PinnedAdapter
 
 ADDRESS = "127.77.0.1"
 API_KEY = "1-" + "k" * 64

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.truenas.test_caddy_emulation import EchoBackend, HostFiles, LoopThread
+from tests.fakes.truenas.test_caddy_emulation import EchoBackend, HostFiles, LoopThread
 
 
 @pytest.fixture

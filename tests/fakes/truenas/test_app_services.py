@@ -16,10 +16,10 @@ import pydo
 import pytest
 
 from fakes.world import World
-from tests.truenas.nodes import TIMEOUT, Rpc, advance, logged_in, truenas_droplet
-from tests.truenas.test_apps_network import docker_on_a_pool
-from tests.truenas.test_apps_runtime import Env, succeeded
-from tests.truenas.test_caddy_emulation import (
+from tests.fakes.truenas.nodes import TIMEOUT, Rpc, advance, logged_in, truenas_droplet
+from tests.fakes.truenas.test_apps_network import docker_on_a_pool
+from tests.fakes.truenas.test_apps_runtime import Env, succeeded
+from tests.fakes.truenas.test_caddy_emulation import (
     EchoBackend,
     HostFiles,
     LoopThread,

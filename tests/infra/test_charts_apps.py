@@ -31,7 +31,7 @@ from infra.site import parse_site
 from infra.state import StateDir
 from infra.truenas.errors import TrueNASCallError
 from steps.sites import ADMIN_NETWORK, site_data
-from tests.unit.test_charts import StubNode, write_chart
+from tests.infra.test_charts import StubNode, write_chart
 
 URO_IMAGE = "ghcr.io/v-sekai/uro:2025.06.1"
 APPS = {"cockroachdb": {}, "gocd": {}, "uro": {"image": URO_IMAGE}}

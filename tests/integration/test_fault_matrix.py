@@ -4,7 +4,7 @@ A fault matrix through the CLI a user runs, against a fake world: each mutating
 step of `up` and of `down` gets a persistent 500, a persistent 429 (both set through
 the world's admin API, every matching request refused), or a kill (Ctrl-C: a
 KeyboardInterrupt raised once that mutating request was answered, as in
-tests/test_interrupted_up.py, from then on nothing more is sent). After the failing
+tests/integration/test_interrupted_up.py, from then on nothing more is sent). After the failing
 command, the report it printed (`--json`) lists exactly what the fake's inventory
 holds of the site, and a plain `down` then leaves nothing.
 """
@@ -45,7 +45,7 @@ DOWN_STEPS = {
     "domain": ("DELETE", r"/v2/domains/[^/]+"),
     "tags": ("DELETE", r"/v2/tags/[^/]+"),
 }
-KILL_POINTS = 12   # an up sends at most this many (tests/test_interrupted_up.py)
+KILL_POINTS = 12   # an up sends at most this many (tests/integration/test_interrupted_up.py)
 
 
 class KilledAfter(DigitalOcean):

@@ -33,7 +33,7 @@ from infra.up import Provisioner
 from steps.fake_admin import FakeAdmin
 from steps.sites import URO_IMAGE
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SITE_TOML = f"""\
 [site]
 name = "anywhere"

@@ -28,7 +28,7 @@ import pytest
 
 from fakes.truenas.fleet import new_api_key
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SELECTION = ["features/test_node.py", "features/test_tls.py",
              "-k", "(test_node and (up or invalid)) or (test_tls and valid)"]
 # A secret leaks if any stretch of it this long shows, not only the whole of it

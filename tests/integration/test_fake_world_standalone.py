@@ -12,7 +12,7 @@ from pathlib import Path
 import pydo
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 30) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from fakes.truenas.apps import images
-from tests.truenas.test_apps_runtime import Env, Scripted, succeeded
+from tests.fakes.truenas.test_apps_runtime import Env, Scripted, succeeded
 
 FRONT = {"front": {"name": "site-front"}}
 FRONT_EXTERNAL = {"front": {"name": "site-front", "external": True}}

@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from fakes.world import World
-from tests.truenas.wire import PinnedAdapter
+from tests.fakes.truenas.wire import PinnedAdapter
 
 REGION = "nyc3"
 TIMEOUT = 10.0

@@ -17,8 +17,8 @@ import pytest
 
 from fakes.truenas.apps import images
 from fakes.world import World
-from tests.truenas.nodes import TIMEOUT, Rpc, advance, logged_in, truenas_droplet
-from tests.truenas.test_apps_wire import GREETER, Greeter
+from tests.fakes.truenas.nodes import TIMEOUT, Rpc, advance, logged_in, truenas_droplet
+from tests.fakes.truenas.test_apps_wire import GREETER, Greeter
 
 PORTS = {"keeper": 17200, "parked": 17201, "oneshot": 17202}
 RESTART = {"keeper": "unless-stopped", "parked": "always", "oneshot": '"no"'}

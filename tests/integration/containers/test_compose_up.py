@@ -7,7 +7,7 @@ the ingress and its certificate are not part of these runs).
 Changed from the node, and only these: bind sources under /mnt/<pool>/ move to a
 temporary directory (no pool here), and the shared `<site>-front` network, which the
 ingress project creates on a node, is created by the test. Skipped, with the reason,
-without a Docker engine, testcontainers or a registry (tests/containers/engine.py).
+without a Docker engine, testcontainers or a registry (tests/integration/containers/engine.py).
 """
 
 from __future__ import annotations

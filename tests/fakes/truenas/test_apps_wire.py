@@ -20,7 +20,7 @@ from fakes.truenas.apps import images
 from fakes.truenas.apps.images import ImageBehaviour
 from fakes.truenas.server import StreamService
 from fakes.world import World
-from tests.truenas.nodes import TIMEOUT, Rpc, advance, logged_in, truenas_droplet
+from tests.fakes.truenas.nodes import TIMEOUT, Rpc, advance, logged_in, truenas_droplet
 
 GREETER = "example.test/greeter"
 

@@ -22,8 +22,8 @@ from fakes.truenas.apps.deploy import PULL_SECONDS
 from fakes.truenas.apps.gocd import STARTUP_SECONDS, parse_server_url
 from fakes.truenas.apps.gocd_config import CruiseConfig
 from fakes.truenas.apps.images import ContainerFailed
-from tests.truenas.test_apps_runtime import Env, succeeded
-from tests.truenas.test_caddy_emulation import LoopThread
+from tests.fakes.truenas.test_apps_runtime import Env, succeeded
+from tests.fakes.truenas.test_caddy_emulation import LoopThread
 
 SERVER_IMAGE = "gocd/gocd-server:v25.3.0"
 AGENT_IMAGE = "gocd/gocd-agent-ubuntu-24.04:v25.3.0"
