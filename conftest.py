@@ -134,8 +134,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if reason := redis_unavailable():
             pytest.skip(reason)
     if "containers" in marks:
-        # A local Docker engine and an image registry (tests/containers/engine.py).
-        from tests.containers.engine import containers_unavailable
+        # A local Docker engine and an image registry (tests/integration/containers/engine.py).
+        from tests.integration.containers.engine import containers_unavailable
 
         if reason := containers_unavailable():
             if os.environ.get("SPEC_CONTAINERS_REQUIRED"):

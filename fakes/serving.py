@@ -6,14 +6,45 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
+from email.utils import formatdate
 
 import uvicorn
 
 from fakes.tls import ServerCert
 
 
+class DatedBy:
+    """ASGI middleware: every response's `Date` is read from `now` (Unix seconds).
+
+    An origin server with a clock sends its time in `Date` (RFC 9110 §6.6.1), in whole
+    seconds; a fake world's clock is virtual, so its servers tell that time, not this
+    machine's (clients read the target's clock from it: infra/target.py `now`)."""
+
+    def __init__(self, app, now: Callable[[], float]) -> None:
+        self.app = app
+        self.now = now
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def dated(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(name, value) for name, value in message.get("headers", [])
+                           if name.lower() != b"date"]
+                headers.append((b"date", formatdate(self.now(), usegmt=True).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, dated)
+
+
 class HttpsServer:
-    def __init__(self, app, host: str, cert: ServerCert, port: int = 0) -> None:
+    def __init__(self, app, host: str, cert: ServerCert, port: int = 0,
+                 now: Callable[[], float] | None = None) -> None:
+        """`now`: the clock the `Date` header tells (default: uvicorn's, this machine's)."""
         self.host = host
         # IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (else Nagle +
         # delayed ACK hold every response body back ~40 ms).
@@ -22,9 +53,10 @@ class HttpsServer:
         self._sock.bind((host, port))
         self.port = self._sock.getsockname()[1]
         config = uvicorn.Config(
-            app, ssl_certfile=str(cert.cert_path), ssl_keyfile=str(cert.key_path),
+            DatedBy(app, now) if now else app,
+            ssl_certfile=str(cert.cert_path), ssl_keyfile=str(cert.key_path),
             log_level="warning", access_log=False, lifespan="off",
-            timeout_keep_alive=30,
+            timeout_keep_alive=30, date_header=now is None,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=f"https-{host}:{self.port}",

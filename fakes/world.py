@@ -81,7 +81,7 @@ class World:
                                     truenas_api_key or new_api_key())
         app = Starlette(routes=[*admin_routes(self), *build_routes(self.digitalocean)])
         cert = self.ca.issue("digitalocean", host, "localhost")
-        self.https = HttpsServer(app, host, cert, port)
+        self.https = HttpsServer(app, host, cert, port, now=self.clock.now)
         self.dns = DnsServer(self.backend, host=host)
         # A real ACME server (pebble) resolving through our DNS and validating on the
         # droplets' port 80/443; without pebble installed the world runs and says why.

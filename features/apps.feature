@@ -46,7 +46,7 @@ Feature: The project's services on the node: GoCD, CockroachDB and uro behind th
     Given the site "apps-1" is up
     And a GoCD pipeline group "upgraded" on the site "apps-1"
     And the charts with the gocd chart's version bumped
-    When I run up for the site "apps-1"
+    When I bring the site "apps-1" up
     Then up succeeded
     And the app "gocd" of the site "apps-1" was updated in place to the bumped chart version
     And GoCD of the site "apps-1" lists the pipeline group "upgraded"

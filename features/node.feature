@@ -30,7 +30,8 @@ Feature: A replicable TrueNAS node
   Scenario: a fork comes up beside a site and goes without touching it
     Given the site "alpha" is up
     When I bring the site "beta" up
-    Then check finds nothing wrong with the site "beta"
+    Then up succeeded
+    And check finds nothing wrong with the site "beta"
     And the site "alpha" is as it was
     When I take the site "beta" down
     Then nothing of the site "beta" is left

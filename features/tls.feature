@@ -9,7 +9,7 @@ Feature: The front door: public services on 443 with a certificate browsers trus
   @destructive
   Scenario Outline: a site brought up with <challenge> presents a valid certificate
     Given the site "<site>" uses the <challenge> challenge
-    When I run up for the site "<site>"
+    When I bring the site "<site>" up
     Then up succeeded
     And port 443 of the site "<site>" presents, for every public hostname, a certificate that verifies to the ACME server's root
     And port 443 of the site "<site>" refuses TLS 1.0 and TLS 1.1
@@ -37,7 +37,7 @@ Feature: The front door: public services on 443 with a certificate browsers trus
     And the site "door-h" is up
     When the site's clock reaches 10 days before the certificate of the site "door-h" expires
     Then check reports the certificate of the site "door-h" as due for renewal
-    When I run up for the site "door-h" while a client keeps connecting to its port 443
+    When I bring the site "door-h" up while a client keeps connecting to its port 443
     Then up succeeded
     And port 443 of the site "door-h" presents a new certificate with more than 30 days left
     And no connection to port 443 failed during the renewal

@@ -12,14 +12,13 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import requests
 
 from infra.errors import TargetError
 from infra.secrets import Secret
-
-if TYPE_CHECKING:
-    from infra.fake_admin import FakeAdmin
 
 REAL_ENDPOINT = "https://api.digitalocean.com"
 # A real account gets certificates from Let's Encrypt's staging CA unless ACME_DIRECTORY
@@ -61,8 +60,9 @@ class Target:
     ca_bundle: str | None
     timing: Timing
     dns_server: tuple[str, int] | None = None
-    admin_endpoint: str | None = None
-    admin_secret: Secret | None = None
+    # The target keeps time of its own (a fake world runs on a virtual clock): `now()`
+    # asks its API for it. Otherwise this machine's clock is the target's.
+    own_clock: bool = False
     # The TrueNAS API key the nodes accept, when the target knows it (a fake world
     # bakes one into its image; a real run reads TRUENAS_API_KEY). A site file's
     # `truenas.api_key_file` wins over this.
@@ -90,17 +90,21 @@ class Target:
         return dict(self.port_map).get(port, port)
 
     def now(self) -> float:
-        """The target's clock (Unix seconds): a fake world runs on virtual time, so
-        certificate lifetimes are judged against its clock, not this machine's."""
-        if self.kind == "fake" and self.admin_endpoint is not None:
-            return self.admin().clock_now()
-        return time.time()
-
-    def admin(self) -> FakeAdmin:
-        """The fake world's admin API (fault injection); only a fake target has one."""
-        from infra.fake_admin import FakeAdmin
-
-        return FakeAdmin(self)
+        """The target's clock (Unix seconds): certificate lifetimes and resource ages
+        are judged on it. A target with a clock of its own is asked for it: the `Date`
+        header every answer of its DigitalOcean API carries (RFC 9110 §6.6.1), read
+        from a request without credentials (a refusal has one too, and costs no rate
+        limit), at the whole seconds the API stamps resources with. Raises OSError
+        when the API does not answer or sends no date."""
+        if not self.own_clock:
+            return time.time()
+        url = f"{self.do_endpoint}/v2/account"
+        # verify on the call: requests lets REQUESTS_CA_BUNDLE override a session's.
+        response = requests.get(url, timeout=10, verify=self.ca_bundle or True)
+        date = response.headers.get("Date")
+        if not date:
+            raise ConnectionError(f"{url} sent no Date header: the target's clock is unknown")
+        return parsedate_to_datetime(date).timestamp()
 
     @classmethod
     def from_world_file(cls, path: Path) -> Target:
@@ -126,8 +130,7 @@ class Target:
                     backoff=0.05,
                 ),
                 dns_server=(world["dns"]["host"], int(world["dns"]["port"])),
-                admin_endpoint=world.get("admin", {}).get("endpoint"),
-                admin_secret=Secret(world["admin"]["secret"]) if "admin" in world else None,
+                own_clock="clock" in world,
                 truenas_api_key=Secret(truenas["api_key"]) if truenas.get("api_key") else None,
                 truenas_https_port=int(truenas.get("ports", {}).get("https", 443)),
                 port_map=tuple(sorted(

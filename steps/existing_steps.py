@@ -14,20 +14,17 @@ from pytest_bdd import given, then
 
 from infra.check import check
 from infra.digitalocean import DigitalOcean
-from infra.observe import find_droplet, public_ipv4
 from infra.site import Site, load_site
 from infra.state import StateDir
 from infra.tls_probe import probe_redirect, probe_tls
-from steps.fixtures import ScenarioContext
-from steps.node_steps import _up
+from steps.common import PROBE_TIMEOUT, Sites
 from steps.sites import build_site
-from steps.tls_steps import PROBE_TIMEOUT
 
 # The site the suite brings up itself where it may (fake, real).
 OWN_SITE = "door-h"
 
 
-@dataclass
+@dataclass(frozen=True)
 class SiteUnderTest:
     site: Site
     address: str
@@ -35,26 +32,23 @@ class SiteUnderTest:
 
 
 @given("the site under test is up", target_fixture="under_test")
-def _site_under_test(spec: ScenarioContext, pytestconfig: pytest.Config) -> SiteUnderTest:
-    target = spec.target
+def _site_under_test(sites: Sites, pytestconfig: pytest.Config) -> SiteUnderTest:
+    target = sites.target
     if target.read_only:
         assert target.site_file is not None and target.site_address is not None
         site = load_site(Path(target.site_file))
         # Read-only: a named state directory (--state-dir) is read, none is written.
         named = pytestconfig.getoption("--state-dir")
-        state = StateDir(Path(named) if named else spec.state_root / site.name, read_only=True)
+        state = StateDir(Path(named) if named else sites.state_root / site.name, read_only=True)
         return SiteUnderTest(site, target.site_address, state)
-    _up(spec, OWN_SITE)
-    assert spec.last_error is None, f"up failed: {spec.last_error}"
-    site = build_site(OWN_SITE)
-    droplet = find_droplet(spec.client(), site)
-    assert droplet is not None and public_ipv4(droplet), f"the site {OWN_SITE} has no droplet"
-    return SiteUnderTest(site, public_ipv4(droplet), StateDir(spec.state_root / site.name))
+    run = sites.up(OWN_SITE)
+    assert run.error is None, f"up failed: {run.error}"
+    return SiteUnderTest(build_site(OWN_SITE), sites.address(OWN_SITE), sites.state(OWN_SITE))
 
 
 @then("check finds no failure on the site under test")
-def _check_passes(spec: ScenarioContext, under_test: SiteUnderTest) -> None:
-    target = spec.target
+def _check_passes(sites: Sites, under_test: SiteUnderTest) -> None:
+    target = sites.target
     do = DigitalOcean(target) if target.do_token is not None else None
     report = check(under_test.site, do, under_test.state, target=target)
     assert report.ok, [f"{f.requirement}: {f.detail}" for f in report.failures()]
@@ -63,8 +57,8 @@ def _check_passes(spec: ScenarioContext, under_test: SiteUnderTest) -> None:
 
 
 @then("every public hostname of the site under test presents a valid certificate on 443")
-def _certificates(spec: ScenarioContext, under_test: SiteUnderTest) -> None:
-    target = spec.target
+def _certificates(sites: Sites, under_test: SiteUnderTest) -> None:
+    target = sites.target
     assert under_test.site.tls is not None, "the site file has no [tls]: it serves nothing on 443"
     for hostname in under_test.site.dns.hostnames:
         probe = probe_tls(under_test.address, target.node_port(443), hostname,
@@ -74,8 +68,8 @@ def _certificates(spec: ScenarioContext, under_test: SiteUnderTest) -> None:
 
 
 @then("http on every public hostname of the site under test redirects to https")
-def _redirects(spec: ScenarioContext, under_test: SiteUnderTest) -> None:
+def _redirects(sites: Sites, under_test: SiteUnderTest) -> None:
     for hostname in under_test.site.dns.hostnames:
-        probe = probe_redirect(under_test.address, spec.target.node_port(80), hostname,
+        probe = probe_redirect(under_test.address, sites.target.node_port(80), hostname,
                                timeout=PROBE_TIMEOUT)
         assert probe.ok, probe.describe()

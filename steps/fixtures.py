@@ -1,20 +1,21 @@
-"""Fixtures the steps share: the target, a state root, the scenario's context, and
-resources that belong to no site (seeded once, removed at the end of the session)."""
+"""Fixtures the steps share: the target, the spec's sites on it (`sites`), the fake
+world's admin API (`admin`), and resources that belong to no site (seeded once,
+removed at the end of the session). What one step hands the next is a fixture its
+step returns (`target_fixture`), typed where the step module defines it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from infra.digitalocean import DigitalOcean, RequestLog
+from infra.digitalocean import DigitalOcean
 from infra.errors import NotFound, TargetError
-from infra.report import RunReport
-from infra.state import StateDir
 from infra.target import Target
-from infra.truenas.calllog import CallLog
 from steps import inventory
+from steps.common import Sites
+from steps.fake_admin import FakeAdmin
 
 
 @pytest.fixture(scope="session")
@@ -39,75 +40,34 @@ def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sites_brought_up(target: Target, state_root: Path):
-    """Every site a scenario brought up; all are taken down when the session ends,
-    whatever happened (a real run must never leak a droplet)."""
-    names: set[str] = set()
-    yield names
-    take_down(target, state_root, names)
-
-
-def take_down(target: Target, state_root: Path, names: set[str]) -> None:
-    """Take every site in `names` down, forgetting those that went."""
-    if target.read_only:
-        return
-    from infra.down import Teardown
-    from steps.sites import build_site
-
-    failures = []
-    for name in sorted(names):
-        try:
-            Teardown(build_site(name), DigitalOcean(target), StateDir(state_root / name)).down()
-            names.discard(name)
-        except Exception as error:  # keep going: every other site must still go
-            failures.append(f"{name}: {error}")
-    assert not failures, "teardown left resources behind: " + "; ".join(failures)
-
-
-@dataclass
-class ScenarioContext:
-    """What one scenario's steps pass along."""
-
-    target: Target
-    state_root: Path
-    brought_up: set[str]
-    last_run: RunReport | None = None
-    last_log: RequestLog | None = None
-    last_node_log: CallLog | None = None
-    last_error: Exception | None = None
-    before: dict[str, dict] = field(default_factory=dict)
-    site_snapshots: dict[str, dict] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)
-    files_site: str | None = None
-    repair_changes: list[str] = field(default_factory=list)
-    scan: dict | None = None
-    old_droplet: dict | None = None
-    new_files: dict[str, str] = field(default_factory=dict)
-    periodic: tuple = ()
-    backup: dict | None = None
-    drill: object = None
-    failover: object = None
-    cli_exit: int | None = None
-    cli_output: str = ""
-    site_file: Path | None = None
-    before_certificate: object = None
-    prober: object = None
-    abandoned_run: str | None = None
-
-    def client(self, log: RequestLog | None = None) -> DigitalOcean:
-        return DigitalOcean(self.target, log)
+def session_sites(target: Target, state_root: Path) -> Sites:
+    """The spec's sites on the target. Every site a scenario brought up is taken down
+    when the session ends, whatever happened (a real run must never leak a droplet)."""
+    spec_sites = Sites(target, state_root, set())
+    yield spec_sites
+    spec_sites.take_down_all()
 
 
 @pytest.fixture
-def spec(target: Target, state_root: Path, sites_brought_up: set[str]) -> ScenarioContext:
-    context = ScenarioContext(target, state_root, sites_brought_up)
-    yield context
-    if target.kind == "fake":
-        target.admin().clear_faults()
-        target.admin().clear_dropped_ports()
-    # A scenario's sites go with it: the next scenario's clock jump must not drive
-    # them, and no scenario leans on what an earlier one left up.
-    take_down(target, state_root, sites_brought_up)
+def sites(session_sites: Sites) -> Sites:
+    """The session's sites, for one scenario: the sites it brought up go when it ends,
+    so the next scenario's clock jump does not drive them and no scenario leans on
+    what an earlier one left up."""
+    yield session_sites
+    session_sites.take_down_all()
+
+
+@pytest.fixture
+def admin(target: Target, request: pytest.FixtureRequest) -> FakeAdmin:
+    """The fake world's admin API, for a `@fake_only` step; the faults it injected are
+    cleared when the scenario ends."""
+    if target.kind != "fake":
+        pytest.fail(f"the {target.kind} target has no fake admin API: tag the scenario "
+                    "@fake_only", pytrace=False)
+    fake = FakeAdmin.from_world_file(request.getfixturevalue("fake_world").world_file)
+    yield fake
+    fake.clear_faults()
+    fake.clear_dropped_ports()
 
 
 @dataclass

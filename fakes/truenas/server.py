@@ -1,52 +1,11 @@
 """The network presence of one fake TrueNAS node: every listener on its address.
 
-A node answers on its droplet's own loopback address. What listens there:
-- the TrueNAS UI and API (owner "ui"): WSS/HTTPS on `ui_httpsport` (443 at first
-  boot) and WS/HTTP on `ui_port` (80), moved by `system.general.update`
-  (reference/truenas-api.md §4 Web UI settings) through `serve_ui`;
-- the ports apps publish (owner "app:<name>"), through `publish`.
-A port below 1024 that this process may not bind is served on the host port the
-world maps it to (world.json `network.port_map`); other ports are their own number.
-
-Routes of the UI (middleware 25.10 `main.py` and `apps/file_app.py`; reference/truenas-api.md
-§1, §4 Files, §8):
-- `/api/current` and `/api/<version>` for every version directory of 25.10's
-  `middlewared/api/` (`v24.10`, `v25.04.0`-`.2`, `v25.10.0`-`.2`; `main.py`
-  `_load_api_versions`/`_create_apis`): JSON-RPC 2.0 over WebSocket (`rpc.py`).
-  Middleware serves the older versions through `LegacyAPIMethod`, which converts
-  arguments and results between that version's models and the current ones; the
-  fake answers every version with the current (v25.10.2) shapes, so a field that
-  changed between versions is not converted (README, Fidelity);
-- `GET /api/versions`: those versions but `v24.10`, which `api_versions_handler`
-  hides; `GET /api/boot_id`: `system.boot_id` as JSON, without authentication;
-- the legacy `/websocket` (DDP-style) protocol is not served (404);
-- `POST /_upload`: multipart, first part `data` = `{"method", "params"}`, then one
-  `file` part; answers `{"job_id": N}`. The status codes follow `file_app.py`:
-  405 when the parts are missing or out of order, 400 for bad JSON, 422 without
-  `method` or for an unknown method, 401 without or with bad credentials, 403 for
-  an invalid token, 412 for a CallError, 500 for anything else. Only one file part
-  is taken (middleware takes up to 5; `filesystem.put` needs one);
-- `GET /_download/{job_id}?auth_token=…`: the job's output once it has finished
-  (middleware streams it while the job runs; the bytes are the same).
-nginx on a real node serves the same on both UI ports. Over the http port the
-transport is not secure, which is what makes `auth.login_ex` revoke an API key
-sent there. `/_upload` with `Bearer <key>` over http does not revoke it:
-`restful.py` authenticates REST-style credentials without that check.
-
-The cloud firewall: every accepted connection is checked against the droplet's
-inbound policy (DigitalOcean firewalls, fakes/digitalocean/models/firewall_policy.py)
-by source address and node port. A real DigitalOcean firewall drops the packets
-(the client times out); the fake resets the connection at once so that tests do
-not wait. Either way the port is unreachable from that source.
-
-Threading: every listener runs on one asyncio loop on the node's own thread. The
-loop never takes the world's lock: model calls go to worker threads, and
-job/event listeners only enqueue text with `call_soon_threadsafe`. So listeners
-can be opened and closed from a hook that holds the world's lock: sockets are
-bound on the caller's thread (a port clash fails there), and closing asks the
-loop and waits for it (a few ms) but never joins the thread, whose last step
-(executor shutdown) may wait for a worker blocked on the lock. `join()` is for
-callers that do not hold the lock.
+A node answers on its droplet's own loopback address: the TrueNAS UI and API (owner
+"ui", `serve_ui`; its routes are `build_app`'s) and the ports apps publish (owner
+"app:<name>", `publish`), each behind the droplet's cloud firewall
+(`_FirewalledSocket`). A port below 1024 that this process may not bind is served on
+the host port the world maps it to (world.json `network.port_map`). How the
+listeners share one loop with the world's lock is on `NodeServer`.
 """
 
 from __future__ import annotations
@@ -126,6 +85,12 @@ class AsgiService:
 class _FirewalledSocket(socket.socket):
     """A listening socket whose accept() resets connections the policy refuses.
 
+    Every accepted connection is checked against the droplet's inbound policy
+    (DigitalOcean firewalls, fakes/digitalocean/models/firewall_policy.py) by source
+    address and node port. A real DigitalOcean firewall drops the packets (the client
+    times out); the fake resets the connection at once so that tests do not wait.
+    Either way the port is unreachable from that source.
+
     asyncio's selector loop accepts with `sock.accept()` on the very object given to
     `create_server(sock=...)`, so refusing here happens before any TLS or HTTP."""
 
@@ -169,6 +134,19 @@ class _Listener:
 class NodeServer:
     """The node's listeners. Binds at once (so a port clash fails in the caller),
     serves on its own thread.
+
+    The UI listens with WSS/HTTPS on `ui_httpsport` (443 at first boot) and WS/HTTP on
+    `ui_port` (80), moved by `system.general.update` (reference/truenas-api.md §4 Web
+    UI settings) through `serve_ui`.
+
+    Threading: every listener runs on one asyncio loop on the node's own thread. The
+    loop never takes the world's lock: model calls go to worker threads, and
+    job/event listeners only enqueue text with `call_soon_threadsafe`. So listeners
+    can be opened and closed from a hook that holds the world's lock: sockets are
+    bound on the caller's thread (a port clash fails there), and closing asks the
+    loop and waits for it (a few ms) but never joins the thread, whose last step
+    (executor shutdown) may wait for a worker blocked on the lock. `join()` is for
+    callers that do not hold the lock.
 
     `ports`: the host ports of the UI's https and http listeners at boot (443 and 80
     unless the world maps them; 0 = any free port). `port_map`: droplet port ->
@@ -478,6 +456,32 @@ def _uvicorn(service: AsgiService, default_cert: ServerCert | None) -> uvicorn.S
 
 # --- the app ---------------------------------------------------------------------
 def build_app(server: NodeServer) -> Starlette:
+    """The UI's routes (middleware 25.10 `main.py` and `apps/file_app.py`;
+    reference/truenas-api.md §1, §4 Files, §8):
+
+    - `/api/current` and `/api/<version>` for every version directory of 25.10's
+      `middlewared/api/` (`v24.10`, `v25.04.0`-`.2`, `v25.10.0`-`.2`; `main.py`
+      `_load_api_versions`/`_create_apis`): JSON-RPC 2.0 over WebSocket (`rpc.py`).
+      Middleware serves the older versions through `LegacyAPIMethod`, which converts
+      arguments and results between that version's models and the current ones; the
+      fake answers every version with the current (v25.10.2) shapes, so a field that
+      changed between versions is not converted (README, Fidelity);
+    - `GET /api/versions`: those versions but `v24.10`, which `api_versions_handler`
+      hides; `GET /api/boot_id`: `system.boot_id` as JSON, without authentication;
+    - the legacy `/websocket` (DDP-style) protocol is not served (404);
+    - `POST /_upload`: multipart, first part `data` = `{"method", "params"}`, then one
+      `file` part; answers `{"job_id": N}`. The status codes follow `file_app.py`:
+      405 when the parts are missing or out of order, 400 for bad JSON, 422 without
+      `method` or for an unknown method, 401 without or with bad credentials, 403 for
+      an invalid token, 412 for a CallError, 500 for anything else. Only one file
+      part is taken (middleware takes up to 5; `filesystem.put` needs one);
+    - `GET /_download/{job_id}?auth_token=…`: the job's output once it has finished
+      (middleware streams it while the job runs; the bytes are the same).
+
+    nginx on a real node serves the same on both UI ports. Over the http port the
+    transport is not secure, which is what makes `auth.login_ex` revoke an API key
+    sent there. `/_upload` with `Bearer <key>` over http does not revoke it:
+    `restful.py` authenticates REST-style credentials without that check."""
     node = server.node
 
     async def rpc(websocket: WebSocket) -> None:

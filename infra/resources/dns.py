@@ -108,7 +108,7 @@ def create_domain(do: DigitalOcean, site: Site, state: StateDir, reporter: Repor
     reporter.step(f"create domain {domain}")
     # Recorded before the request: a domain carries no tag, so a run killed once it
     # was made but before it was recorded would leave it to no one
-    # (tests/test_interrupted_up.py). `down` deletes it only if it exists.
+    # (tests/integration/test_interrupted_up.py). `down` deletes it only if it exists.
     state.record_created("domains", domain)
     do.create_once(f"create domain {domain}", lambda: do.client.domains.create({"name": domain}),
                    lambda: domain_exists(do, site) or None)

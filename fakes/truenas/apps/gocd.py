@@ -1,59 +1,16 @@
 """What the fake app runtime runs for `gocd/gocd-server` and `gocd/gocd-agent-*` images.
 
-Both images run as go, uid 1000 with primary group 0, and their entrypoints make
-their /godata directories and copy their logback files there first, exiting 111 when
-they cannot (`_entrypoint`, with the upstream files and commits named there); a file
-or directory they write is theirs (1000:0).
-
-The server (state and rules here; its HTTP API is gocd_api.py, its config file gocd_config.py):
-- GoCD rewrites cruise-config.xml at start: one it may not write (not uid 1000's)
-  stops it;
-- on start it reads /godata/config/cruise-config.xml through the container's mounts; a
-  missing file is created with a fresh serverId and agentAutoRegisterKey, as GoCD's first
-  start does, and written back to the pool; a file lacking those attributes gets them
-  and is written back. A file that is not a <cruise> XML document makes the process exit
-  1 with the reason [I: a real server logs the parse error and does not come up];
-- pipeline groups live in that file only: each change through the API is written to it at
-  once, and a restart (or a dataset rollback followed by a restart) rereads it. A real
-  server also notices a file changed under it while running and reloads it [I]; the fake
-  rereads it on start only;
-- it is up STARTUP_SECONDS (virtual) after the start. That figure is a guess: a real
-  server takes tens of seconds (JVM, H2 database, plugins) depending on the machine.
-  Before then /go/api/v1/health and every API answer 503 and the healthcheck fails;
-- agents are kept in the server process's memory. A real server keeps them in its
-  database under /godata/db, so an enabled agent stays listed across restarts; here a
-  running agent appears again at its next ping after a server restart.
-No authentication is modelled: a fresh GoCD has no authorization configuration and its
-API is open; the fake stays that way.
-
-The agent:
-- keeps its identity in /godata/config/guid.txt (made on its first start): without a
-  mount there it lives in the container and a recreated agent is a new one;
-- needs GO_SERVER_URL (http(s)://host:port/go; a missing or malformed one makes the
-  process exit 1 naming it [I: the real image's entrypoint and agent-bootstrapper refuse
-  to start without a usable server URL]); AGENT_AUTO_REGISTER_KEY, _HOSTNAME, _RESOURCES
-  and _ENVIRONMENTS are read as the image documents them (gocd/docker-gocd-agent README);
-- AGENT_BOOT_SECONDS after start, then every PING_SECONDS, it reaches the server at the
-  URL's host:port over the container networks and registers. A real agent registers over
-  HTTP (/go/admin/agent, with a token handshake first); the fake sends one simplified
-  JSON message with RunningContainer.ask (the runtime's in-model exchange: the name must
-  resolve over a shared network and the server must listen on that port, else it is
-  "connection refused"), answered by GoCDServerImage.answer, so that registration
-  happens on the virtual clock without socket I/O under the node's lock. That message is
-  the fake's own, not GoCD's wire format; the public API (gocd_api.py) is real HTTP;
-- a key equal to the server's agentAutoRegisterKey makes the agent "Enabled" at once; any
-  other key leaves it "Pending" (awaiting an administrator), and it keeps pinging; a
-  server that is not reachable or not up yet is retried. After RETRY_FAST_FOR of trying
-  (or once enabled) the fake pings every SLOW_PING_SECONDS rather than every 10 s, so
-  that moving the virtual clock weeks ahead does not run a ping every 10 s of it (a
-  simplification, like the runtime's hourly probes of a healthy container);
-- it has no HTTP endpoint: its healthcheck passes while the process runs. A chart's
-  healthcheck should test for the process, e.g.
-  `["CMD-SHELL", "grep -qa agent-bootstrapper /proc/[0-9]*/cmdline"]` (no procps needed
-  [I: the image's java command line names agent-bootstrapper.jar]); the fake does not run
-  the test, it passes while the container runs;
-- when it stops, the server shows it as LostContact at once (a real server waits for
-  missed pings).
+The server (`GoCDServerImage`, its state `GoCDServer`; its HTTP API is gocd_api.py, its
+config file gocd_config.py) keeps pipeline groups in cruise-config.xml on the pool and
+answers once up; the agent (`GoCDAgentImage`, `AgentProcess`) registers with it on the
+virtual clock. Both images run as go, uid 1000 with primary group 0: their entrypoints
+make their /godata directories and copy their logback files there first, exiting 111
+when they cannot (`_entrypoint`, with the upstream files and commits named there); a
+file or directory they write is theirs (1000:0). The server rewrites cruise-config.xml
+at start, so one it may not write stops it; the agent keeps its identity in
+/godata/config/guid.txt, so an agent without its own /godata registers anew when
+recreated. Each class says the facts it follows; [I] marks an inference, not a fact
+read in GoCD's source or documentation.
 """
 
 from __future__ import annotations
@@ -114,7 +71,22 @@ class Agent:
 
 
 class GoCDServer:
-    """One running gocd-server process: its config, its agents, whether it is up."""
+    """One running gocd-server process: its config, its agents, whether it is up.
+
+    - Pipeline groups live in cruise-config.xml only: each change through the API is
+      written to it at once, and a restart (or a dataset rollback followed by a
+      restart) rereads it. A real server also notices a file changed under it while
+      running and reloads it [I]; the fake rereads it on start only.
+    - It is up STARTUP_SECONDS (virtual) after the start. That figure is a guess: a
+      real server takes tens of seconds (JVM, H2 database, plugins) depending on the
+      machine. Before then /go/api/v1/health and every API answer 503 and the
+      healthcheck fails.
+    - Agents are kept in the server process's memory. A real server keeps them in
+      its database under /godata/db, so an enabled agent stays listed across
+      restarts; here a running agent appears again at its next ping after a server
+      restart.
+    - No authentication is modelled: a fresh GoCD has no authorization configuration
+      and its API is open; the fake stays that way."""
 
     def __init__(self, container: RunningContainer, config: CruiseConfig,
                  config_host_path: str | None) -> None:
@@ -210,6 +182,13 @@ class GoCDServer:
 
 
 class GoCDServerImage(ImageBehaviour):
+    """On start the server reads /godata/config/cruise-config.xml through the
+    container's mounts; a missing file is created with a fresh serverId and
+    agentAutoRegisterKey, as GoCD's first start does, and written back to the pool; a
+    file lacking those attributes gets them and is written back. A file that is not a
+    <cruise> XML document makes the process exit 1 with the reason [I: a real server
+    logs the parse error and does not come up]."""
+
     def start(self, container: RunningContainer) -> dict[int, Any]:
         _entrypoint(container, SERVER_DIRS, SERVER_LOGBACK)
         host_path = container.host_path(CONFIG_PATH)
@@ -282,7 +261,25 @@ def _listed(value: str | None) -> list[str]:
 
 
 class AgentProcess:
-    """One running agent: pings its server on the virtual clock."""
+    """One running agent: pings its server on the virtual clock.
+
+    AGENT_BOOT_SECONDS after start, then every PING_SECONDS, it reaches the server at
+    the URL's host:port over the container networks and registers. A real agent
+    registers over HTTP (/go/admin/agent, with a token handshake first); the fake
+    sends one simplified JSON message with RunningContainer.ask (the runtime's
+    in-model exchange: the name must resolve over a shared network and the server must
+    listen on that port, else it is "connection refused"), answered by
+    GoCDServerImage.answer, so that registration happens on the virtual clock without
+    socket I/O under the node's lock. That message is the fake's own, not GoCD's wire
+    format; the public API (gocd_api.py) is real HTTP.
+
+    A key equal to the server's agentAutoRegisterKey makes the agent "Enabled" at
+    once; any other key leaves it "Pending" (awaiting an administrator), and it keeps
+    pinging; a server that is not reachable or not up yet is retried. After
+    RETRY_FAST_FOR of trying (or once enabled) the fake pings every SLOW_PING_SECONDS
+    rather than every 10 s, so that moving the virtual clock weeks ahead does not run
+    a ping every 10 s of it (a simplification, like the runtime's hourly probes of a
+    healthy container)."""
 
     def __init__(self, container: RunningContainer, host: str, port: int,
                  agent_uuid: str) -> None:
@@ -333,6 +330,19 @@ def _decoded(reply: bytes | None) -> dict:
 
 
 class GoCDAgentImage(ImageBehaviour):
+    """The agent needs GO_SERVER_URL (http(s)://host:port/go; a missing or malformed
+    one makes the process exit 1 naming it [I: the real image's entrypoint and
+    agent-bootstrapper refuse to start without a usable server URL]);
+    AGENT_AUTO_REGISTER_KEY, _HOSTNAME, _RESOURCES and _ENVIRONMENTS are read as the
+    image documents them (gocd/docker-gocd-agent README).
+
+    It has no HTTP endpoint: its healthcheck passes while the process runs. A chart's
+    healthcheck should test for the process, e.g.
+    `["CMD-SHELL", "grep -qa agent-bootstrapper /proc/[0-9]*/cmdline"]` (no procps
+    needed [I: the image's java command line names agent-bootstrapper.jar]); the fake
+    does not run the test. When it stops, the server shows it as LostContact at once
+    (a real server waits for missed pings)."""
+
     def start(self, container: RunningContainer) -> dict[int, Any]:
         url = container.environment.get("GO_SERVER_URL", "").strip()
         if not url:

@@ -1,59 +1,14 @@
 """What a container of a known image does when it runs on the fake node.
 
-The fake has no container engine: a container's "process" is an `ImageBehaviour`
-looked up by the image's repository ("caddy" for `caddy:2.8.4`,
-"gocd/gocd-server", "ghcr.io/org/app"). It is given a `RunningContainer` (what the
-process sees: its command, environment, bind mounts, the app's other services) and
-answers with the services it listens on, by container port.
-
-    class MyImage(ImageBehaviour):
-        def start(self, container):           # under node.lock, must not block
-            config = container.read_file("/etc/my/config.json")
-            if config is None:
-                raise ContainerFailed("open /etc/my/config.json: no such file")
-            return {8080: StreamService(handler)}
-        def healthy(self, container):         # each healthcheck probe, under node.lock
-            return True
-        def stop(self, container):            # the process ends (stop, exit, crash)
-            ...
-
-    register("my/image", MyImage())
-
-Contract (issue 4 contract.md):
-- `start(container) -> dict[int, StreamService | AsgiService]`: called when the
-  container starts (and again on each restart). The runtime publishes each of the
-  service's `ports` on the node (`node.network.publish(port, service,
-  owner="app:<name>")`) with the service `start` returned for that container port;
-  a published port the image does not listen on is served by a stand-in that
-  accepts a TCP connection and closes it, as Docker's userland proxy does when
-  nothing listens in the container. Raising `ContainerFailed(reason, exit_code=1)`
-  means the process started and exited at once: the container is "exited" with
-  that code (a non-zero code shows as "crashed" in app.query, ix_apps/query.py),
-  and its restart policy applies.
-- `healthy(container) -> bool`: the result of one healthcheck probe (the service's
-  `healthcheck.test` is not run: the behaviour stands for whatever it would check).
-  Probes happen on Docker's schedule on the virtual clock (containers.py). Without
-  a healthcheck in the Compose file the hook is never called.
-- `stop(container)`: the process is gone; drop whatever `start` set up (the
-  runtime already withdraws the ports and cancels `container.call_later` timers).
-- A behaviour that changes what it serves while running (Caddy's `--watch`
-  reload) does it inside its own handlers or `call_later` polling: the published
-  services stay the ones `start` returned until the container restarts.
-- `answer(container, port, request) -> bytes | None` (optional): what the process
-  replies on one of its ports to another container's `RunningContainer.ask(dial,
-  request)`, an exchange inside the model for code that runs under node.lock
-  (default: b"", accepted and closed). Over the wire, handlers on the node's loop use
-  `await RunningContainer.open_connection(dial)` instead.
-Threading: `start`, `healthy`, `stop` and `call_later` callbacks run with the
-world's lock (node.lock) held, on the caller's or the clock's thread. Handlers run
-on the node's asyncio loop and must reach model state through
-`await asyncio.to_thread(container.read_host_file, path)` (which takes the lock).
-
-An image the fake has no behaviour for is never run by a silent stand-in:
-`behaviour_for` answers None and the deploy fails naming the image (deploy.py). A
-test that needs an image which does nothing declares it with `register(repository,
-ImageBehaviour())`, the idle behaviour: listens on nothing (a published port accepts
-and closes), healthy at every probe.
+The fake has no container engine: a container's "process" is an `ImageBehaviour`,
+looked up by the image's repository (`register`, `behaviour_for`), given a
+`RunningContainer` (its command, environment, bind mounts, the app's other
+services) and answering with the services it listens on, by container port. The
+hooks' contract, threading included, is on `ImageBehaviour`. An image the fake has no
+behaviour for is never run by a silent stand-in: `behaviour_for` answers None and the
+deploy fails naming the image (deploy.py). A test that needs an image which does
+nothing declares it with `register(repository, ImageBehaviour())`, the idle behaviour
+(no listeners: a published port accepts and closes; healthy at every probe).
 """
 
 from __future__ import annotations
@@ -233,22 +188,61 @@ class RunningContainer:
 
 
 class ImageBehaviour:
-    """The idle image (a test's declared stand-in): no listeners, healthy at every
-    probe."""
+    """What one image's process does (issue 4 contract.md); this base class is the
+    idle image a test declares as its stand-in: no listeners, healthy at every probe.
+    A behaviour subclasses it and is `register`ed under its repository ("caddy" for `caddy:2.8.4`,
+    "gocd/gocd-server", "ghcr.io/org/app"):
+
+        class MyImage(ImageBehaviour):
+            def start(self, container):
+                config = container.read_file("/etc/my/config.json")
+                if config is None:
+                    raise ContainerFailed("open /etc/my/config.json: no such file")
+                return {8080: StreamService(handler)}
+
+        register("my/image", MyImage())
+
+    Threading: `start`, `healthy`, `stop`, `answer` and `call_later` callbacks run
+    with the world's lock (node.lock) held, on the caller's or the clock's thread.
+    Handlers run on the node's asyncio loop and reach model state through
+    `await asyncio.to_thread(container.read_host_file, path)` (which takes the
+    lock). A behaviour that changes what it serves while running (Caddy's `--watch`
+    reload) does it inside its own handlers or `call_later` polling: the published
+    services stay the ones `start` returned until the container restarts."""
 
     def start(self, container: RunningContainer) -> dict[int, Any]:
+        """The process starts (again on each restart); must not block. Returns
+        `StreamService`s or `AsgiService`s by container port: the runtime publishes
+        each of the service's `ports` on the node (`node.network.publish(port,
+        service, owner="app:<name>")`) with the service returned for that container
+        port; a published port the image does not listen on is served by a stand-in
+        that accepts a TCP connection and closes it, as Docker's userland proxy does
+        when nothing listens in the container. Raising `ContainerFailed(reason,
+        exit_code=1)` means the process started and exited at once: the container is
+        "exited" with that code (a non-zero code shows as "crashed" in app.query,
+        ix_apps/query.py), and its restart policy applies."""
         return {}
 
     def healthy(self, container: RunningContainer) -> bool:
+        """One healthcheck probe (the service's `healthcheck.test` is not run: the
+        behaviour stands for whatever it would check). Probes happen on Docker's
+        schedule on the virtual clock (containers.py); without a healthcheck in the
+        Compose file this is never called."""
         return True
 
     def stop(self, container: RunningContainer) -> None:
+        """The process is gone (stop, exit, crash): drop whatever `start` set up (the
+        runtime already withdraws the ports and cancels `container.call_later`
+        timers)."""
         return None
 
     def answer(self, container: RunningContainer, port: int, request: bytes) -> bytes | None:
         """What the process replies to `request` on container `port` (another
-        container's `ask`): the bytes it would write before closing, b"" for a
-        connection accepted and closed, None for one refused. Under node.lock."""
+        container's `RunningContainer.ask(dial, request)`, an exchange inside the
+        model for code that runs under node.lock): the bytes it would write before
+        closing, b"" for a connection accepted and closed (the default), None for one
+        refused. Over the wire, handlers on the node's loop use `await
+        RunningContainer.open_connection(dial)` instead."""
         return b""
 
 

@@ -1,57 +1,15 @@
 """The apps of one fake TrueNAS node: Docker's configuration, the apps and their
 containers (`node.apps`, made on first use).
 
-Facts followed (reference/truenas-api.md §4 Apps; middleware stable/goldeye
-plugins/docker/{update,state_management,state_setup,state_utils}.py and
-plugins/apps/{crud,app_scale,custom_app}.py, ix_apps/query.py):
-- `docker.config`: {id, enable_image_updates, dataset, pool, nvidia,
-  address_pools, cidr_v6, secure_registry_mirrors, insecure_registry_mirrors}, with
-  `dataset` "<pool>/ix-apps" (null without a pool); defaults: image updates on,
-  nvidia off, cidr_v6 "fdd0::/64", address pools 172.17.0.0/12 size 24 and
-  fdd0::/48 size 64;
-- `docker.update {"pool"}` (job): a pool that is not imported is
-  `docker_update.pool: Pool not found.`; a new pool stops the old pool's apps,
-  creates `<pool>/ix-apps` and its children `truenas_catalog`, `app_configs`,
-  `app_mounts`, `docker` (aclmode discard, acltype posix, atime off, exec on,
-  snapdir hidden, xattr sa; the real ix-apps is mounted at /mnt/.ix-apps, the
-  fake mounts every dataset at /mnt/<name>) and starts Docker: status INITIALIZING,
-  then RUNNING; the job ends once Docker runs;
-- `docker.status`: {status, description}, descriptions from STATUS_DESCRIPTIONS;
-  UNCONFIGURED without a pool;
-- `app.*` need Docker (`docker.state.validate`): app.create fails with
-  CallError "No pool configured for Docker" or "Docker service is not running";
-  app.query answers [] (so get_instance, update, delete... say the app does not
-  exist);
-- app.create: `Application with name <name> already exists` (EEXIST); on a failed
-  `up` the app is taken down and removed again (remove_failed_resources) and the
-  job fails with compose_action's CallError;
-- app.update: the new file replaces the old; compose runs only if the app was not
-  STOPPED; app.redeploy runs compose with the current file; app.stop is
-  `compose down` (containers removed, STOPPED, empty workloads); app.start is
-  `up`; app.delete is `down` with volumes (and images unless remove_images is
-  false) and forgets the app;
-- state from the containers (query.py): any crashed -> CRASHED; any created or
-  starting -> DEPLOYING; all running or exited with at least one running ->
-  RUNNING; else STOPPED (and a STOPPED app shows empty active_workloads).
-Chosen, not known: Docker takes DOCKER_START_SECONDS to start; pulls take
-deploy.PULL_SECONDS; stopping is instant; every well-formed image reference exists
-in the fake's registry. Not modelled: changing address pools, nvidia or registry
-mirrors (stored, nothing restarts), migrating ix-apps, exporting the apps pool
-under running apps, app upgrades and the catalog.
-What survives a node restart (persist.py): docker.config on the node's boot disk,
-each app's files under `<pool>/ix-apps/app_configs`. At boot (`restore_at_boot`)
-Docker starts once its pool is imported (the fake imports no pool by itself at
-boot: a client's pool.import_pool does, and `pool_imported` follows it), taking
-DOCKER_START_SECONDS, and the apps come back: moby restarts containers with the
-`always` or `unless-stopped` policy when dockerd starts, so an app whose every
-service has one of those is deployed again (DEPLOYING, then RUNNING, ports
-published again); any other app, and one stopped by hand (app.stop is `compose
-down`: no containers are left to restart), is STOPPED. Chosen, not known: an app
-mixing policies stays STOPPED (a real node would restart just those containers);
-`on-failure` containers do not restart at boot; a configured pool that is not
-imported leaves Docker FAILED until it is.
-The reason a real `up` fails is only in /var/log/app_lifecycle.log; the fake also
-puts it in the job's `logs_excerpt`.
+Follows reference/truenas-api.md §4 Apps and middleware stable/goldeye
+plugins/docker/{update,state_management,state_setup,state_utils}.py,
+plugins/apps/{crud,app_scale,custom_app}.py and ix_apps/query.py: each method says
+the facts it holds, and what survives a node restart is under "boot" below. Chosen,
+not known: Docker takes DOCKER_START_SECONDS to start; pulls take
+deploy.PULL_SECONDS; stopping is instant; every well-formed image reference exists in
+the fake's registry. Not modelled: changing address pools, nvidia or registry mirrors
+(stored, nothing restarts), migrating ix-apps, exporting the apps pool under running
+apps, app upgrades and the catalog.
 """
 
 from __future__ import annotations
@@ -146,6 +104,9 @@ class App:
 
     @property
     def state(self) -> str:
+        """From the containers (query.py): any crashed -> CRASHED; any created or
+        starting -> DEPLOYING; all running or exited with at least one running ->
+        RUNNING; else STOPPED (and a STOPPED app shows empty active_workloads)."""
         states = [c.state for c in self.containers.values()]
         if "crashed" in states:
             return "CRASHED"
@@ -222,10 +183,16 @@ class AppsRuntime:
 
     # --- Docker ------------------------------------------------------------------------
     def docker_config(self) -> dict:
+        """{id, enable_image_updates, dataset, pool, nvidia, address_pools, cidr_v6,
+        secure_registry_mirrors, insecure_registry_mirrors}, with `dataset`
+        "<pool>/ix-apps" (null without a pool); defaults: image updates on, nvidia off,
+        cidr_v6 "fdd0::/64", address pools 172.17.0.0/12 size 24 and fdd0::/48 size 64."""
         pool = self.settings["pool"]
         return {**copy.deepcopy(self.settings), "dataset": f"{pool}/ix-apps" if pool else None}
 
     def docker_status(self) -> dict:
+        """{status, description}, descriptions from STATUS_DESCRIPTIONS; UNCONFIGURED
+        without a pool."""
         description = STATUS_DESCRIPTIONS[self.status]
         if self.status_detail:
             description = f"{description}:\n{self.status_detail}"
@@ -236,7 +203,9 @@ class AppsRuntime:
         events.publish(self.node, "docker.state", "changed", fields=self.docker_status())
 
     def require_docker(self) -> None:
-        """docker.state.validate."""
+        """docker.state.validate, which every `app.*` call passes: app.create fails
+        with these CallErrors, app.query answers [] (so get_instance, update,
+        delete... say the app does not exist)."""
         if not self.settings["pool"]:
             raise CallError("No pool configured for Docker")
         if self.status != "RUNNING":
@@ -247,6 +216,13 @@ class AppsRuntime:
         return bool(self.settings["pool"]) and self.status == "RUNNING"
 
     def docker_update(self, data: dict, job: Job) -> None:
+        """`docker.update {"pool"}` (job): a pool that is not imported is
+        `docker_update.pool: Pool not found.`; a new pool stops the old pool's apps,
+        creates `<pool>/ix-apps` and its children `truenas_catalog`, `app_configs`,
+        `app_mounts`, `docker` (aclmode discard, acltype posix, atime off, exec on,
+        snapdir hidden, xattr sa; the real ix-apps is mounted at /mnt/.ix-apps, the
+        fake mounts every dataset at /mnt/<name>) and starts Docker: status
+        INITIALIZING, then RUNNING; the job ends once Docker runs."""
         old = copy.deepcopy(self.settings)
         new = {**old, **copy.deepcopy(data)}
         migrate = new.pop("migrate_applications", False)
@@ -512,6 +488,11 @@ class AppsRuntime:
         up.begin()
 
     def create(self, name: str, config: dict, project: Project, job: Job) -> None:
+        """app.create: `Application with name <name> already exists` (EEXIST); on a
+        failed `up` the app is taken down and removed again (remove_failed_resources)
+        and the job fails with compose_action's CallError. The reason a real `up`
+        fails is only in /var/log/app_lifecycle.log; the fake also puts it in the
+        job's `logs_excerpt`."""
         self.require_docker()
         if name in self.apps:
             raise CallError(f"Application with name {name} already exists", errno.EEXIST)
@@ -539,7 +520,9 @@ class AppsRuntime:
 
     def update(self, name: str, data: dict | None, job: Job,
                keyword: str = "Update") -> None:
-        """app.update (new compose file in `data`) and app.redeploy (data None)."""
+        """app.update (new compose file in `data`: it replaces the old; compose runs
+        only if the app was not STOPPED) and app.redeploy (data None: compose runs
+        with the current file)."""
         app = self.get(name)
         trigger = keyword != "Update" or app.state != "STOPPED"
         if data is not None:
@@ -563,6 +546,7 @@ class AppsRuntime:
         self._up(app, job, done)
 
     def start(self, name: str, job: Job) -> None:
+        """app.start is `compose up`."""
         app = self.get(name)
         job.set_progress(20, f"Starting {name!r} app")
         app.stopped_by_hand = False
@@ -575,6 +559,7 @@ class AppsRuntime:
         self._up(app, job, done)
 
     def stop(self, name: str, job: Job) -> None:
+        """app.stop is `compose down`: containers removed, STOPPED, empty workloads."""
         app = self.get(name)
         job.set_progress(20, f"Stopping {name!r} app")
         self._down(app)
@@ -584,6 +569,8 @@ class AppsRuntime:
         job.succeed(None)
 
     def delete(self, name: str, remove_images: bool, job: Job) -> None:
+        """app.delete is `compose down` with volumes (and images unless remove_images
+        is false), and forgets the app."""
         app = self.get(name)
         job.set_progress(20, f"Deleting {name!r} app")
         self._down(app)
@@ -603,6 +590,18 @@ class AppsRuntime:
                          app.stopped_by_hand)
 
     # --- boot ------------------------------------------------------------------------------
+    # What survives a node restart (persist.py): docker.config on the node's boot disk,
+    # each app's files under `<pool>/ix-apps/app_configs`. At boot Docker starts once
+    # its pool is imported (the fake imports no pool by itself at boot: a client's
+    # pool.import_pool does, and `pool_imported` follows it), taking
+    # DOCKER_START_SECONDS, and the apps come back: moby restarts containers with the
+    # `always` or `unless-stopped` policy when dockerd starts, so an app whose every
+    # service has one of those is deployed again (DEPLOYING, then RUNNING, ports
+    # published again); any other app, and one stopped by hand (app.stop is `compose
+    # down`: no containers are left to restart), is STOPPED. Chosen, not known: an app
+    # mixing policies stays STOPPED (a real node would restart just those containers);
+    # `on-failure` containers do not restart at boot; a configured pool that is not
+    # imported leaves Docker FAILED until it is.
     def restore(self, settings: dict[str, Any]) -> None:
         """The node boots with a saved docker.config: Docker starts if its pool is
         here, else it waits for the pool's import."""

@@ -36,7 +36,7 @@ from fakes.truenas.methods import (
 ALWAYS_AVAILABLE = ("system.state", "system.ready")
 
 # The methods that are jobs (`@job` in their 25.10 plugin; each vendored schema's
-# `job` agrees, tests/truenas/test_schemas.py checks both against what the handler
+# `job` agrees, tests/fakes/truenas/test_schemas.py checks both against what the handler
 # returns), and their pipes (`job(pipes=[...])`): `core.get_methods` publishes both.
 JOB_METHODS = frozenset({
     "pool.create", "pool.replace", "pool.scrub", "pool.export", "pool.import_find",

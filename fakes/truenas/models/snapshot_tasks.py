@@ -217,7 +217,7 @@ class SnapshotTasks:
         run; the snapshots retention removes before the end are never made, and the
         metadata is written once. False when a run might fail or collide with a
         snapshot that exists (the caller then takes the first run alone).
-        tests/truenas/test_snapshot_jumps.py compares it with the runs one by one."""
+        tests/fakes/truenas/test_snapshot_jumps.py compares it with the runs one by one."""
         config, last = task.config, times[-1]
         found = self.storage.find_dataset(config["dataset"])
         if found is None:      # every run fails the same way; the last one's error shows
