@@ -5,7 +5,6 @@ infra/resources/)."""
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from infra.errors import SiteFileError
 from infra.events import Reporter
 from infra.resources import datasets, pool, snapshot_tasks
 from infra.resources.pool import IMPORT_SECONDS, POOL_CREATE_SECONDS, NodeProblem, PoolReport
-from infra.secrets import Secret
+from infra.secrets import Secret, read_site_secret
 from infra.site import Site
 from infra.state import DEFAULT_ROOT, StateDir
 from infra.target import Target
@@ -37,21 +36,8 @@ def api_key_for(site: Site, target: Target, site_file_dir: Path | None = None,
     """The node's API key: the site's key file, else TRUENAS_API_KEY, else the target's,
     else the one an earlier `up` created on a fresh node (infra/truenas/credentials.py)."""
     if site.truenas.api_key_file:
-        path = Path(site.truenas.api_key_file)
-        if not path.is_absolute() and site_file_dir is not None:
-            path = site_file_dir / path
-        try:
-            mode = path.stat().st_mode
-            key = path.read_text().strip()
-        except OSError as exc:
-            raise SiteFileError([f"truenas.api_key_file: cannot read {path} "
-                                 f"({exc.strerror})"]) from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SiteFileError([f"truenas.api_key_file: {path} is readable by others; "
-                                 "chmod 600 it"])
-        if not key:
-            raise SiteFileError([f"truenas.api_key_file: {path} is empty"])
-        return Secret(key)
+        return Secret(read_site_secret("truenas.api_key_file", site.truenas.api_key_file,
+                                       site_file_dir))
     if os.environ.get("TRUENAS_API_KEY"):
         return Secret(os.environ["TRUENAS_API_KEY"])
     if target.truenas_api_key is not None:

@@ -1,6 +1,44 @@
-"""A wrapper that keeps a secret out of reprs, logs and exception messages."""
+"""A wrapper that keeps a secret out of reprs, logs and exception messages, and the
+one reader of the files a user keeps secrets in (mode 0600: readable by no one else)."""
 
 from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from infra.errors import SiteFileError
+
+
+class PrivateFileProblem(Exception):
+    """A file meant to hold a secret cannot be used; the message names the path."""
+
+
+def read_private_file(path: Path) -> str:
+    """The text of a file that holds a secret: PrivateFileProblem when it cannot be read
+    or when others may read it (a key or password shared with the machine is spent)."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text()
+    except OSError as exc:
+        raise PrivateFileProblem(f"cannot read {path} ({exc.strerror})") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise PrivateFileProblem(f"{path} is readable by others; chmod 600 it")
+    return text
+
+
+def read_site_secret(field: str, name: str, site_file_dir: Path | None) -> str:
+    """The secret in the file the site file names in `field` (relative to the site
+    file's directory), stripped; SiteFileError naming the field when it cannot be used."""
+    path = Path(name)
+    if not path.is_absolute() and site_file_dir is not None:
+        path = site_file_dir / path
+    try:
+        text = read_private_file(path).strip()
+    except PrivateFileProblem as problem:
+        raise SiteFileError([f"{field}: {problem}"]) from None
+    if not text:
+        raise SiteFileError([f"{field}: {path} is empty"])
+    return text
 
 
 class Secret:

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from fakes import children
 from fakes.tls import WorldCA
 
 INSTALL_HINT = (
@@ -140,13 +141,7 @@ class PebbleServer:
         process, self._process = self._process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=STOP_SECONDS)
+        children.stop(process, STOP_SECONDS)
 
     def _write_config(self, cert_path: Path, key_path: Path) -> None:
         config = {"pebble": {
@@ -165,17 +160,10 @@ class PebbleServer:
     def _launch(self) -> None:
         command = [self.executable, "-config", str(self.config_path),
                    "-dnsserver", f"{self.dns[0]}:{self.dns[1]}", "-strict=false"]
-        # Pebble dies with the world, even a world killed with SIGKILL: Linux's
-        # PR_SET_PDEATHSIG (prctl(2)), set by util-linux's setpriv (Debian: essential)
-        # before it execs pebble. The signal follows the thread that started pebble:
-        # the world's main thread, or the admin API's event loop (follow_clock), both
-        # alive as long as the world.
-        setpriv = shutil.which("setpriv")
-        if setpriv:
-            command = [setpriv, "--pdeathsig", "KILL", "--", *command]
+        # Pebble dies with the world, even a world killed with SIGKILL (fakes/children.py).
         # Output to a file, never a pipe: nobody reads a pipe, and a full one blocks pebble.
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
+            self._process = children.spawn(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, **ENVIRONMENT}, cwd=self.directory_path,
             )

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from infra.charts.errors import ChartError
 from infra.charts.images import check_pinned
@@ -32,6 +40,23 @@ CHARTS_ENV = "TRUENAS_SITE_CHARTS"
 APP_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 RELATIVE_PATH = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+
+
+def _owner(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^\d{1,10}:\d{1,10}$", value):
+        raise ValueError(f"{value!r} is not uid:gid such as 1000:0")
+    return value
+
+
+def _uid_gid(owner: str | None) -> tuple[int, int] | None:
+    if owner is None:
+        return None
+    uid, gid = owner.split(":")
+    return int(uid), int(gid)
+
+
+# "uid:gid", such as 1000:0
+Owner = Annotated[str | None, AfterValidator(_owner)]
 BUILTINS = frozenset({"site.name", "site.pool", "site.domain", "app.name", "app.dataset",
                       "app.path"})
 GENERATORS = frozenset({"caddy"})  # files built in code (infra/charts/ingress.py)
@@ -77,7 +102,7 @@ class FileSpec(_Strict):
     # "uid:gid" of the file and of the directories `filesystem.put` makes for it, when
     # the service must write there: TrueNAS writes them as root (middleware
     # plugins/filesystem.py put), whoever owns the dataset.
-    owner: str | None = None
+    owner: Owner = None
 
     @field_validator("path")
     @classmethod
@@ -86,19 +111,9 @@ class FileSpec(_Strict):
             raise ValueError(f"{value!r} must be a relative path inside the app's dataset")
         return value
 
-    @field_validator("owner")
-    @classmethod
-    def _owner(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^\d{1,10}:\d{1,10}$", value):
-            raise ValueError(f"{value!r} is not uid:gid such as 1000:0")
-        return value
-
     @property
     def uid_gid(self) -> tuple[int, int] | None:
-        if self.owner is None:
-            return None
-        uid, gid = self.owner.split(":")
-        return int(uid), int(gid)
+        return _uid_gid(self.owner)
 
     @model_validator(mode="after")
     def _source(self) -> FileSpec:
@@ -116,7 +131,7 @@ class DatasetSpec(_Strict):
     description: str = ""
     # "uid:gid" the service runs as, when not root: a fresh dataset belongs to root,
     # and a service running as another user cannot write to it (GoCD runs as 1000).
-    owner: str | None = None
+    owner: Owner = None
 
     @field_validator("path")
     @classmethod
@@ -126,19 +141,9 @@ class DatasetSpec(_Strict):
             raise ValueError(f"{value!r} is not a dataset path such as data or db/wal")
         return value
 
-    @field_validator("owner")
-    @classmethod
-    def _owner(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^\d{1,10}:\d{1,10}$", value):
-            raise ValueError(f"{value!r} is not uid:gid such as 1000:0")
-        return value
-
     @property
     def uid_gid(self) -> tuple[int, int] | None:
-        if self.owner is None:
-            return None
-        uid, gid = self.owner.split(":")
-        return int(uid), int(gid)
+        return _uid_gid(self.owner)
 
 
 class Route(_Strict):

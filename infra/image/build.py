@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from infra.image.machine import (
     kvm_usable,
     missing_tools,
 )
-from infra.secrets import Secret
+from infra.secrets import PrivateFileProblem, Secret, read_private_file
 from infra.state import StateDir
 
 GiB = 1024**3
@@ -81,13 +80,9 @@ def admin_password(password_file: Path | None, environ: Mapping[str, str]) -> Se
     """The site's admin password: from a file (mode 0600) or TRUENAS_ADMIN_PASSWORD."""
     if password_file is not None:
         try:
-            mode = password_file.stat().st_mode
-            text = password_file.read_text().rstrip("\r\n")
-        except OSError as error:
-            raise BuildRefused(f"cannot read the password file {password_file} "
-                               f"({error.strerror})") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise BuildRefused(f"{password_file} is readable by others; chmod 600 it")
+            text = read_private_file(password_file).rstrip("\r\n")
+        except PrivateFileProblem as problem:
+            raise BuildRefused(f"the password file: {problem}") from None
     elif environ.get(PASSWORD_ENV):
         text = environ[PASSWORD_ENV]
     else:

@@ -19,12 +19,10 @@ anything the node sends back).
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from infra.errors import SiteFileError
-from infra.secrets import Secret
+from infra.secrets import Secret, read_site_secret
 from infra.truenas.client import AdminPassword, TrueNASClient
 
 PASSWORD_ENV = "TRUENAS_ADMIN_PASSWORD"
@@ -64,21 +62,8 @@ def admin_password(password_file: str | None = None,
                    site_file_dir: Path | None = None) -> AdminPassword | None:
     """The admin password from the site's password file, else TRUENAS_ADMIN_PASSWORD."""
     if password_file:
-        path = Path(password_file)
-        if not path.is_absolute() and site_file_dir is not None:
-            path = site_file_dir / path
-        try:
-            mode = path.stat().st_mode
-            text = path.read_text().strip()
-        except OSError as exc:
-            raise SiteFileError([f"truenas.admin_password_file: cannot read {path} "
-                                 f"({exc.strerror})"]) from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SiteFileError([f"truenas.admin_password_file: {path} is readable by "
-                                 "others; chmod 600 it"])
-        if not text:
-            raise SiteFileError([f"truenas.admin_password_file: {path} is empty"])
-        return AdminPassword(text)
+        return AdminPassword(read_site_secret("truenas.admin_password_file", password_file,
+                                              site_file_dir))
     if os.environ.get(PASSWORD_ENV):
         return AdminPassword(os.environ[PASSWORD_ENV])
     return None

@@ -20,21 +20,17 @@ the container's isolation, and only that:
   node's listener, so the cloud firewall check still applies. Names another container
   would dial ("uro:4000") get a `Forwarder` on this machine that resolves the name at
   each connection, as Docker's DNS answers at each lookup.
-- lifetime: every child gets PR_SET_PDEATHSIG(SIGKILL) from one long-lived spawner
-  thread (the signal follows the thread that forked, not the process), so it dies
-  with the world even when the world is killed; `stop()` ends it when the container
-  stops, the app goes down or the node powers off (runtime.shut_down).
+- lifetime: every child dies with the world, even a world that is killed
+  (fakes/children.py); `stop()` ends it when the container stops, the app goes down
+  or the node powers off (runtime.shut_down).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
-import queue
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -44,54 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fakes import children
+
 log = logging.getLogger(__name__)
 
 MIRROR_SECONDS = 0.1
 STOP_SECONDS = 5.0
-PR_SET_PDEATHSIG = 1
 
 
-# --- spawning ----------------------------------------------------------------------------
-def _die_with_parent() -> None:     # runs in the child, between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:           # the parent died before prctl: do not outlive it
-        os._exit(1)
-
-
-class _Spawner:
-    """One daemon thread that forks every child: PR_SET_PDEATHSIG fires when the
-    forking THREAD ends, and this one lives as long as the process."""
-
-    def __init__(self) -> None:
-        self._requests: queue.Queue = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="fake-node-spawner")
-                self._thread.start()
-        done: queue.Queue = queue.Queue(maxsize=1)
-        self._requests.put((args, kwargs, done))
-        ok, value = done.get()
-        if not ok:
-            raise value
-        return value
-
-    def _run(self) -> None:
-        while True:
-            args, kwargs, done = self._requests.get()
-            try:
-                done.put((True, subprocess.Popen(*args, preexec_fn=_die_with_parent,
-                                                 **kwargs)))
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                done.put((False, exc))
-
-
-SPAWNER = _Spawner()
 
 
 @dataclass
@@ -107,7 +63,7 @@ class ChildProcess:
     def start(self) -> ChildProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
-            self.process = SPAWNER.popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
+            self.process = children.spawn(self.argv, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd)
         return self
 
@@ -117,17 +73,7 @@ class ChildProcess:
 
     def stop(self, timeout: float = STOP_SECONDS) -> int | None:
         """SIGTERM (what `docker stop` sends), then SIGKILL after `timeout`."""
-        process = self.process
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=timeout)
-        return process.returncode
+        return None if self.process is None else children.stop(self.process, timeout)
 
     def log_tail(self, lines: int = 8) -> str:
         try:
