@@ -30,9 +30,14 @@ LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 REAL_REQUIRED = {
     "DIGITALOCEAN_TOKEN": "a DigitalOcean API token with read and write scope, from the "
                           "control panel's API > Tokens",
-    "TRUENAS_API_KEY": "the API key the TrueNAS image's admin user accepts",
+    "TRUENAS_API_KEY": "the API key the TrueNAS image's admin user accepts, or "
+                       "TRUENAS_ADMIN_PASSWORD: the image's admin password, with which the "
+                       "first `up` creates the site's key",
     "TRUENAS_IMAGE_URL": "an http(s) URL DigitalOcean can fetch the TrueNAS SCALE image from",
 }
+# A requirement is met by its own variable or by any of these. A freshly built image has
+# only its admin password (infra/truenas/credentials.py): `up` makes the key from it.
+REAL_ALTERNATIVES = {"TRUENAS_API_KEY": ("TRUENAS_ADMIN_PASSWORD",)}
 # Required by the CLI against a real account: the site file has the rest.
 REAL_CLI_REQUIRED = ("DIGITALOCEAN_TOKEN",)
 
@@ -154,7 +159,8 @@ class Target:
         Let's Encrypt staging) and ACME_ROOT_CA."""
         env = os.environ if environ is None else environ
         missing = [f"{name} ({REAL_REQUIRED[name]})" for name in required
-                   if not env.get(name, "").strip()]
+                   if not any(env.get(variable, "").strip()
+                              for variable in (name, *REAL_ALTERNATIVES.get(name, ())))]
         if missing:
             raise TargetError(
                 "the real target needs " + "; ".join(missing) + ". Export them in the "
@@ -172,7 +178,8 @@ class Target:
             do_token=Secret(token) if token else None,
             ca_bundle=env.get("DIGITALOCEAN_CA_BUNDLE") or None,
             timing=Timing(),
-            truenas_api_key=Secret(env["TRUENAS_API_KEY"]) if env.get("TRUENAS_API_KEY") else None,
+            truenas_api_key=(Secret(env["TRUENAS_API_KEY"].strip())
+                             if env.get("TRUENAS_API_KEY", "").strip() else None),
             acme_directory=env.get("ACME_DIRECTORY") or LETSENCRYPT_STAGING,
             acme_root_ca=root_ca,
         )

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from infra.cli import app
 
 WORKFLOW = Path(__file__).resolve().parents[2] / ".github" / "workflows" / "nightly.yml"
-SECRETS = ("DIGITALOCEAN_TOKEN", "TRUENAS_API_KEY", "TRUENAS_IMAGE_URL", "ACME_ROOT_CA")
+SECRETS = ("DIGITALOCEAN_TOKEN", "TRUENAS_API_KEY", "TRUENAS_IMAGE_URL", "ACME_ROOT_CA",
+           "TRUENAS_ADMIN_PASSWORD")
 
 
 @pytest.fixture(scope="module")

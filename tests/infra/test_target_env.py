@@ -76,6 +76,22 @@ def test_the_message_names_exactly_what_is_missing(present: set[str], blank: str
         assert COMPLETE[name] not in message
 
 
+def test_the_admin_password_stands_in_for_the_api_key() -> None:
+    # a freshly built image knows only its admin password; `up` creates the key from it
+    env = {**COMPLETE, "TRUENAS_API_KEY": " ", "TRUENAS_ADMIN_PASSWORD": "distinctive-pw-31"}
+    target = Target.real_from_env(env)
+    assert target.kind == "real" and target.truenas_api_key is None
+    assert "distinctive-pw-31" not in repr(target)
+
+
+def test_without_key_or_password_the_message_offers_both() -> None:
+    with pytest.raises(TargetError) as refused:
+        Target.real_from_env({**COMPLETE, "TRUENAS_API_KEY": ""})
+    message = str(refused.value)
+    assert "TRUENAS_API_KEY" in message and "TRUENAS_ADMIN_PASSWORD" in message
+    assert "DIGITALOCEAN_TOKEN" not in message
+
+
 def test_acme_root_ca_is_read_from_the_environment(tmp_path) -> None:
     roots = tmp_path / "staging-roots.pem"
     roots.write_text("-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n")
