@@ -9,8 +9,11 @@ their semantics):
   case-insensitive; `~` is re.match; `in`/`nin` test the field in the value,
   `rin`/`rnin` the value in the field; `^`/`$` and negations are false on null;
 - names are dotted paths (`topology.data.0.type`, `\\.` escapes a dot); a list
-  met on the way takes an index or `*` (any element); `.$date` reads a datetime as
-  epoch milliseconds; a missing key never matches;
+  met on the way takes an index or `*` (any element); a missing key never matches;
+- a name ending `.$date` compares the datetime before it with an ISO-8601 string (the
+  other operand), and only with `= != > >= < <=`: anything else is refused at
+  validation (utils/filter_list.py @ af2c5ab, `validate_filters`, TIMESTAMP_DESIGNATOR);
+  what the wire shows as `{"$date": ms}` is never what a filter compares;
 - options `{get, count, limit, offset, order_by, select, extra}`, applied in
   middleware's order: filter (and select), count, order_by ("-" reverses,
   "nulls_first:"/"nulls_last:" place nulls), get, offset, limit (at most 10000);
@@ -20,12 +23,13 @@ their semantics):
 
 from __future__ import annotations
 
+import datetime
 import errno
 import operator
 import re
 from typing import Any
 
-from fakes.truenas.ejson import Timestamp, date_millis
+from fakes.truenas.ejson import Timestamp
 from fakes.truenas.errors import CallError, MatchNotFound, ValidationErrors
 from fakes.truenas.methods.params import (
     EMPTY,
@@ -41,6 +45,8 @@ from fakes.truenas.methods.params import (
 
 MAX_LIMIT = 10000
 NULLS_FIRST, NULLS_LAST = "nulls_first:", "nulls_last:"
+TIMESTAMP_DESIGNATOR = ".$date"
+TIMESTAMP_OPS = ("=", "!=", ">", ">=", "<", "<=")
 _UNDEFINED: Any = object()
 
 QUERY_OPTIONS = Obj({
@@ -96,9 +102,7 @@ def lookup(entry: Any, parts: list[str]) -> tuple[Any, list[str] | None]:
     """(value, None), or (list, remaining parts) at a `*` wildcard."""
     current = entry
     for i, part in enumerate(parts):
-        if part == "$date" and isinstance(current, float):
-            current = date_millis(current)      # what the client sees on the wire
-        elif isinstance(current, dict):
+        if isinstance(current, dict):
             current = current.get(part, _UNDEFINED)
             if current is _UNDEFINED:
                 return _UNDEFINED, None
@@ -128,7 +132,23 @@ def _casefold(value: Any) -> Any:
     return value
 
 
+def _iso_datetime(text: str) -> datetime.datetime:
+    parsed = datetime.datetime.fromisoformat(text)
+    # Unknown: whether middleware's own datetimes are aware, so whether a naive string
+    # compares at all there. The fake reads a naive string as UTC (its clock's zone).
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
+
+
 def _match_one(entry: Any, parts: list[str], op: str, value: Any) -> bool:
+    if parts[-1] == "$date":
+        # `field.$date`: the datetime stored at `field` against an ISO-8601 operand.
+        found, rest = lookup(entry, parts[:-1])
+        if rest is not None:
+            return any(_match_one(item, [*rest, "$date"], op, value) for item in found)
+        if not isinstance(found, float):
+            return False
+        found = datetime.datetime.fromtimestamp(found, datetime.UTC)
+        return bool(OPS[op](found, _iso_datetime(value)))
     found, rest = lookup(entry, parts)
     if found is _UNDEFINED:
         return False
@@ -145,6 +165,19 @@ def _match_one(entry: Any, parts: list[str], op: str, value: Any) -> bool:
 
 def _valid_op(op: Any) -> bool:
     return isinstance(op, str) and (op in OPS or (op.startswith("C") and op[1:] in OPS))
+
+
+def _check_timestamp_filter(f: list) -> None:
+    if not f[0].endswith(TIMESTAMP_DESIGNATOR):
+        return
+    if f[1] not in TIMESTAMP_OPS:
+        raise ValidationErrors([("filters", f"{f[1]}: invalid timestamp operation.",
+                                 errno.EINVAL)])
+    try:
+        _iso_datetime(f[2])
+    except (TypeError, ValueError):
+        raise ValidationErrors([("filters", f"{f[2]}: must be an ISO-8601 formatted "
+                                 "timestamp string", errno.EINVAL)]) from None
 
 
 def check_filters(filters: Any, depth: int = 0) -> None:
@@ -164,6 +197,7 @@ def check_filters(filters: Any, depth: int = 0) -> None:
             if not _valid_op(f[1]):
                 raise ValidationErrors([("filters", f"{f[1]!r}: invalid filter operation",
                                          errno.EINVAL)])
+            _check_timestamp_filter(f)
         else:
             raise ValidationErrors([("filters", f"{f!r}: invalid filter", errno.EINVAL)])
 

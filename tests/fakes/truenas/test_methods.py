@@ -474,6 +474,34 @@ def test_query_get_with_no_match_is_match_not_found(tank):
     assert caught.value.data()["trace"]["class"] == "InstanceNotFound"
 
 
+_SECONDS = st.integers(min_value=0, max_value=4_000_000_000)
+_COMPARE = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: a > b,
+            ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
+
+
+@given(stamps=st.lists(_SECONDS, min_size=1, max_size=6), bound=_SECONDS,
+       op=st.sampled_from(sorted(_COMPARE)), naive=st.booleans())
+def test_a_date_filter_compares_datetimes_with_an_iso_string(stamps, bound, op, naive):
+    # a client filters `field.$date` with an ISO-8601 string, never with the epoch
+    # milliseconds the wire shows (filter_list.py @ af2c5ab, validate_filters)
+    rows = [{"id": i, "at": Timestamp(t)} for i, t in enumerate(stamps)]
+    moment = datetime.fromtimestamp(bound, UTC)
+    iso = moment.replace(tzinfo=None).isoformat() if naive else moment.isoformat()
+    found = filter_list(rows, [["at.$date", op, iso]])
+    assert [r["id"] for r in found] == [
+        r["id"] for r in rows if _COMPARE[op](int(r["at"]), bound)]
+
+
+def test_a_date_filter_refuses_epoch_operands_and_other_operations():
+    rows = [{"id": 1, "at": Timestamp(1_700_000_000)}]
+    with pytest.raises(ValidationErrors) as caught:
+        filter_list(rows, [["at.$date", ">", 1_700_000_000_000]])
+    assert "must be an ISO-8601 formatted timestamp string" in caught.value.errors[0][1]
+    with pytest.raises(ValidationErrors) as caught:
+        filter_list(rows, [["at.$date", "^", "2023-11-14T22:13:20"]])
+    assert "invalid timestamp operation" in caught.value.errors[0][1]
+
+
 def test_filters_nested_keys_or_wildcards_select_and_order():
     entries = [
         {"id": 1, "name": "tank", "topology": {"data": [{"type": "MIRROR"}]}, "size": None},
