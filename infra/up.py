@@ -21,7 +21,7 @@ from infra import desired, ssh_keys
 from infra.change import Change
 from infra.cost import estimate_from_sizes, guard
 from infra.digitalocean import RequestLog
-from infra.errors import InfraError
+from infra.errors import InfraError, SiteFileError
 from infra.front_door import FrontDoor
 from infra.node import (
     NodeProblem,
@@ -99,6 +99,8 @@ class Provisioner(SiteOperation):
                                      "the pool is there")
             elif self.site.tls is not None:
                 plan.front_door = self._front_door(address).plan(client)
+        except SiteFileError:         # the site file names what the node lacks (a disk)
+            raise
         except InfraError as error:   # a node that stops answering mid-way (a reboot)
             plan.node, plan.front_door = [], []
             plan.node_pending = f"the node at {address} could not be read ({error})"
