@@ -7,7 +7,7 @@ steps are in steps/fixtures.py."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from infra.errors import InfraError, WaitTimeout
 from infra.node import open_node
 from infra.observe import find_droplet, public_ipv4
 from infra.report import RunReport
+from infra.site import Site, parse_site
 from infra.state import StateDir
 from infra.target import Target
 from infra.tls_probe import TlsProbe, probe_tls
@@ -63,13 +64,18 @@ class SiteFile:
 
 @dataclass(frozen=True)
 class Sites:
-    """The spec's sites on one target: each site file comes from steps/sites.py, each
-    state directory lives under `state_root`, and every site brought up is noted in
-    `brought_up` (all of them are taken down when the session ends)."""
+    """The spec's sites on one target: each site file comes from steps/sites.py (or,
+    for a site on a node of one's own, from `own`, written by the step that booted the
+    node), each state directory lives under `state_root`, and every site brought up is
+    noted in `brought_up` (all of them are taken down when the session ends)."""
 
     target: Target
     state_root: Path
     brought_up: set[str]
+    own: dict[str, dict] = field(default_factory=dict)
+
+    def site(self, name: str) -> Site:
+        return parse_site(self.own[name]) if name in self.own else build_site(name)
 
     def state(self, name: str) -> StateDir:
         return StateDir(self.state_root / name)
@@ -81,7 +87,8 @@ class Sites:
         """`up` for the site; a failure is kept in the run, for the steps to judge."""
         self.brought_up.add(name)
         log = RequestLog()
-        provisioner = Provisioner(build_site(name), self.client(log), self.state(name))
+        site = self.site(name)
+        provisioner = Provisioner(site, self.client(log), self.state(name), target=self.target)
         try:
             report = provisioner.up()
         except InfraError as error:
@@ -90,7 +97,8 @@ class Sites:
 
     def down(self, name: str) -> Run:
         log = RequestLog()
-        report = Teardown(build_site(name), self.client(log), self.state(name)).down()
+        report = Teardown(self.site(name), self.client(log), self.state(name),
+                          target=self.target).down()
         return Run(name, report, log)
 
     def take_down_all(self) -> None:
@@ -109,13 +117,16 @@ class Sites:
 
     def inventory(self, name: str) -> dict[str, dict]:
         """What of the account is the site's (steps/inventory.py)."""
-        site = build_site(name)
+        site = self.site(name)
         return inventory.of_site(inventory.take(self.client()), name, site.dns.hostnames,
                                  DOMAIN)
 
     def address(self, name: str) -> str:
-        """The public address of the site's droplet."""
-        droplet = find_droplet(self.client(), build_site(name))
+        """The public address of the site's droplet (or of its own node)."""
+        site = self.site(name)
+        if site.node is not None:
+            return site.node.address
+        droplet = find_droplet(self.client(), site)
         assert droplet is not None, f"the site {name} has no droplet"
         address = public_ipv4(droplet)
         assert address, f"the droplet of the site {name} has no public address"
@@ -123,7 +134,7 @@ class Sites:
 
     def node(self, name: str) -> TrueNASClient:
         """A connection to the site's TrueNAS node (use it in a `with`)."""
-        return open_node(build_site(name), self.target, self.state(name), self.address(name))
+        return open_node(self.site(name), self.target, self.state(name), self.address(name))
 
     def probe(self, name: str, hostname: str, port: int = 443,
               source: str | None = None) -> TlsProbe:

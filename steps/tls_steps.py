@@ -145,7 +145,7 @@ def _renew(sites: Sites, name: str) -> Renewal:
 @then(parsers.parse('port 443 of the site "{name}" presents, for every public hostname, a '
                     "certificate that verifies to the ACME server's root"))
 def _valid_everywhere(sites: Sites, name: str) -> None:
-    for hostname in build_site(name).dns.hostnames:
+    for hostname in sites.site(name).dns.hostnames:
         probe = sites.probe(name, hostname)
         assert probe.ok, probe.describe()
         assert hostname in probe.sans
