@@ -476,14 +476,9 @@ class NodeSection(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _no_secrets(cls, data: Any) -> Any:
+        # A secret never reaches the model; cross_field_problems names the field.
         if isinstance(data, dict):
-            for key in NODE_SECRET_KEYS:
-                if key in data:
-                    raise ValueError(
-                        f"node.{key}: a secret never goes in the site file; put it in a "
-                        "file (chmod 600) named by truenas.api_key_file or "
-                        "truenas.admin_password_file, or export TRUENAS_API_KEY or "
-                        "TRUENAS_ADMIN_PASSWORD")
+            return {k: v for k, v in data.items() if k not in NODE_SECRET_KEYS}
         return data
 
     @field_validator("address")
@@ -592,6 +587,12 @@ def _shape_problems(data: dict) -> list[str]:
     node (`[node]`) has none of them: there is no droplet to give them to."""
     problems = []
     own = data.get("node") is not None
+    for key in NODE_SECRET_KEYS:
+        if key in _table(data, "node"):
+            problems.append(f"node.{key}: a secret never goes in the site file; put it in a "
+                            "file (chmod 600) named by truenas.api_key_file or "
+                            "truenas.admin_password_file, or export TRUENAS_API_KEY or "
+                            "TRUENAS_ADMIN_PASSWORD")
     for section, key in DROPLET_ONLY:
         holder = data if key is None else _table(data, section)
         present = holder.get(key or section) not in (None, [], {})
@@ -661,8 +662,8 @@ def parse_site(data: dict, catalog: Catalog | None = None) -> Site:
             else:
                 problems.append(f"{where}: {message}")
         raise SiteFileError(problems + across) from None
-    if problems:
-        raise SiteFileError(problems)
+    if problems or across:   # across: a secret in [node], which never reaches the model
+        raise SiteFileError(problems + across)
     return site
 
 

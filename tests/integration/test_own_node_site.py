@@ -112,3 +112,42 @@ def test_dns01_without_a_token_is_refused_naming_the_field(world, target: Target
     with pytest.raises(SiteFileError) as refused:
         Provisioner(site, None, StateDir(tmp_path / "s"), target=target).plan()
     assert refused.value.problems[0].startswith("tls.challenge: dns-01 needs a DigitalOcean")
+
+
+def test_the_cli_plans_brings_up_checks_and_takes_down_a_site_on_its_own_node(
+        world, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from infra.cli import app
+    from steps.common import to_toml
+
+    node, serials = boot(world, "CLI", [10, 10])
+    key_file = tmp_path / "key"
+    key_file.write_text(node["api_key"])
+    key_file.chmod(0o600)
+    site_file = tmp_path / "own.toml"
+    site_file.write_text(to_toml(own_node_site_data("own-cli", node["address"], serials,
+                                                    str(key_file))))
+    common = ["--site", str(site_file), "--world", str(world.world_file),
+              "--state-dir", str(tmp_path / "state")]
+    runner = CliRunner()
+
+    planned = runner.invoke(app, ["plan", *common], env={})
+    assert planned.exit_code == 0, planned.output
+    assert "create pool tank" in planned.output
+    assert "droplet" not in planned.output and "volume" not in planned.output
+
+    up = runner.invoke(app, ["up", *common, "--json"], env={})
+    assert up.exit_code == 0, up.output
+    assert json.loads(up.stdout)["requests_total"] == 0
+
+    checked = runner.invoke(app, ["check", *common, "--json"], env={})
+    assert checked.exit_code == 0, checked.output
+    rows = [f["requirement"] for f in json.loads(checked.stdout)["findings"]]
+    assert f"pool tank is a MIRROR of the disks {serials[0]}, {serials[1]}" in rows
+
+    down = runner.invoke(app, ["down", *common, "--destroy-pool", "--json"], env={})
+    assert down.exit_code == 0, down.output
+    assert any("destroy pool tank" in c for c in json.loads(down.stdout)["changes"])
