@@ -36,7 +36,8 @@ from infra.errors import (
 from infra.failover import Failover
 from infra.image.cli import image_app
 from infra.node import open_node
-from infra.observe import find_droplet, public_ipv4
+from infra.resources.droplet import find as find_droplet
+from infra.resources.droplet import public_ipv4
 from infra.site import Site, load_site
 from infra.state import DEFAULT_ROOT, StateDir
 from infra.storage import Repair

@@ -16,7 +16,6 @@ from infra.change import Change
 from infra.errors import SiteFileError
 from infra.events import Reporter
 from infra.resources import datasets, pool, snapshot_tasks
-from infra.resources.pool import IMPORT_SECONDS, POOL_CREATE_SECONDS, NodeProblem, PoolReport
 from infra.secrets import Secret, read_site_secret
 from infra.site import Site
 from infra.state import DEFAULT_ROOT, StateDir
@@ -28,11 +27,6 @@ from infra.truenas.client import TrueNASClient
 from infra.truenas.connect import connect_node, wait_until_ready
 from infra.truenas.errors import TrueNASUnavailable
 from infra.truenas.pinning import fingerprint
-
-# Known here by steps/, tests/ and bench/ too.
-pool_report = pool.report
-__all__ = ["IMPORT_SECONDS", "POOL_CREATE_SECONDS", "NodeProblem", "NodeSetup", "PoolReport",
-           "api_key_for", "connect_site_node", "open_node", "pool_report"]
 
 
 def api_key_for(site: Site, target: Target, site_file_dir: Path | None = None,

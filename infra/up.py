@@ -21,16 +21,9 @@ from infra import desired, ssh_keys
 from infra.change import Change
 from infra.cost import estimate_from_sizes, guard
 from infra.digitalocean import RequestLog
-from infra.errors import InfraError, SiteFileError
+from infra.errors import InfraError, NodeProblem, SiteFileError
 from infra.front_door import FrontDoor
-from infra.node import (
-    NodeProblem,
-    NodeSetup,
-    connect_site_node,
-    open_node,
-    own_node_preflight,
-    remember_ui,
-)
+from infra.node import NodeSetup, connect_site_node, open_node, own_node_preflight, remember_ui
 from infra.observe import Observed, observe
 from infra.operation import SiteOperation
 from infra.plan import Plan, make_plan

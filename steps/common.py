@@ -15,8 +15,9 @@ from infra.digitalocean import DigitalOcean, RequestLog
 from infra.down import Teardown
 from infra.errors import InfraError, WaitTimeout
 from infra.node import open_node
-from infra.observe import find_droplet, public_ipv4
 from infra.report import RunReport
+from infra.resources.droplet import find as find_droplet
+from infra.resources.droplet import public_ipv4
 from infra.site import Site, parse_site
 from infra.state import StateDir
 from infra.target import Target

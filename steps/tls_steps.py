@@ -13,7 +13,7 @@ from pytest_bdd import given, parsers, then, when
 from infra.check import check
 from infra.errors import InfraError
 from infra.net import https_request
-from infra.observe import a_records
+from infra.resources.dns import find_records as a_records
 from infra.tls_probe import TlsProbe, probe_redirect, refuses_old_tls
 from infra.up import Provisioner
 from steps.common import ADMIN_SOURCE, INTERNET_SOURCE, PROBE_TIMEOUT, Run, Sites

@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 
 from infra.digitalocean import DigitalOcean
 from infra.down import Teardown
-from infra.observe import a_records, find_firewall
 from infra.plan import Plan
+from infra.resources.dns import find_records as a_records
+from infra.resources.firewall import find as find_firewall
 from infra.site import Site, parse_site
 from infra.state import StateDir
 from infra.target import Target
