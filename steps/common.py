@@ -13,7 +13,7 @@ from typing import Any
 
 from infra.digitalocean import DigitalOcean, RequestLog
 from infra.down import Teardown
-from infra.errors import InfraError, WaitTimeout
+from infra.errors import InfraError
 from infra.node import open_node
 from infra.report import RunReport
 from infra.resources.droplet import find as find_droplet
@@ -25,6 +25,7 @@ from infra.tls_probe import TlsProbe, probe_tls
 from infra.truenas.calllog import CallLog
 from infra.truenas.client import TrueNASClient
 from infra.up import Provisioner
+from infra.wait import Pending, wait_for
 from steps import inventory
 from steps.sites import DOMAIN, build_site
 
@@ -154,18 +155,19 @@ class Sites:
         be starting."""
         last: list[Any] = [None]
 
-        def done() -> tuple[Any] | None:
+        def done() -> Any:
             try:
                 finished, last[0] = attempt()
             except OSError as error:
                 finished, last[0] = False, f"{type(error).__name__}: {error}"
-            return (last[0],) if finished else None
+            return last[0] if finished else Pending(str(last[0]))
 
-        try:   # infra's bounded wait (the target's deadline and poll interval)
-            return self.client().wait_until(what, done, real_seconds)[0]
-        except WaitTimeout:
+        def never(_limit: float, _status: str) -> AssertionError:
             more = f"; {explain()}" if explain else ""
-            raise AssertionError(f"{what}: never happened; last seen: {last[0]}{more}") from None
+            return AssertionError(f"{what}: never happened; last seen: {last[0]}{more}")
+
+        # infra's one bounded waiter, on the target's deadline and poll interval.
+        return wait_for(what, done, self.target.timing, real_seconds, timeout=never)
 
 
 def write_site_file(sites: Sites, file_name: str, data: dict) -> SiteFile:
