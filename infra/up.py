@@ -92,9 +92,9 @@ class Provisioner(SiteOperation):
                                      "the pool is there")
             elif self.site.tls is not None:
                 plan.front_door = self._front_door(address).plan(client)
-        except SiteFileError:         # the site file names what the node lacks (a disk)
-            raise
         except InfraError as error:   # a node that stops answering mid-way (a reboot)
+            if isinstance(error, SiteFileError) and self.site.node is not None:
+                raise                 # the site file names what its node lacks (a disk)
             plan.node, plan.front_door = [], []
             plan.node_pending = f"the node at {address} could not be read ({error})"
         finally:
