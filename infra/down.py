@@ -28,7 +28,7 @@ from infra.cost import droplet_hours
 from infra.digitalocean import DigitalOcean, RequestLog
 from infra.errors import InfraError, TeardownIncomplete
 from infra.events import Reporter
-from infra.node import OWN_NODE, connect_site_node, made, open_node
+from infra.node import OWN_NODE, api_key_for, connect_site_node, made, open_node
 from infra.operation import SiteOperation
 from infra.ownership import only_ours_left
 from infra.report import RunReport
@@ -51,6 +51,8 @@ from infra.resources.droplet import public_ipv4
 from infra.site import Site
 from infra.state import StateDir
 from infra.target import Target
+from infra.truenas.client import TrueNASClient
+from infra.truenas.connect import connect_node, wait_until_ready
 
 # Consecutive 5xx/429 answers to one delete before it is reported as refused.
 MAX_SERVER_FAILURES = 6
@@ -131,8 +133,7 @@ class Teardown(SiteOperation):
             if "ui" in mine:
                 changes.append(ui.restore(client, mine["ui"], self.reporter))
                 client.close()
-                client = open_node(self.site, self.target, self.state, address,
-                                   self.node_log, self.reporter)
+                client = self._back_home(address, mine["ui"]["ui_httpsport"])
                 self.state.forget(OWN_NODE, "ui")
             changes += certificate.destroy(client, self.site, self.reporter)
             changes += self._own_data(client, mine)
@@ -143,7 +144,22 @@ class Teardown(SiteOperation):
         self.report.wall_seconds = round(time.monotonic() - started, 3)
         return self.report
 
-    def _own_data(self, client, mine: dict) -> list[str]:
+    def _back_home(self, address: str, port: int) -> TrueNASClient:
+        """A client on the port the UI was moved back to, once it serves there: the UI
+        restarts a moment after the update, and until then the admin port still answers
+        (a client opened there would be cut off by the restart)."""
+        key = api_key_for(self.site, self.target, state=self.state)
+
+        def factory() -> TrueNASClient:
+            return connect_node(address, key, self.site.truenas.username, self.state.path,
+                                self.target.timing, port=self.target.node_port(port),
+                                log=self.node_log)
+
+        with self.reporter.waiting(f"the TrueNAS UI on {address} to restart on port {port}"):
+            return wait_until_ready(factory, self.target.timing,
+                                    what=f"TrueNAS on {address}:{port}")
+
+    def _own_data(self, client: TrueNASClient, mine: dict) -> list[str]:
         """The pool the site created and the datasets it created: kept (and said so)
         unless `destroy_pool`; a pool the owner had before is never destroyed."""
         made_datasets = sorted((k.removeprefix("dataset:") for k in mine
