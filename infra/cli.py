@@ -344,6 +344,7 @@ def repair(site: Path = SiteOption, world: Path | None = WorldOption,
            state_dir: Path | None = StateOption) -> None:
     """Bring a degraded pool back: re-attach or replace lost volumes, resilver."""
     loaded, target = _load(site), _target(world)
+    _droplet_site_only(loaded, "repair")
     state = _state(loaded, state_dir)
     reporter = RichReporter(console)
 
@@ -368,6 +369,7 @@ def failover(site: Path = SiteOption, world: Path | None = WorldOption,
              as_json: bool = JsonOption) -> None:
     """The droplet or its host is lost: bring the site back on a new droplet."""
     loaded, target = _load(site), _target(world)
+    _droplet_site_only(loaded, "failover")
     reporter = RichReporter(errors if as_json else console)
     result = _run(lambda: Failover(loaded, DigitalOcean(target), _state(loaded, state_dir),
                                    reporter).run(force=force))
@@ -381,6 +383,12 @@ def failover(site: Path = SiteOption, world: Path | None = WorldOption,
     console.print(safe(f"failover of {result.site}: {result.reason}"), highlight=False)
     for change in result.changes:
         console.print(f"  {safe(change)}", highlight=False)
+
+
+def _droplet_site_only(site: Site, command: str) -> None:
+    if site.node is not None:
+        _fail(2, f"{command} brings back a droplet site's volumes or droplet; {site.name} runs "
+                 "on a node of your own ([node]): replace a failed disk in TrueNAS itself")
 
 
 def _with_node(loaded: Site, target: Target, state_dir: Path | None, action):

@@ -32,7 +32,9 @@ booted through the admin API, not through DigitalOcean: `boot_own_node` gives it
 address of the world's internet (the account's public range, so that no droplet
 ever gets it), its own API key (as an owner creates one in the UI), the world's
 admin password, and disks of the given serials and sizes, as `sda`, `sdb`... in the
-order given (Linux names SCSI disks in probe order). No cloud firewall applies to it
+order given (Linux names SCSI disks in probe order; chosen: they look like the
+volumes do, SCSI with model "Volume", since a home box's drive models are whatever
+its owner bought). No cloud firewall applies to it
 (the owner's router is not modelled); its names resolve through the world's DNS as
 the owner's own DNS provider would answer them (fakes/dns/server.py, outside names).
 
