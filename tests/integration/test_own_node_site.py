@@ -151,3 +151,32 @@ def test_the_cli_plans_brings_up_checks_and_takes_down_a_site_on_its_own_node(
     down = runner.invoke(app, ["down", *common, "--destroy-pool", "--json"], env={})
     assert down.exit_code == 0, down.output
     assert any("destroy pool tank" in c for c in json.loads(down.stdout)["changes"])
+
+
+@pytest.mark.acme
+@pytest.mark.caddy
+def test_dns01_on_its_own_node_touches_only_txt_records_through_truenas(
+        world, tmp_path: Path) -> None:
+    """With a token, dns-01: TrueNAS's own ACME client writes (and removes) the TXT
+    records; `up` and `down` themselves send DigitalOcean nothing."""
+    from infra.digitalocean import DigitalOcean
+
+    full = Target.from_world_file(world.world_file)
+    domain = "own-dns.test"
+    DigitalOcean(full).client.domains.create({"name": domain})
+    node, serials = boot(world, "DNS1", [10, 10])
+    site = own_site(tmp_path, "own-d", node, serials, tls={"challenge": "dns-01"},
+                    dns={"domain": domain, "hostnames": [f"www.{domain}"]},
+                    access={"admin_cidrs": ["127.0.0.0/8"]})
+    state = StateDir(tmp_path / "state")
+    do = DigitalOcean(full)
+    report = Provisioner(site, do, state).up()
+    assert do.log.total == 0
+    assert any("dns-01" in c or "certificate" in c for c in report.changes), report.changes
+    result = check(site, None, state, target=full)
+    assert result.ok, [f.requirement + ": " + f.detail for f in result.findings if not f.ok]
+    records = DigitalOcean(full).client.domains.list_records(domain)["domain_records"]
+    assert [r for r in records if r["type"] == "TXT"] == [], "a challenge record stayed"
+    down = DigitalOcean(full)
+    Teardown(site, down, state).down()
+    assert down.log.total == 0
