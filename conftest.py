@@ -102,6 +102,7 @@ pytest_plugins = [
     "steps.tls_steps",
     "steps.apps_steps",
     "steps.existing_steps",
+    "steps.own_hardware_steps",
     "steps.summary",      # the per-requirement summary at the end of a run
 ]
 

@@ -21,7 +21,8 @@ from infra import faults
 from infra.digitalocean import DigitalOcean
 from infra.failover import Failover
 from infra.node import open_node
-from infra.observe import find_droplet, public_ipv4
+from infra.resources.droplet import find as find_droplet
+from infra.resources.droplet import public_ipv4
 from infra.site import parse_site
 from infra.state import StateDir
 from infra.storage import Repair

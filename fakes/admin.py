@@ -4,7 +4,9 @@ Faults only a fake can make go here (DESIGN.md): fail the next N requests that
 match a method and path, make the next action of a type errored, advance the
 clock, make a droplet's host fail, change the rate limits, and read the request
 journal; for the fake TrueNAS, rot bits of one file on one mirror member and list
-the running nodes. Every call needs the header `X-Admin-Secret`.
+the running nodes, boot a TrueNAS node of one's own (not a droplet: issue 15 §6) with
+disks of given sizes and its public names, and power it off. Every call needs the
+header `X-Admin-Secret`.
 """
 
 from __future__ import annotations
@@ -115,6 +117,31 @@ def admin_routes(world: World) -> list[Route]:
                            "calls": list(entry.node.calls)}
                           for entry in world.truenas.nodes.values()]}
 
+    def boot_own_node(body: dict, _params: dict) -> dict:
+        """A TrueNAS node someone runs at home: `disks` [{serial, size_gigabytes}],
+        `hostnames` its public names (answered by the world's DNS). The answer holds
+        its address, ports, API key (as its owner would copy it from the UI) and disks."""
+        disks = [(str(d["serial"]), int(d["size_gigabytes"]) * 2**30) for d in body["disks"]]
+        entry = world.truenas.boot_own_node(disks, str(body.get("hostname", "truenas")))
+        for name in body.get("hostnames", []):
+            world.outside_names.set(str(name), entry.node.address)
+        # Own nodes are numbered 1, 2... here (the fleet keys them by -1, -2...).
+        return {**entry.describe(), "node_id": -entry.droplet_id,
+                "api_key": world.truenas.own_keys[entry.droplet_id],
+                "disks": [{"name": disk.name, "serial": disk.serial, "size": disk.size}
+                          for disk in entry.node.storage.disks.all()]}
+
+    def stop_own_node(body: dict, params: dict) -> dict:
+        node_id = -int(params["node_id"])
+        entry = world.truenas.nodes.get(node_id)
+        try:
+            world.truenas.stop_own_node(node_id)
+        except KeyError as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+        for name in body.get("hostnames", []):
+            world.outside_names.remove(str(name))
+        return {"node_id": -node_id, "address": entry.node.address if entry else None}
+
     def drop_port(body: dict, _params: dict) -> dict:
         world.truenas.drop_inbound_port(int(body["port"]))
         return {"dropped_ports": sorted(world.truenas.dropped_ports)}
@@ -136,6 +163,8 @@ def admin_routes(world: World) -> list[Route]:
         ("POST", "/truenas/bitrot", truenas_bit_rot),
         ("GET", "/truenas/nodes", truenas_nodes),
         ("GET", "/truenas/calls", truenas_calls),
+        ("POST", "/truenas/own-nodes", boot_own_node),
+        ("DELETE", "/truenas/own-nodes/{node_id:int}", stop_own_node),
         ("POST", "/network/dropped-ports", drop_port),
         ("DELETE", "/network/dropped-ports", clear_dropped_ports),
     ]

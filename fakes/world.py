@@ -23,6 +23,7 @@ from fakes.admin import admin_routes
 from fakes.clock import VirtualClock
 from fakes.digitalocean.api import DigitalOceanService, build_routes
 from fakes.digitalocean.models import DigitalOceanBackend
+from fakes.dns.outside import OutsideNames
 from fakes.dns.server import DnsServer
 from fakes.serving import HttpsServer
 from fakes.tls import WorldCA
@@ -82,7 +83,9 @@ class World:
         app = Starlette(routes=[*admin_routes(self), *build_routes(self.digitalocean)])
         cert = self.ca.issue("digitalocean", host, "localhost")
         self.https = HttpsServer(app, host, cert, port, now=self.clock.now)
-        self.dns = DnsServer(self.backend, host=host)
+        # Names the world answers outside the account (a home node's public names).
+        self.outside_names = OutsideNames()
+        self.dns = DnsServer(self.backend, host=host, outside=self.outside_names)
         # A real ACME server (pebble) resolving through our DNS and validating on the
         # droplets' port 80/443; without pebble installed the world runs and says why.
         self.acme_unavailable = pebble_unavailable() if acme else \

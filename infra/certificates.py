@@ -267,8 +267,17 @@ def _entry(client: TrueNASClient, result: Any) -> dict:
     return found[0]
 
 
+def authenticator_name(site: Any) -> str:
+    return f"{site.name}-digitalocean"
+
+
+def site_entries(client: TrueNASClient, site: Any) -> list[dict]:
+    """The certificates and CSRs this module made for the site on the node."""
+    return [e for e in client.call("certificate.query") if _ours(e, site)]
+
+
 def _authenticator(client: TrueNASClient, site: Any, token: Secret, events: Reporter) -> int:
-    name = f"{site.name}-digitalocean"
+    name = authenticator_name(site)
     found = client.call("acme.dns.authenticator.query", [["name", "=", name]])
     if found:
         return found[0]["id"]

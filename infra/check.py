@@ -8,9 +8,10 @@ from infra import desired
 from infra.digitalocean import DigitalOcean
 from infra.errors import InfraError
 from infra.front_door import front_door_findings
-from infra.node import connect_site_node, pool_report
+from infra.node import connect_site_node
 from infra.observe import observe
 from infra.report import CheckReport
+from infra.resources import pool as pools
 from infra.site import Site, SnapshotPolicy
 from infra.state import StateDir
 from infra.target import Target
@@ -37,14 +38,17 @@ def check(site: Site, do: DigitalOcean | None, state: StateDir | None = None,
     if target is None:
         raise ValueError("check needs a DigitalOcean client or a target")
     report = CheckReport(site.name, target.kind)
-    if do is None:
+    if site.node is not None:
+        # A node of one's own: nothing of the site is in the cloud to look at.
+        ip = None
+    elif do is None:
         for requirement in CLOUD_REQUIREMENTS:
             report.skip(requirement, "no DigitalOcean token (DIGITALOCEAN_TOKEN): "
                                      "the cloud side was not looked at")
         ip = None
     else:
         ip = _cloud_findings(report, site, do)
-    address = target.site_address or ip
+    address = target.site_address or (site.node.address if site.node is not None else ip)
     if state is not None and address is not None:
         _node_findings(report, site, target, state, address, node_log, repin)
     elif site.tls is not None and address is not None:
@@ -123,16 +127,18 @@ def _node_findings(report: CheckReport, site: Site, target: Target, state: State
 
 def _storage_findings(report: CheckReport, site: Site, client: TrueNASClient) -> None:
     """The pool, its datasets, and how recent the periodic snapshots are."""
-    pool = pool_report(client, site)
+    pool = pools.report(client, site)
     name = site.truenas.pool
     if not pool.exists:
         report.add(f"pool {name} exists", False, "no such pool: its data is not here")
         return
     report.add(f"pool {name} is healthy", pool.status == "ONLINE" and pool.healthy,
                f"status {pool.status}")
-    wanted = sorted(desired.volume_names(site))
-    report.add(f"pool {name} is a MIRROR of the site's two volumes",
-               pool.layout == "MIRROR" and sorted(pool.member_serials or []) == wanted,
+    members = "the site's two volumes" if site.node is None else \
+        f"the disks {', '.join(site.node.disks)}"
+    disks = client.call("disk.query") if site.node is not None else []
+    report.add(f"pool {name} is a MIRROR of {members}",
+               pool.layout == "MIRROR" and pools.members_match(pool, site, disks),
                f"{pool.layout} of {', '.join(pool.member_serials or [])}")
     datasets = {d["name"] for d in client.call("pool.dataset.query",
                                                [["pool", "=", name]])}

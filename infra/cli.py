@@ -36,7 +36,8 @@ from infra.errors import (
 from infra.failover import Failover
 from infra.image.cli import image_app
 from infra.node import open_node
-from infra.observe import find_droplet, public_ipv4
+from infra.resources.droplet import find as find_droplet
+from infra.resources.droplet import public_ipv4
 from infra.site import Site, load_site
 from infra.state import DEFAULT_ROOT, StateDir
 from infra.storage import Repair
@@ -105,10 +106,13 @@ def _load(site_path: Path) -> Site:
         raise  # unreachable
 
 
-def _target(world: Path | None) -> Target:
+def _target(world: Path | None, site: Site | None = None) -> Target:
+    """The fake world's, or a real account's. A site on a node of one's own needs no
+    DigitalOcean token (only dns-01 does, which `up` and `plan` check)."""
+    own = site is not None and site.node is not None
     try:
         return Target.from_world_file(world) if world else Target.real_from_env(
-            required=REAL_CLI_REQUIRED)
+            required=() if own else REAL_CLI_REQUIRED)
     except TargetError as exc:
         _fail(2, str(exc))
         raise
@@ -135,7 +139,10 @@ def _run(action):
         _fail(1, str(exc))
 
 
-def _client(target: Target, reporter: RichReporter) -> DigitalOcean:
+def _client(target: Target, reporter: RichReporter) -> DigitalOcean | None:
+    """None for a target without a token (a site on a node of one's own)."""
+    if target.do_token is None:
+        return None
     do = DigitalOcean(target)
     do.on_retry = reporter.retrying
     return do
@@ -143,9 +150,11 @@ def _client(target: Target, reporter: RichReporter) -> DigitalOcean:
 
 def _operate(kind, site: Path, world: Path | None, state_dir: Path | None, as_json: bool):
     """A site operation (up, down) with its progress on stderr when stdout is JSON."""
-    loaded, target = _load(site), _target(world)
+    loaded = _load(site)
+    target = _target(world, loaded)
     reporter = RichReporter(errors if as_json else console)
-    return kind(loaded, _client(target, reporter), _state(loaded, state_dir), reporter)
+    return kind(loaded, _client(target, reporter), _state(loaded, state_dir), reporter,
+                target=target)
 
 
 def _aftermath(command: str, operation, site: Path, world: Path | None,
@@ -165,6 +174,14 @@ def _aftermath(command: str, operation, site: Path, world: Path | None,
         errors.print(f"[bold red]error:[/] {safe(line)}", highlight=False)
     extra = (f" --world {world}" if world else "") + \
         (f" --state-dir {state_dir}" if state_dir else "")
+    if operation.site.node is not None:
+        # Nothing of a site on a node of one's own is in the account to list.
+        if as_json:
+            console.print_json(json.dumps({"command": command, "ok": False,
+                                           "error": " ".join(headline)}))
+        errors.print(f"run `truenas-site {command} --site {safe(site)}{safe(extra)}` again "
+                     "to go on; `check` says what the node holds", highlight=False)
+        raise typer.Exit(code)
     try:
         held = leftovers.take(DigitalOcean(operation.do.target), operation.site,
                               operation.state, why=refused)
@@ -196,11 +213,13 @@ def _aftermath(command: str, operation, site: Path, world: Path | None,
 
 
 def _site_run(command: str, kind, site: Path, world: Path | None, state_dir: Path | None,
-              as_json: bool, repin: bool = False) -> None:
+              as_json: bool, repin: bool = False, destroy_pool: bool = False) -> None:
     """`up` or `down`: the run's table, or, when it stops early, its aftermath."""
     operation = _operate(kind, site, world, state_dir, as_json)
     if repin:
         operation.repin_node = True
+    if destroy_pool:
+        operation.destroy_pool = True
     try:
         report = getattr(operation, command)()
     except (InfraError, KeyboardInterrupt) as error:
@@ -217,7 +236,8 @@ def _site_run(command: str, kind, site: Path, world: Path | None, state_dir: Pat
 def plan(site: Path = SiteOption, world: Path | None = WorldOption,
          state_dir: Path | None = StateOption, as_json: bool = JsonOption) -> None:
     """Show what `up` would change, changing nothing."""
-    loaded, target = _load(site), _target(world)
+    loaded = _load(site)
+    target = _target(world, loaded)
     path = _state_path(loaded, state_dir)
     if path.exists() and not path.is_dir():
         _fail(2, f"the state directory {path} is a file; move it away or name another "
@@ -225,7 +245,7 @@ def plan(site: Path = SiteOption, world: Path | None = WorldOption,
     reporter = RichReporter(errors if as_json else console)
     # Read-only: a plan leaves no state directory behind (no pin, no generated secret).
     operation = Provisioner(loaded, _client(target, reporter), StateDir(path, read_only=True),
-                            reporter)
+                            reporter, target=target)
     result = _run(operation.plan)
     if as_json:
         console.print_json(json.dumps(result.to_dict(loaded.name)))
@@ -281,9 +301,11 @@ def check(site: Path = SiteOption, world: Path | None = WorldOption,
         do = DigitalOcean(target) if target.do_token is not None else None
         report = _run(lambda: run_check(loaded, do, state, target=target, repin=repin))
     else:
-        loaded, target = _load(site), _target(world)
+        loaded = _load(site)
+        target = _target(world, loaded)
         state = StateDir(_state_path(loaded, state_dir), read_only=True)
-        report = _run(lambda: run_check(loaded, DigitalOcean(target), state, repin=repin))
+        do = DigitalOcean(target) if target.do_token is not None else None
+        report = _run(lambda: run_check(loaded, do, state, target=target, repin=repin))
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
     else:
@@ -295,9 +317,13 @@ def check(site: Path = SiteOption, world: Path | None = WorldOption,
 @app.command()
 @_guarded
 def down(site: Path = SiteOption, world: Path | None = WorldOption,
-         state_dir: Path | None = StateOption, as_json: bool = JsonOption) -> None:
-    """Delete everything that carries the site's tag (idempotent)."""
-    _site_run("down", Teardown, site, world, state_dir, as_json)
+         state_dir: Path | None = StateOption, as_json: bool = JsonOption,
+         destroy_pool: bool = typer.Option(
+             False, "--destroy-pool", help="a site on a node of your own: also destroy the "
+             "pool the site created (or the datasets it created), with all their data")) -> None:
+    """Delete everything that carries the site's tag (idempotent); on a node of your own,
+    what the site made there (its pool and data stay unless --destroy-pool)."""
+    _site_run("down", Teardown, site, world, state_dir, as_json, destroy_pool=destroy_pool)
 
 
 @app.command()
@@ -318,6 +344,7 @@ def repair(site: Path = SiteOption, world: Path | None = WorldOption,
            state_dir: Path | None = StateOption) -> None:
     """Bring a degraded pool back: re-attach or replace lost volumes, resilver."""
     loaded, target = _load(site), _target(world)
+    _droplet_site_only(loaded, "repair")
     state = _state(loaded, state_dir)
     reporter = RichReporter(console)
 
@@ -342,6 +369,7 @@ def failover(site: Path = SiteOption, world: Path | None = WorldOption,
              as_json: bool = JsonOption) -> None:
     """The droplet or its host is lost: bring the site back on a new droplet."""
     loaded, target = _load(site), _target(world)
+    _droplet_site_only(loaded, "failover")
     reporter = RichReporter(errors if as_json else console)
     result = _run(lambda: Failover(loaded, DigitalOcean(target), _state(loaded, state_dir),
                                    reporter).run(force=force))
@@ -357,15 +385,24 @@ def failover(site: Path = SiteOption, world: Path | None = WorldOption,
         console.print(f"  {safe(change)}", highlight=False)
 
 
+def _droplet_site_only(site: Site, command: str) -> None:
+    if site.node is not None:
+        _fail(2, f"{command} brings back a droplet site's volumes or droplet; {site.name} runs "
+                 "on a node of your own ([node]): replace a failed disk in TrueNAS itself")
+
+
 def _with_node(loaded: Site, target: Target, state_dir: Path | None, action):
     state = _state(loaded, state_dir)
 
     def run():
-        do = DigitalOcean(target)
-        droplet = find_droplet(do, loaded)
-        if droplet is None or public_ipv4(droplet) is None:
-            raise InfraError("the site has no running droplet; run `up` first")
-        with open_node(loaded, target, state, public_ipv4(droplet)) as node:
+        if loaded.node is not None:
+            address = loaded.node.address
+        else:
+            droplet = find_droplet(DigitalOcean(target), loaded)
+            if droplet is None or public_ipv4(droplet) is None:
+                raise InfraError("the site has no running droplet; run `up` first")
+            address = public_ipv4(droplet)
+        with open_node(loaded, target, state, address) as node:
             return action(node)
 
     return _run(run)
@@ -378,7 +415,8 @@ def snapshot(dataset: str = typer.Argument(..., help="a dataset of the site, e.g
              site: Path = SiteOption, world: Path | None = WorldOption,
              state_dir: Path | None = StateOption) -> None:
     """Take a snapshot of one of the site's datasets."""
-    loaded, target = _load(site), _target(world)
+    loaded = _load(site)
+    target = _target(world, loaded)
     taken = _with_node(loaded, target, state_dir,
                        lambda node: snapshots.take(node, loaded, dataset, name))
     console.print(safe(f"snapshot {taken['id']} taken"), highlight=False)
@@ -395,7 +433,8 @@ def restore(dataset: str = typer.Argument(..., help="a dataset of the site, e.g.
             site: Path = SiteOption, world: Path | None = WorldOption,
             state_dir: Path | None = StateOption) -> None:
     """Restore a dataset from a snapshot: roll back in place, or clone beside it."""
-    loaded, target = _load(site), _target(world)
+    loaded = _load(site)
+    target = _target(world, loaded)
     if clone_to:
         where = _with_node(loaded, target, state_dir,
                            lambda node: snapshots.clone(node, loaded, dataset, name, clone_to))

@@ -36,8 +36,9 @@ from infra.down import Teardown
 from infra.errors import InfraError
 from infra.net import HttpAnswer, http_get, https_request
 from infra.node import open_node
-from infra.observe import find_droplet, public_ipv4
 from infra.report import CheckReport
+from infra.resources.droplet import find as find_droplet
+from infra.resources.droplet import public_ipv4
 from infra.site import Site
 from infra.state import StateDir
 from infra.target import Target, Timing

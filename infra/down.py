@@ -10,6 +10,12 @@ A refused delete does not stop the teardown: every other resource is still tried
 the paid ones first (droplets, volumes, snapshots, images), and `TeardownIncomplete`
 then says what stayed and why (the CLI lists what the account still holds). Empty
 tags the site's resources carried (its site and run tags) go last.
+
+A site on a node of one's own sends DigitalOcean nothing: `down` removes what `up`
+made on the node and remembered (infra/node.py `made`): the apps, the snapshot tasks,
+the UI moved back, the site's certificates, and, only with `destroy_pool`
+(`--destroy-pool`), the pool it created (else the datasets it created): never the
+owner's data unless asked.
 """
 
 from __future__ import annotations
@@ -19,27 +25,48 @@ from collections.abc import Callable
 
 from infra import desired, ssh_keys
 from infra.cost import droplet_hours
-from infra.digitalocean import DigitalOcean
+from infra.digitalocean import DigitalOcean, RequestLog
 from infra.errors import InfraError, TeardownIncomplete
 from infra.events import Reporter
-from infra.node import connect_site_node
+from infra.node import OWN_NODE, api_key_for, connect_site_node, made, open_node
 from infra.operation import SiteOperation
 from infra.ownership import only_ours_left
 from infra.report import RunReport
-from infra.resources import apps, dns, droplet, firewall, image, snapshot, tags, volume
+from infra.resources import (
+    apps,
+    certificate,
+    datasets,
+    dns,
+    droplet,
+    firewall,
+    image,
+    pool,
+    snapshot,
+    snapshot_tasks,
+    tags,
+    ui,
+    volume,
+)
 from infra.resources.droplet import public_ipv4
 from infra.site import Site
 from infra.state import StateDir
+from infra.target import Target
+from infra.truenas.client import TrueNASClient
+from infra.truenas.connect import connect_node, wait_until_ready
 
 # Consecutive 5xx/429 answers to one delete before it is reported as refused.
 MAX_SERVER_FAILURES = 6
 
 
 class Teardown(SiteOperation):
-    def __init__(self, site: Site, do: DigitalOcean, state: StateDir,
-                 reporter: Reporter | None = None) -> None:
-        super().__init__(site, do, state, reporter)
-        self.report = RunReport("down", site.name, do.target.kind)
+    # A node of one's own: also destroy the pool the site created (or the datasets it
+    # created in a pool that was there before), with their data. Never by default.
+    destroy_pool = False
+
+    def __init__(self, site: Site, do: DigitalOcean | None, state: StateDir,
+                 reporter: Reporter | None = None, target: Target | None = None) -> None:
+        super().__init__(site, do, state, reporter, target)
+        self.report = RunReport("down", site.name, self.target.kind)
         # What was refused: `kind:id` (or a step's name) -> the error, for the report.
         self.refused: dict[str, str] = {}
         self.tags_seen: set[str] = set()
@@ -63,6 +90,11 @@ class Teardown(SiteOperation):
 
     def down(self) -> RunReport:
         started = time.monotonic()
+        if self.site.node is not None:
+            return self._down_own_node(started)
+        if self.destroy_pool:
+            raise InfraError("--destroy-pool is for a site on a node of one's own; a droplet "
+                             "site's volumes always go with `down`")
         do = self.do
         droplets = self._seen(droplet.find_tagged(do, self.tag))
         ips = {ip for d in droplets if (ip := public_ipv4(d))}
@@ -82,6 +114,73 @@ class Teardown(SiteOperation):
         if self.refused:
             raise TeardownIncomplete(self.report, dict(self.refused))
         return self.report
+
+    # --- a node of one's own ----------------------------------------------------------
+    def _down_own_node(self, started: float) -> RunReport:
+        assert self.site.node is not None
+        address = self.site.node.address
+        mine = made(self.state)
+        client = open_node(self.site, self.target, self.state, address, self.node_log,
+                           self.reporter)
+        try:
+            changes = self.report.changes
+            if self.site.tls is not None:
+                changes += apps.destroy(client, self.site, self.state, self.reporter)
+            for task in snapshot_tasks.find(client):
+                if mine.get(f"task:{task['dataset']}@{task['naming_schema']}"):
+                    changes.append(snapshot_tasks.destroy(client, task, self.reporter))
+                    self.state.forget(OWN_NODE, f"task:{task['dataset']}@{task['naming_schema']}")
+            if "ui" in mine:
+                changes.append(ui.restore(client, mine["ui"], self.reporter))
+                client.close()
+                client = self._back_home(address, mine["ui"]["ui_httpsport"])
+                self.state.forget(OWN_NODE, "ui")
+            changes += certificate.destroy(client, self.site, self.reporter)
+            changes += self._own_data(client, mine)
+        finally:
+            client.close()
+        self.report.count(self.do.log if self.do is not None else RequestLog(),
+                          self.node_log)
+        self.report.wall_seconds = round(time.monotonic() - started, 3)
+        return self.report
+
+    def _back_home(self, address: str, port: int) -> TrueNASClient:
+        """A client on the port the UI was moved back to, once it serves there: the UI
+        restarts a moment after the update, and until then the admin port still answers
+        (a client opened there would be cut off by the restart)."""
+        key = api_key_for(self.site, self.target, state=self.state)
+
+        def factory() -> TrueNASClient:
+            return connect_node(address, key, self.site.truenas.username, self.state.path,
+                                self.target.timing, port=self.target.node_port(port),
+                                log=self.node_log)
+
+        with self.reporter.waiting(f"the TrueNAS UI on {address} to restart on port {port}"):
+            return wait_until_ready(factory, self.target.timing,
+                                    what=f"TrueNAS on {address}:{port}")
+
+    def _own_data(self, client: TrueNASClient, mine: dict) -> list[str]:
+        """The pool the site created and the datasets it created: kept (and said so)
+        unless `destroy_pool`; a pool the owner had before is never destroyed."""
+        made_datasets = sorted((k.removeprefix("dataset:") for k in mine
+                                if k.startswith("dataset:")), key=len, reverse=True)
+        name = self.site.truenas.pool
+        if not self.destroy_pool:
+            if mine.get("pool") or made_datasets:
+                self.reporter.note(f"kept pool {name} and the site's datasets with their "
+                                   "data (`down --destroy-pool` removes them)")
+            return []
+        changes = []
+        if mine.get("pool"):
+            if pool.find(client, self.site) is not None:
+                changes.append(pool.destroy(client, self.site, self.reporter))
+        else:
+            present = datasets.find(client, self.site)
+            changes += [datasets.destroy(client, d, self.reporter) for d in made_datasets
+                        if d in present]
+        for key in [k for k in mine if k == "pool" or k.startswith("dataset:")]:
+            self.state.forget(OWN_NODE, key)
+        return changes
 
     def _apps(self, droplets: list[dict]) -> None:
         """The site's apps go before the droplet, so that a node kept or rebuilt from

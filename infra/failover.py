@@ -18,9 +18,10 @@ from infra import desired
 from infra.down import Teardown
 from infra.errors import InfraError
 from infra.node import api_key_for
-from infra.observe import find_droplet, public_ipv4
 from infra.operation import SiteOperation
 from infra.report import RunReport
+from infra.resources.droplet import find as find_droplet
+from infra.resources.droplet import public_ipv4
 from infra.truenas.connect import connect_node
 from infra.up import Provisioner
 

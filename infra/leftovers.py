@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from infra import desired
 from infra.digitalocean import DigitalOcean
 from infra.errors import NotFound
-from infra.observe import public_ipv4
+from infra.resources.droplet import public_ipv4
 from infra.site import Site
 from infra.state import StateDir
 

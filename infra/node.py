@@ -1,6 +1,10 @@
 """Reaching the site's node (its API key, one login, or a wait until READY), and the
 node part of `up`: the pool, its datasets, its snapshot tasks (each in
-infra/resources/)."""
+infra/resources/).
+
+On a node of one's own, what `up` made there is remembered in the state directory
+(`own_node`: the pool if it made it, datasets, snapshot tasks, where the UI was), so
+that `down` removes exactly that and nothing the owner had before."""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ from infra.change import Change
 from infra.errors import SiteFileError
 from infra.events import Reporter
 from infra.resources import datasets, pool, snapshot_tasks
-from infra.resources.pool import IMPORT_SECONDS, POOL_CREATE_SECONDS, NodeProblem, PoolReport
 from infra.secrets import Secret, read_site_secret
 from infra.site import Site
 from infra.state import DEFAULT_ROOT, StateDir
@@ -24,11 +27,6 @@ from infra.truenas.client import TrueNASClient
 from infra.truenas.connect import connect_node, wait_until_ready
 from infra.truenas.errors import TrueNASUnavailable
 from infra.truenas.pinning import fingerprint
-
-# Known here by steps/, tests/ and bench/ too.
-pool_report = pool.report
-__all__ = ["IMPORT_SECONDS", "POOL_CREATE_SECONDS", "NodeProblem", "NodeSetup", "PoolReport",
-           "api_key_for", "connect_site_node", "open_node", "pool_report"]
 
 
 def api_key_for(site: Site, target: Target, site_file_dir: Path | None = None,
@@ -65,6 +63,50 @@ def check_node_credentials(site: Site, target: Target, state_path: Path | None =
         raise
 
 
+def own_node_preflight(site: Site, target: Target, state_path: Path | None = None) -> None:
+    """What a site on a node of one's own needs before any request: a way to log in,
+    and, for dns-01, a DigitalOcean token (TrueNAS writes the TXT records with it)."""
+    problems: list[str] = []
+    try:
+        check_node_credentials(site, target, state_path)
+    except SiteFileError as error:
+        problems += error.problems
+    if site.tls is not None and site.tls.challenge == "dns-01" and target.do_token is None:
+        problems.append("tls.challenge: dns-01 needs a DigitalOcean token "
+                        "(DIGITALOCEAN_TOKEN) for TrueNAS to write the TXT records in "
+                        f"{site.dns.domain}; or use http-01")
+    if problems:
+        raise SiteFileError(problems)
+
+
+OWN_NODE = "own_node"
+
+
+def remember(state: StateDir | None, what: str, value: object = True) -> None:
+    """Note that `up` made `what` on a node of one's own (`down` removes only those)."""
+    if state is not None and not state.read_only:
+        state.record_created(OWN_NODE, what, value)
+
+
+def made(state: StateDir) -> dict:
+    """What `up` made on the site's own node (OWN_NODE entries)."""
+    return state.created(OWN_NODE)
+
+
+def remember_ui(client: TrueNASClient, state: StateDir) -> None:
+    """Where the node's UI was before the front door first moves it (`down` puts it
+    back there, on its own certificate)."""
+    if "ui" in made(state):
+        return
+    config = client.call("system.general.config")
+    certificate = config.get("ui_certificate")
+    remember(state, "ui", {
+        "ui_port": config.get("ui_port"), "ui_httpsport": config.get("ui_httpsport"),
+        "ui_httpsredirect": config.get("ui_httpsredirect"),
+        "ui_certificate": certificate.get("id") if isinstance(certificate, dict)
+        else certificate})
+
+
 RENEWAL_PROBE_SECONDS = 10.0
 
 
@@ -99,7 +141,10 @@ def connect_site_node(site: Site, target: Target, state: StateDir, address: str,
     password of a fresh node, instead of the site's API key."""
     key = credential or api_key_for(site, target, state=state)
     unavailable: TrueNASUnavailable | None = None
-    for port in (target.node_port(site.access.truenas_admin_port), target.truenas_https_port):
+    # A node of one's own serves its UI on node.admin_port until the front door moves it.
+    fresh_port = target.node_port(site.node.admin_port) if site.node is not None \
+        else target.truenas_https_port
+    for port in dict.fromkeys((target.node_port(site.access.truenas_admin_port), fresh_port)):
         try:
             return connect_node(address, key, site.truenas.username, state.path,
                                 target.timing, port=port, log=log, repin=repin,
@@ -154,10 +199,13 @@ class NodeSetup:
     """The node part of `up`: the pool, then the datasets, then the snapshot tasks
     (infra/resources/pool.py, datasets.py, snapshot_tasks.py)."""
 
-    def __init__(self, site: Site, client: TrueNASClient, reporter: Reporter | None = None) -> None:
+    def __init__(self, site: Site, client: TrueNASClient, reporter: Reporter | None = None,
+                 state: StateDir | None = None) -> None:
+        """`state`: on a node of one's own, where what is made gets remembered."""
         self.site = site
         self.client = client
         self.reporter = reporter or Reporter()
+        self.state = state
         self.changes: list[str] = []
 
     def plan(self) -> list[Change]:
@@ -175,17 +223,23 @@ class NodeSetup:
         changes = self.plan() if planned is None else planned
         kinds = {c.kind for c in changes}
         if "create_pool" in kinds:
-            self.changes.append(pool.create(self.client, self.site, self.reporter))
+            made_pool = pool.create(self.client, self.site, self.reporter)
+            self.changes.append(made_pool)
+            if made_pool.startswith("create pool"):
+                remember(self.state, "pool")
             changes = self.plan()
             kinds = {c.kind for c in changes}
         for change in changes:
             if change.kind == "create_dataset":
                 self.changes.append(datasets.create(self.client, change.subject, self.reporter))
+                remember(self.state, f"dataset:{change.subject}")
         if kinds & {"create_snapshot_task", "update_snapshot_task"}:
             tasks = snapshot_tasks.find(self.client)
             for policy in self.site.snapshots:
-                made = snapshot_tasks.create_or_update(self.client, self.site, policy, tasks,
+                done = snapshot_tasks.create_or_update(self.client, self.site, policy, tasks,
                                                        self.reporter)
-                if made is not None:
-                    self.changes.append(made)
+                if done is not None:
+                    self.changes.append(done)
+                    body = snapshot_tasks.desired(self.site, policy)
+                    remember(self.state, f"task:{body['dataset']}@{body['naming_schema']}")
         return self.changes

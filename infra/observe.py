@@ -7,16 +7,8 @@ from dataclasses import dataclass, field
 
 from infra.digitalocean import DigitalOcean
 from infra.resources import dns, droplet, firewall, image, volume
+from infra.resources.droplet import public_ipv4
 from infra.site import Site
-
-# The finders, under the names steps/, tests/ and bench/ know them by.
-public_ipv4 = droplet.public_ipv4
-find_image = image.find
-find_droplet = droplet.find
-find_volume = volume.find
-find_firewall = firewall.find
-a_records = dns.find_records
-domain_exists = dns.domain_exists
 
 
 @dataclass
@@ -55,6 +47,3 @@ def observe(do: DigitalOcean, site: Site, owned_records: dict[str, int] | None =
         domain_marked=has_domain and dns.is_marked(do, site),
     )
 
-
-__all__ = ["Observed", "a_records", "domain_exists", "find_droplet",
-           "find_firewall", "find_image", "find_volume", "observe", "public_ipv4"]

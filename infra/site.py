@@ -56,8 +56,10 @@ class _Strict(BaseModel):
 
 class SiteSection(_Strict):
     name: str = Field(description="short lowercase name; prefixes every resource")
-    region: str
-    droplet_size: str
+    # A droplet site's (required then, cross_field_problems); a site on a node of your
+    # own has neither.
+    region: str | None = None
+    droplet_size: str | None = None
     tags: list[str] = Field(default_factory=list)
     # The cost guard (infra/cost.py): `up` refuses to create anything when the run's
     # estimate for `expected_hours` exceeds `max_cost_usd` (no limit when unset).
@@ -98,15 +100,15 @@ class SiteSection(_Strict):
 
     @field_validator("region")
     @classmethod
-    def _region(cls, value: str) -> str:
-        if value not in REGIONS:
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and value not in REGIONS:
             raise ValueError(f"unknown region {value!r}; one of {', '.join(sorted(REGIONS))}")
         return value
 
     @field_validator("droplet_size")
     @classmethod
-    def _size(cls, value: str) -> str:
-        if not re.match(r"^[a-z0-9-]+$", value):
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[a-z0-9-]+$", value):
             raise ValueError(f"{value!r} is not a size slug such as s-4vcpu-8gb")
         return value
 
@@ -451,10 +453,66 @@ class AppConfig(_Strict):
         return data
 
 
+# Keys a forker might put in [node] that hold a secret: refused by name, since the
+# site file is meant to be shared (it is in the fork's repository).
+NODE_SECRET_KEYS = ("api_key", "password", "admin_password", "token")
+DISK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
+
+
+class NodeSection(_Strict):
+    """A TrueNAS node you already run (a site on your own hardware): no droplet, no
+    image, no volumes; the pool is made from `disks` on this node. Its API key or
+    admin password never goes here: `truenas.api_key_file` / `admin_password_file`
+    (0600) or env TRUENAS_API_KEY / TRUENAS_ADMIN_PASSWORD."""
+    # Where the node's API answers: an IP address or a DNS name.
+    address: str
+    # The HTTPS port its UI (and API) answers on now; a fresh install uses 443. With
+    # [tls], `up` moves the UI to access.truenas_admin_port, and `down` moves it back.
+    admin_port: Annotated[int, Field(ge=1, le=65535)] = 443
+    # The disks the site's pool mirrors, by name as `disk.query` gives it (sdb) or by
+    # serial (stable across reboots: preferred). At least two, none twice.
+    disks: list[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        # A secret never reaches the model; cross_field_problems names the field.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in NODE_SECRET_KEYS}
+        return data
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        text = value.strip().lower().rstrip(".")
+        if _is_ip(text):
+            return text
+        if not text or "/" in text or ":" in text or len(text) > 253 or \
+                not all(HOST_LABEL.match(p) for p in text.split(".")):
+            raise ValueError(f"{value!r} is not an IP address or a host name (no scheme, "
+                             "port or path: the port is node.admin_port)")
+        return text
+
+    @field_validator("disks")
+    @classmethod
+    def _disks(cls, value: list[str]) -> list[str]:
+        if len(value) < 2:
+            raise ValueError(f"the pool is a mirror: name at least two disks; found "
+                             f"{len(value)}")
+        for disk in value:
+            if not DISK_NAME.match(disk):
+                raise ValueError(f"{disk!r} is not a disk name (sdb) or serial")
+        if len(set(value)) != len(value):
+            raise ValueError("a disk is named twice")
+        return value
+
+
 class Site(_Strict):
     site: SiteSection
-    image: ImageSection
-    volumes: list[VolumeSpec]
+    # A droplet site has image and volumes; a site on your own node has `node` instead.
+    image: ImageSection | None = None
+    volumes: list[VolumeSpec] = Field(default_factory=list)
+    node: NodeSection | None = None
     dns: DnsSection
     access: AccessSection
     truenas: TrueNASSection = Field(default_factory=TrueNASSection)
@@ -486,6 +544,12 @@ class Site(_Strict):
     def name(self) -> str:
         return self.site.name
 
+    @property
+    def on_own_node(self) -> bool:
+        """A site on a TrueNAS node you already run: no droplet, nothing in the cloud
+        (unless dns-01, whose TXT records TrueNAS itself writes)."""
+        return self.node is not None
+
 
 def _table(data: Any, key: str) -> dict:
     value = data.get(key) if isinstance(data, dict) else None
@@ -498,6 +562,7 @@ def cross_field_problems(data: Any) -> list[str]:
     problems: list[str] = []
     if not isinstance(data, dict):
         return problems
+    problems += _shape_problems(data)
     if data.get("apps") and data.get("tls") is None:
         problems.append("apps: apps are served through the ingress on 443, which needs a "
                         "[tls] section")
@@ -509,6 +574,35 @@ def cross_field_problems(data: Any) -> list[str]:
             if isinstance(dataset, str) and dataset not in datasets:
                 problems.append(f"snapshots[{index}].dataset: {dataset!r} is not one of "
                                 "truenas.datasets")
+    return problems
+
+
+# What only a droplet site has, and what a site on your own node must leave out.
+DROPLET_ONLY = (("site", "region"), ("site", "droplet_size"), ("image", None),
+                ("volumes", None), ("access", "ssh_key_fingerprints"))
+
+
+def _shape_problems(data: dict) -> list[str]:
+    """A droplet site needs its region, size, image and volumes; a site on your own
+    node (`[node]`) has none of them: there is no droplet to give them to."""
+    problems = []
+    own = data.get("node") is not None
+    for key in NODE_SECRET_KEYS:
+        if key in _table(data, "node"):
+            problems.append(f"node.{key}: a secret never goes in the site file; put it in a "
+                            "file (chmod 600) named by truenas.api_key_file or "
+                            "truenas.admin_password_file, or export TRUENAS_API_KEY or "
+                            "TRUENAS_ADMIN_PASSWORD")
+    for section, key in DROPLET_ONLY:
+        holder = data if key is None else _table(data, section)
+        present = holder.get(key or section) not in (None, [], {})
+        where = section if key is None else f"{section}.{key}"
+        if own and present:
+            problems.append(f"{where}: a site on your own node ([node]) has no droplet; "
+                            f"drop {where}")
+        elif not own and not present and key != "ssh_key_fingerprints" and \
+                (key is None or isinstance(data.get(section), dict)):
+            problems.append(f"{where}: is required")
     return problems
 
 
@@ -568,8 +662,8 @@ def parse_site(data: dict, catalog: Catalog | None = None) -> Site:
             else:
                 problems.append(f"{where}: {message}")
         raise SiteFileError(problems + across) from None
-    if problems:
-        raise SiteFileError(problems)
+    if problems or across:   # across: a secret in [node], which never reaches the model
+        raise SiteFileError(problems + across)
     return site
 
 

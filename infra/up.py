@@ -6,6 +6,10 @@ changes through infra/resources/, in order: the image import and the volumes in
 parallel; then the droplet (with the volumes attached at creation), any volume still
 to attach, the firewall, DNS (stale records of dropped hostnames removed), then the
 node. A second `up` on a converged site sends no mutating request.
+
+A site on a node of one's own (`[node]`) has no cloud part: its plan and its run are
+the node's alone, at the site file's address, and `up` sends DigitalOcean nothing
+(with dns-01 TrueNAS itself writes the TXT records, with the target's token).
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from infra import desired, ssh_keys
 from infra.change import Change
 from infra.cost import estimate_from_sizes, guard
-from infra.errors import InfraError
+from infra.digitalocean import RequestLog
+from infra.errors import InfraError, NodeProblem, SiteFileError
 from infra.front_door import FrontDoor
-from infra.node import NodeProblem, NodeSetup, connect_site_node, open_node
+from infra.node import NodeSetup, connect_site_node, open_node, own_node_preflight, remember_ui
 from infra.observe import Observed, observe
 from infra.operation import SiteOperation
 from infra.plan import Plan, make_plan
@@ -39,6 +44,11 @@ class Provisioner(SiteOperation):
     # --- the plan ------------------------------------------------------------
     def plan(self) -> Plan:
         """Every change `up` would make (reads only): the cloud's, then the node's."""
+        if self.site.node is not None:
+            own_node_preflight(self.site, self.target, self.state.path)
+            plan = Plan()
+            self._plan_node(plan, self.site.node.address)
+            return plan
         seen = observe(self.do, self.site, self.state.created("records"))
         preflight(self.site, self.do, seen.sizes, self.state.path)
         self.memory_mb = desired.size_memory_mb(self.site, seen.sizes)
@@ -60,17 +70,22 @@ class Provisioner(SiteOperation):
         if any(c.kind == "attach_volume" for c in plan.changes):
             plan.node_pending = "the node's pool is looked at once its volumes are attached"
             return plan
+        self._plan_node(plan, address)
+        return plan
+
+    def _plan_node(self, plan: Plan, address: str) -> None:
+        """The node's part of `plan` (pool, datasets, tasks, front door), or why not."""
         try:
-            client = connect_site_node(self.site, self.do.target, self.state, address,
+            client = connect_site_node(self.site, self.target, self.state, address,
                                        self.node_log)
         except InfraError as error:
             plan.node_pending = f"the node at {address} does not answer yet ({error})"
-            return plan
+            return
         try:
             state = client.call("system.state")
             if state != "READY":
                 plan.node_pending = f"the node at {address} is {state}: looked at once READY"
-                return plan
+                return
             plan.node = NodeSetup(self.site, client).plan()
             if any(c.kind == "create_pool" for c in plan.node):
                 plan.node_pending = ("the datasets and snapshot tasks are looked at once "
@@ -78,16 +93,19 @@ class Provisioner(SiteOperation):
             elif self.site.tls is not None:
                 plan.front_door = self._front_door(address).plan(client)
         except InfraError as error:   # a node that stops answering mid-way (a reboot)
+            if isinstance(error, SiteFileError) and self.site.node is not None:
+                raise                 # the site file names what its node lacks (a disk)
             plan.node, plan.front_door = [], []
             plan.node_pending = f"the node at {address} could not be read ({error})"
         finally:
             client.close()
-        return plan
 
     # --- the whole run -------------------------------------------------------
     def up(self) -> RunReport:
         started = time.monotonic()
-        report = RunReport("up", self.site.name, self.do.target.kind)
+        report = RunReport("up", self.site.name, self.target.kind)
+        if self.site.node is not None:
+            return self._up_own_node(report, started)
         seen = observe(self.do, self.site, self.state.created("records"))
         # Read-only checks that need the cloud, before the first mutating request.
         preflight(self.site, self.do, seen.sizes, self.state.path)
@@ -120,6 +138,18 @@ class Provisioner(SiteOperation):
             "firewall": final.firewall and final.firewall["id"],
         }
         report.count(self.do.log, self.node_log)
+        report.wall_seconds = round(time.monotonic() - started, 3)
+        return report
+
+    def _up_own_node(self, report: RunReport, started: float) -> RunReport:
+        """A site on a node of one's own: the node's plan, applied; no cloud."""
+        if self.site.tls is not None:
+            apps.desired(self.site, self.state, tls_ready=False, memory_mb=None)
+        plan = self.plan()
+        report.changes = self._node(self.site.node.address,  # type: ignore[union-attr]
+                                    None if plan.node_pending else plan.node)
+        report.resources = {"node": self.site.node.address}  # type: ignore[union-attr]
+        report.count(self.do.log if self.do is not None else RequestLog(), self.node_log)
         report.wall_seconds = round(time.monotonic() - started, 3)
         return report
 
@@ -214,14 +244,19 @@ class Provisioner(SiteOperation):
         """The node's part: `planned` when the plan could list it, else planned now."""
         if address is None:
             raise NodeProblem("the droplet has no public address to reach TrueNAS on")
-        client = open_node(self.site, self.do.target, self.state, address, self.node_log,
+        client = open_node(self.site, self.target, self.state, address, self.node_log,
                            self.reporter, repin=self.repin_node)
         try:
-            changes = NodeSetup(self.site, client, self.reporter).converge(planned)
+            changes = NodeSetup(self.site, client, self.reporter,
+                                state=self.state if self.site.node else None).converge(planned)
             # A pool left DEGRADED (a lost volume replaced by this run) is repaired as
-            # `repair` does; a healthy one costs one read.
-            changes += Repair(self.site, self.do, client, self.state, self.reporter).run()
+            # `repair` does; a healthy one costs one read. A node of one's own has no
+            # volumes to bring back: its pool's health is check's to report.
+            if self.site.node is None:
+                changes += Repair(self.site, self.do, client, self.state, self.reporter).run()
             if self.site.tls is not None:
+                if self.site.node is not None:
+                    remember_ui(client, self.state)
                 result = self._front_door(address).converge(client)
                 client = result.client
                 changes += result.changes
@@ -231,10 +266,10 @@ class Provisioner(SiteOperation):
 
     def _front_door(self, address: str) -> FrontDoor:
         def reconnect() -> TrueNASClient:
-            return open_node(self.site, self.do.target, self.state, address, self.node_log,
+            return open_node(self.site, self.target, self.state, address, self.node_log,
                              self.reporter)
 
-        return FrontDoor(self.site, self.do.target, self.state, address, reconnect,
+        return FrontDoor(self.site, self.target, self.state, address, reconnect,
                          self.reporter, memory_mb=self.memory_mb)
 
     def renew_certificate(self, force: bool = False) -> list[str]:
@@ -242,12 +277,15 @@ class Provisioner(SiteOperation):
         due (or now, with `force`), without converging the rest of the site."""
         if self.site.tls is None:
             raise NodeProblem("the site file has no [tls] section: there is no certificate")
-        seen = observe(self.do, self.site)
-        address = seen.droplet_ip()
-        self.memory_mb = desired.size_memory_mb(self.site, seen.sizes)
+        if self.site.node is not None:
+            address: str | None = self.site.node.address
+        else:
+            seen = observe(self.do, self.site)
+            address = seen.droplet_ip()
+            self.memory_mb = desired.size_memory_mb(self.site, seen.sizes)
         if address is None:
             raise NodeProblem("the site has no droplet to renew the certificate on")
-        client = open_node(self.site, self.do.target, self.state, address, self.node_log,
+        client = open_node(self.site, self.target, self.state, address, self.node_log,
                            self.reporter)
         try:
             result = self._front_door(address).converge(client, force_renewal=force)

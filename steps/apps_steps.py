@@ -29,7 +29,7 @@ from infra.charts.render import RenderedApp
 from infra.charts.validate import prepare_site
 from infra.check import check
 from infra.net import HttpAnswer, http_get, https_request
-from infra.node import pool_report
+from infra.resources.pool import report as pool_report
 from steps.common import (
     ADMIN_SOURCE,
     INTERNET_SOURCE,

@@ -7,22 +7,25 @@ steps are in steps/fixtures.py."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from infra.digitalocean import DigitalOcean, RequestLog
 from infra.down import Teardown
-from infra.errors import InfraError, WaitTimeout
+from infra.errors import InfraError
 from infra.node import open_node
-from infra.observe import find_droplet, public_ipv4
 from infra.report import RunReport
+from infra.resources.droplet import find as find_droplet
+from infra.resources.droplet import public_ipv4
+from infra.site import Site, parse_site
 from infra.state import StateDir
 from infra.target import Target
 from infra.tls_probe import TlsProbe, probe_tls
 from infra.truenas.calllog import CallLog
 from infra.truenas.client import TrueNASClient
 from infra.up import Provisioner
+from infra.wait import Pending, wait_for
 from steps import inventory
 from steps.sites import DOMAIN, build_site
 
@@ -63,13 +66,18 @@ class SiteFile:
 
 @dataclass(frozen=True)
 class Sites:
-    """The spec's sites on one target: each site file comes from steps/sites.py, each
-    state directory lives under `state_root`, and every site brought up is noted in
-    `brought_up` (all of them are taken down when the session ends)."""
+    """The spec's sites on one target: each site file comes from steps/sites.py (or,
+    for a site on a node of one's own, from `own`, written by the step that booted the
+    node), each state directory lives under `state_root`, and every site brought up is
+    noted in `brought_up` (all of them are taken down when the session ends)."""
 
     target: Target
     state_root: Path
     brought_up: set[str]
+    own: dict[str, dict] = field(default_factory=dict)
+
+    def site(self, name: str) -> Site:
+        return parse_site(self.own[name]) if name in self.own else build_site(name)
 
     def state(self, name: str) -> StateDir:
         return StateDir(self.state_root / name)
@@ -81,7 +89,8 @@ class Sites:
         """`up` for the site; a failure is kept in the run, for the steps to judge."""
         self.brought_up.add(name)
         log = RequestLog()
-        provisioner = Provisioner(build_site(name), self.client(log), self.state(name))
+        site = self.site(name)
+        provisioner = Provisioner(site, self.client(log), self.state(name), target=self.target)
         try:
             report = provisioner.up()
         except InfraError as error:
@@ -90,7 +99,8 @@ class Sites:
 
     def down(self, name: str) -> Run:
         log = RequestLog()
-        report = Teardown(build_site(name), self.client(log), self.state(name)).down()
+        report = Teardown(self.site(name), self.client(log), self.state(name),
+                          target=self.target).down()
         return Run(name, report, log)
 
     def take_down_all(self) -> None:
@@ -109,13 +119,16 @@ class Sites:
 
     def inventory(self, name: str) -> dict[str, dict]:
         """What of the account is the site's (steps/inventory.py)."""
-        site = build_site(name)
+        site = self.site(name)
         return inventory.of_site(inventory.take(self.client()), name, site.dns.hostnames,
                                  DOMAIN)
 
     def address(self, name: str) -> str:
-        """The public address of the site's droplet."""
-        droplet = find_droplet(self.client(), build_site(name))
+        """The public address of the site's droplet (or of its own node)."""
+        site = self.site(name)
+        if site.node is not None:
+            return site.node.address
+        droplet = find_droplet(self.client(), site)
         assert droplet is not None, f"the site {name} has no droplet"
         address = public_ipv4(droplet)
         assert address, f"the droplet of the site {name} has no public address"
@@ -123,7 +136,7 @@ class Sites:
 
     def node(self, name: str) -> TrueNASClient:
         """A connection to the site's TrueNAS node (use it in a `with`)."""
-        return open_node(build_site(name), self.target, self.state(name), self.address(name))
+        return open_node(self.site(name), self.target, self.state(name), self.address(name))
 
     def probe(self, name: str, hostname: str, port: int = 443,
               source: str | None = None) -> TlsProbe:
@@ -142,18 +155,19 @@ class Sites:
         be starting."""
         last: list[Any] = [None]
 
-        def done() -> tuple[Any] | None:
+        def done() -> Any:
             try:
                 finished, last[0] = attempt()
             except OSError as error:
                 finished, last[0] = False, f"{type(error).__name__}: {error}"
-            return (last[0],) if finished else None
+            return last[0] if finished else Pending(str(last[0]))
 
-        try:   # infra's bounded wait (the target's deadline and poll interval)
-            return self.client().wait_until(what, done, real_seconds)[0]
-        except WaitTimeout:
+        def never(_limit: float, _status: str) -> AssertionError:
             more = f"; {explain()}" if explain else ""
-            raise AssertionError(f"{what}: never happened; last seen: {last[0]}{more}") from None
+            return AssertionError(f"{what}: never happened; last seen: {last[0]}{more}")
+
+        # infra's one bounded waiter, on the target's deadline and poll interval.
+        return wait_for(what, done, self.target.timing, real_seconds, timeout=never)
 
 
 def write_site_file(sites: Sites, file_name: str, data: dict) -> SiteFile:

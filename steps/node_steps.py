@@ -213,7 +213,8 @@ def _tagged(sites: Sites, run: Run) -> None:
 
 @then(parsers.parse('check finds nothing wrong with the site "{name}"'))
 def _check_ok(sites: Sites, name: str) -> None:
-    report = check(build_site(name), sites.client(), sites.state(name))
+    site = sites.site(name)
+    report = check(site, sites.client(), sites.state(name), target=sites.target)
     assert report.ok, [f"{f.requirement}: {f.detail}" for f in report.failures()]
 
 

@@ -6,7 +6,8 @@ from pytest_bdd import given, parsers, then, when
 
 from infra import faults, snapshots
 from infra.failover import Failover, FailoverReport
-from infra.observe import find_droplet, observe
+from infra.observe import observe
+from infra.resources.droplet import find as find_droplet
 from steps.common import Sites, resolve
 from steps.fake_admin import FakeAdmin
 from steps.sites import build_site

@@ -67,6 +67,31 @@ def _base_site(name: str) -> dict:
     }
 
 
+# A site on a node of one's own (features/own_hardware.feature): its public names are
+# in a domain the account does not hold (the owner's DNS answers for them), so `up`
+# needs nothing of DigitalOcean.
+OWN_DOMAIN = "home.test"
+
+
+def own_node_site_data(name: str, address: str, disks: list[str], api_key_file: str,
+                       tls: bool = False) -> dict:
+    """A valid site file (as TOML data) for a site on the node at `address`, its pool
+    mirrored over `disks`, logging in with the key in `api_key_file` (0600)."""
+    data = _base_site(name)
+    for droplet_only in ("image", "volumes"):
+        del data[droplet_only]
+    del data["site"]["region"], data["site"]["droplet_size"]
+    data["node"] = {"address": address, "admin_port": 443, "disks": list(disks)}
+    data["truenas"]["api_key_file"] = api_key_file
+    data["dns"] = {"domain": OWN_DOMAIN, "hostnames": [f"{name}.{OWN_DOMAIN}"], "ttl": 300}
+    if tls:
+        data["tls"] = {"challenge": "http-01"}
+        if os.environ.get("SPEC_ACME_DIRECTORY"):
+            data["tls"]["directory"] = os.environ["SPEC_ACME_DIRECTORY"]
+        data["access"]["admin_cidrs"] = [ADMIN_NETWORK]
+    return data
+
+
 def build_site(name: str) -> Site:
     return parse_site(site_data(name))
 

@@ -12,8 +12,8 @@ from pytest_bdd import given, parsers, then, when
 from infra import desired, faults
 from infra.check import check
 from infra.errors import InfraError
-from infra.node import pool_report
-from infra.observe import find_volume
+from infra.resources.pool import report as pool_report
+from infra.resources.volume import find as find_volume
 from infra.storage import Repair, scrub
 from steps.common import Sites, WrittenFiles
 from steps.fake_admin import FakeAdmin

@@ -13,7 +13,7 @@ from pytest_bdd import given, parsers, then, when
 from infra.check import check
 from infra.errors import InfraError
 from infra.net import https_request
-from infra.observe import a_records
+from infra.resources.dns import find_records as a_records
 from infra.tls_probe import TlsProbe, probe_redirect, refuses_old_tls
 from infra.up import Provisioner
 from steps.common import ADMIN_SOURCE, INTERNET_SOURCE, PROBE_TIMEOUT, Run, Sites
@@ -145,7 +145,7 @@ def _renew(sites: Sites, name: str) -> Renewal:
 @then(parsers.parse('port 443 of the site "{name}" presents, for every public hostname, a '
                     "certificate that verifies to the ACME server's root"))
 def _valid_everywhere(sites: Sites, name: str) -> None:
-    for hostname in build_site(name).dns.hostnames:
+    for hostname in sites.site(name).dns.hostnames:
         probe = sites.probe(name, hostname)
         assert probe.ok, probe.describe()
         assert hostname in probe.sans

@@ -4,7 +4,8 @@ It answers from the DigitalOcean fake's domain records at query time, so a recor
 is answerable as soon as the API created it. Inside a hosted zone an unknown name
 is NXDOMAIN and a known name without the asked type is NOERROR with the zone's
 SOA; a name in no hosted zone is REFUSED, as an authoritative-only server (like
-DigitalOcean's nameservers) answers.
+DigitalOcean's nameservers) answers, unless the world knows it from elsewhere
+(fakes/dns/outside.py: an A record the owner of a home node keeps at their registrar).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 from fakes.digitalocean.models.backend import DigitalOceanBackend
 from fakes.digitalocean.models.domains import Domain, Record
+from fakes.dns.outside import OutsideNames
 
 
 def _absolute(domain: Domain, target: str) -> str:
@@ -55,8 +57,9 @@ def _rdata(domain: Domain, record: Record):
 
 
 class AccountResolver(BaseResolver):
-    def __init__(self, backend: DigitalOceanBackend) -> None:
+    def __init__(self, backend: DigitalOceanBackend, outside: OutsideNames | None = None) -> None:
         self.backend = backend
+        self.outside = outside
 
     def _zone_for(self, name: str) -> Domain | None:
         best = None
@@ -76,6 +79,11 @@ class AccountResolver(BaseResolver):
         with self.backend.lock:
             self.backend.clock.run_due()
             zone = self._zone_for(qname)
+            elsewhere = self.outside.address(qname) if self.outside is not None else None
+            if zone is None and elsewhere is not None:
+                if qtype in ("A", "ANY"):
+                    reply.add_answer(RR(qname + ".", QTYPE.A, ttl=300, rdata=A(elsewhere)))
+                return reply
             if zone is None:
                 reply.header.rcode = RCODE.REFUSED
                 reply.header.aa = 0
@@ -140,10 +148,10 @@ def _free_port(host: str) -> int:
 
 class DnsServer:
     def __init__(self, backend: DigitalOceanBackend, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, outside: OutsideNames | None = None) -> None:
         self.host = host
         self.port = port or _free_port(host)
-        resolver = AccountResolver(backend)
+        resolver = AccountResolver(backend, outside)
         quiet = DNSLogger(log="-request,-reply,-truncated,-error", prefix=False)
         self._udp = DNSServer(resolver, address=host, port=self.port, logger=quiet)
         self._tcp = DNSServer(resolver, address=host, port=self.port, tcp=True, logger=quiet)

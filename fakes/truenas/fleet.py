@@ -27,6 +27,17 @@ world uses one pair of free high ports instead, and world.json says which
 one process hand out the same addresses) falls back to free ports of its own,
 listed by `GET /_admin/truenas/nodes`.
 
+A node of one's own (issue 15 §6: a site on hardware the forker already runs) is
+booted through the admin API, not through DigitalOcean: `boot_own_node` gives it an
+address of the world's internet (the account's public range, so that no droplet
+ever gets it), its own API key (as an owner creates one in the UI), the world's
+admin password, and disks of the given serials and sizes, as `sda`, `sdb`... in the
+order given (Linux names SCSI disks in probe order; chosen: they look like the
+volumes do, SCSI with model "Volume", since a home box's drive models are whatever
+its owner bought). No cloud firewall applies to it
+(the owner's router is not modelled); its names resolve through the world's DNS as
+the owner's own DNS provider would answer them (fakes/dns/server.py, outside names).
+
 The droplet's cloud firewall is enforced on every listener (server.py): the fleet
 hands each node its droplet's inbound policy and refreshes it whenever the
 account's firewalls, tags or droplets change.
@@ -141,6 +152,9 @@ class TrueNASFleet:
     # A fault only the fake can make (admin API): the network between the internet
     # and every droplet drops these ports, as an ISP filtering port 80 would.
     dropped_ports: set[int] = field(init=False, default_factory=set)
+    # Nodes of one's own (no droplet): keyed in `nodes` by negative ids, so that they
+    # never meet a droplet's id; their API keys, by id.
+    own_keys: dict[int, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)
@@ -207,7 +221,55 @@ class TrueNASFleet:
         restore_at_boot(node)         # after the listeners: apps publish ports on them
         self.nodes[droplet.id] = FleetNode(droplet.id, node, server.start())
 
+    # --- nodes of one's own (admin API) ---------------------------------------------
+    def boot_own_node(self, disks: list[tuple[str, int]], hostname: str = "truenas") -> FleetNode:
+        """A TrueNAS node not made through DigitalOcean, with `disks` ((serial, size in
+        bytes), in probe order) besides its boot disk. Call under the world's lock."""
+        from fakes.truenas.apps.runtime import restore_at_boot
+        from fakes.truenas.models.ui_settings import apply_at_boot
+        from fakes.truenas.node import TrueNASNode
+
+        serials = [serial for serial, _size in disks]
+        if not disks or len(set(serials)) != len(serials):
+            raise ValueError("an own node needs at least one disk, each serial once")
+        if any(size < 2**30 for _serial, size in disks):
+            raise ValueError("a disk is at least 1 GiB")
+        node_id = -(len(self.own_keys) + 1)
+        key = new_api_key()
+        directory = self.state_dir / f"own{-node_id}"
+        node = TrueNASNode(
+            droplet_id=node_id, hostname=hostname,
+            address=self.backend.public_addresses.allocate(), clock=self.clock,
+            lock=self.backend.lock, state_dir=directory / "node",
+            api_keys={key: self.username}, admin_password=self.admin_password,
+        )
+        node.world_services = self.services
+        for serial, size in disks:
+            backing = directory / "disks" / serial
+            backing.mkdir(parents=True, exist_ok=True)
+            node.plug_disk(serial, size, backing)
+        server = _bind(node, directory / "certificate", self.ports)
+        server.set_inbound_policy(self._policy_for(node_id))
+        apply_at_boot(node)
+        restore_at_boot(node)
+        self.own_keys[node_id] = key
+        self.nodes[node_id] = FleetNode(node_id, node, server.start())
+        return self.nodes[node_id]
+
+    def stop_own_node(self, node_id: int) -> None:
+        """Power an own node off for good (its disks go with it)."""
+        entry = self.nodes.get(node_id)
+        if node_id not in self.own_keys or entry is None:
+            raise KeyError(f"no own node {node_id}")
+        self.nodes.pop(node_id)
+        if entry.server.running:
+            self._halt(entry)
+
     def _policy_for(self, droplet_id: int):
+        if droplet_id in self.own_keys or droplet_id < 0:
+            # No cloud firewall stands before an own node; only the network's faults.
+            return _DroppingPorts(None, frozenset(self.dropped_ports)) \
+                if self.dropped_ports else None
         inbound_policy = getattr(self.backend, "inbound_policy", None)
         policy = inbound_policy(droplet_id) if inbound_policy is not None else None
         if self.dropped_ports:

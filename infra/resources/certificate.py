@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from infra.certificates import CertificateOutcome, certificate_due, ensure_certificate
+from infra.certificates import (
+    DELETE_SECONDS,
+    CertificateOutcome,
+    authenticator_name,
+    certificate_due,
+    ensure_certificate,
+    site_entries,
+)
 from infra.change import Change
 from infra.events import Reporter
 from infra.site import Site
@@ -29,3 +36,21 @@ def create_or_update(client: TrueNASClient, site: Site, target: Target, state: S
                      ) -> CertificateOutcome:
     return ensure_certificate(client, site, target, state, reporter, address=address,
                               force_renewal=force_renewal, reconnect=reconnect)
+
+
+def destroy(client: TrueNASClient, site: Site, reporter: Reporter) -> list[str]:
+    """Delete the site's certificates and CSRs and its DNS authenticator (none may be
+    in use: the UI and the ingress have let go of them first)."""
+    changes = []
+    for entry in site_entries(client, site):
+        change = f"delete certificate {entry['name']}"
+        reporter.step(change)
+        client.call_job("certificate.delete", entry["id"], real_seconds=DELETE_SECONDS)
+        changes.append(change)
+    for found in client.call("acme.dns.authenticator.query",
+                             [["name", "=", authenticator_name(site)]]):
+        change = f"delete DNS authenticator {found['name']}"
+        reporter.step(change)
+        client.call("acme.dns.authenticator.delete", found["id"])
+        changes.append(change)
+    return changes

@@ -39,3 +39,11 @@ def create(client: TrueNASClient, name: str, reporter: Reporter) -> str:
     reporter.step(change)
     client.call(CREATE, {"name": name, "type": "FILESYSTEM"})
     return change
+
+
+def destroy(client: TrueNASClient, name: str, reporter: Reporter) -> str:
+    """Delete dataset `name` with what it holds (its children and snapshots)."""
+    change = f"delete dataset {name} and its data"
+    reporter.step(change)
+    client.call("pool.dataset.delete", name, {"recursive": True})
+    return change

@@ -2,7 +2,11 @@
 serial (the volume's name, reference/truenas-api.md §7), never the boot disk. Before a
 pool is created, volumes that already hold the site's pool (a droplet replaced, a
 re-run after a crash) are imported (`pool.import_find` / `pool.import_pool`), never
-overwritten."""
+overwritten.
+
+On a node of one's own (`[node]`), the members are the disks the site file names
+(by name or serial); a named disk the node does not have, or one a pool (the boot
+pool too) already uses, is refused naming its field before anything changes."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from dataclasses import dataclass
 
 from infra import desired as names
 from infra.change import Change
-from infra.errors import InfraError, NodeProblem, WaitTimeout
+from infra.errors import InfraError, NodeProblem, SiteFileError, WaitTimeout
 from infra.events import Reporter
 from infra.site import Site
 from infra.truenas.client import TrueNASClient
@@ -77,7 +81,37 @@ def report(client: TrueNASClient, site: Site) -> PoolReport:
     )
 
 
+def members(site: Site) -> list[str]:
+    """What the site's pool is made of, as the site file names it: the volumes'
+    names (their serials on the node), or the node's disks (names or serials)."""
+    return list(site.node.disks) if site.node is not None else names.volume_names(site)
+
+
+def named_disks(client: TrueNASClient, site: Site) -> list[dict]:
+    """The disks `node.disks` names, in order; SiteFileError naming each one that the
+    node does not have or that a pool already uses (read-only: disk.query)."""
+    assert site.node is not None
+    found = client.call("disk.query", [], {"extra": {"pools": True}})
+    problems, chosen = [], []
+    for index, wanted in enumerate(site.node.disks):
+        disk = next((d for d in found if wanted in (d.get("serial"), d.get("name"))), None)
+        where = f"node.disks[{index}]"
+        if disk is None:
+            seen = ", ".join(f"{d['name']} ({d.get('serial') or 'no serial'})" for d in found)
+            problems.append(f"{where}: the node has no disk {wanted!r} (it has {seen})")
+        elif disk.get("pool"):
+            problems.append(f"{where}: {wanted} ({disk['name']}) is in use by pool "
+                            f"{disk['pool']!r}; not touched")
+        else:
+            chosen.append(disk)
+    if problems:
+        raise SiteFileError(problems)
+    return chosen
+
+
 def site_disks(client: TrueNASClient, site: Site) -> list[dict]:
+    if site.node is not None:
+        return named_disks(client, site)
     disks = {d["serial"]: d for d in client.call("disk.query")}
     wanted = names.volume_names(site)
     missing = [serial for serial in wanted if serial not in disks]
@@ -95,9 +129,22 @@ def desired(site: Site, devices: list[str]) -> dict:
 def diff(client: TrueNASClient, site: Site) -> list[Change]:
     if find(client, site) is not None:
         return []
+    if site.node is not None:
+        named_disks(client, site)     # refused here, before `up` changes anything
     return [Change("create_pool", site.truenas.pool,
-                   f"imported from {', '.join(names.volume_names(site))} if they hold it, "
+                   f"imported from {', '.join(members(site))} if they hold it, "
                    "else a new MIRROR of them", CREATE_OR_IMPORT)]
+
+
+def members_match(found: PoolReport, site: Site, disks: list[dict]) -> bool:
+    """Whether the pool's members are exactly the site's (volumes by serial, or the
+    named disks by name or serial); `disks` is disk.query's answer."""
+    if site.node is None:
+        return sorted(found.member_serials or []) == sorted(names.volume_names(site))
+    by_serial = {d["serial"]: d for d in disks}
+    held = [(s, by_serial.get(s, {}).get("name")) for s in found.member_serials or []]
+    return len(held) == len(site.node.disks) and all(
+        any(wanted in pair for pair in held) for wanted in site.node.disks)
 
 
 def importable(client: TrueNASClient) -> list[dict]:
@@ -121,7 +168,7 @@ def create(client: TrueNASClient, site: Site, reporter: Reporter) -> str:
         raise NodeProblem(f"disks {', '.join(foreign)} belong to another pool; not touched")
     devices = [d["name"] for d in disks]
     change = (f"create pool {name} as a MIRROR of {', '.join(devices)} "
-              f"({', '.join(names.volume_names(site))})")
+              f"({', '.join(d['serial'] for d in disks)})")
     reporter.step(change)
     client.call_job("pool.create", desired(site, devices), real_seconds=POOL_CREATE_SECONDS)
     return change
@@ -158,3 +205,21 @@ def replace_member(client: TrueNASClient, site: Site, pool: dict, leaf: dict, di
                     {"label": leaf["guid"], "disk": disk["identifier"], "force": True},
                     real_seconds=RESILVER_SECONDS)
     wait_for_scan(client, site, "RESILVER", RESILVER_SECONDS, reporter)
+
+
+EXPORT_SECONDS = 600
+
+
+def destroy(client: TrueNASClient, site: Site, reporter: Reporter) -> str:
+    """Destroy the site's pool and everything on it (`pool.export` with destroy): only
+    ever asked for explicitly (`down --destroy-pool` on a node of one's own)."""
+    found = require(client, site)
+    docker = client.call("docker.config")
+    if docker.get("pool") == site.truenas.pool:
+        reporter.step(f"stop Docker using pool {site.truenas.pool}")
+        client.call_job("docker.update", {"pool": None}, real_seconds=EXPORT_SECONDS)
+    change = f"destroy pool {site.truenas.pool} and all its data"
+    reporter.step(change)
+    client.call_job("pool.export", found["id"], {"destroy": True, "cascade": True},
+                    real_seconds=EXPORT_SECONDS)
+    return change

@@ -72,3 +72,11 @@ def create_or_update(client: TrueNASClient, site: Site, policy: SnapshotPolicy,
         client.call(UPDATE, task["id"], body)
         return change
     return None
+
+
+def destroy(client: TrueNASClient, task: dict, reporter: Reporter) -> str:
+    """Delete one periodic snapshot task (the snapshots it took stay)."""
+    change = f"delete snapshot task on {task['dataset']} ({task['naming_schema']})"
+    reporter.step(change)
+    client.call("pool.snapshottask.delete", task["id"])
+    return change

@@ -6,13 +6,14 @@ the common vocabulary."""
 
 from __future__ import annotations
 
-from infra.certificates import point_ui
+from infra.certificates import UI_RESTART_DELAY, point_ui
 from infra.change import Change
 from infra.events import Reporter
 from infra.site import Site
 from infra.state import StateDir
 from infra.target import Target
 from infra.truenas.client import TrueNASClient
+from infra.truenas.errors import TrueNASUnavailable
 
 
 def find(client: TrueNASClient) -> dict:
@@ -30,3 +31,18 @@ def update(client: TrueNASClient, site: Site, target: Target, state: StateDir, *
            address: str, reporter: Reporter) -> bool:
     """Move the UI (keeping its certificate); False when it is where the site wants it."""
     return point_ui(client, site, target, state, address=address, events=reporter)
+
+
+def restore(client: TrueNASClient, before: dict, reporter: Reporter) -> str:
+    """Put the UI back where it was before the site moved it (ports, redirect and
+    certificate as `before` holds them): a node of one's own, on `down`. The UI
+    restarts, so the caller opens a new connection afterwards."""
+    change = (f"move the TrueNAS UI back to port {before['ui_httpsport']} "
+              "on its own certificate")
+    reporter.step(change)
+    body = {k: v for k, v in before.items() if v is not None}
+    try:
+        client.call("system.general.update", {**body, "ui_restart_delay": UI_RESTART_DELAY})
+    except TrueNASUnavailable:
+        reporter.note("the connection closed as the UI restarted")
+    return change

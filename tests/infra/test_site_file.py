@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,44 @@ def test_the_example_describes_the_whole_site() -> None:
     assert set(site.apps) == charts
     assert not site.tls.production, "the example must not ask Let's Encrypt production"
     assert site.image.url.startswith("https://") and "?" not in site.image.url
+
+
+# --- a site on a node of one's own (issue 15 §6) --------------------------------------
+def _own_example() -> dict:
+    return tomllib.loads((ROOT / "site.own-hardware.example.toml").read_text())
+
+
+def test_the_own_hardware_example_is_a_valid_site_without_a_droplet() -> None:
+    site = parse_site(_own_example())
+    assert site.on_own_node and site.node is not None
+    assert site.image is None and site.volumes == [] and site.site.region is None
+    assert site.node.disks == ["WD-WCC4N1234567", "WD-WCC4N7654321"]
+
+
+@pytest.mark.parametrize("field, value, named", [
+    ("node.disks", ["sdb"], "node.disks"),
+    ("node.disks", ["sdb", "sdb"], "node.disks"),
+    ("node.disks", ["sdb", "bad disk"], "node.disks"),
+    ("node.address", "https://192.168.1.20:443", "node.address"),
+    ("node.admin_port", 0, "node.admin_port"),
+    ("node.api_key", "1-abc", "node.api_key"),
+    ("node.password", "hunter2", "node.password"),
+    ("site.region", "nyc3", "site.region"),
+    ("site.droplet_size", "s-4vcpu-8gb", "site.droplet_size"),
+    ("image", {"name": "x", "url": "https://h.test/x.qcow2"}, "image"),
+    ("volumes", [{"name": "pool-a", "size_gigabytes": 10}] * 2, "volumes"),
+])
+def test_a_node_site_mistake_is_refused_naming_its_field(field: str, value: object,
+                                                         named: str) -> None:
+    with pytest.raises(SiteFileError) as refused:
+        parse_site(set_field(_own_example(), field, value))
+    assert any(p.startswith(named) for p in refused.value.problems), refused.value.problems
+    assert "1-abc" not in str(refused.value.problems) and "hunter2" not in str(
+        refused.value.problems)
+
+
+@pytest.mark.parametrize("dropped", ["site.region", "site.droplet_size", "image", "volumes"])
+def test_a_droplet_site_still_needs_what_its_droplet_needs(dropped: str) -> None:
+    with pytest.raises(SiteFileError) as refused:
+        parse_site(set_field(site_data("a-site"), dropped, ...))
+    assert f"{dropped}: is required" in refused.value.problems

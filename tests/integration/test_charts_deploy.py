@@ -29,7 +29,8 @@ from infra.charts.ingress import ingress_paths
 from infra.charts.validate import prepare_site
 from infra.digitalocean import DigitalOcean
 from infra.node import api_key_for, open_node
-from infra.observe import find_droplet, public_ipv4
+from infra.resources.droplet import find as find_droplet
+from infra.resources.droplet import public_ipv4
 from infra.site import Site, parse_site
 from infra.state import StateDir
 from infra.target import Target

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from fakes.world import World
 from infra.cli import app
 from infra.digitalocean import DigitalOcean
-from infra.observe import find_droplet
+from infra.resources.droplet import find as find_droplet
 from infra.site import load_site
 from infra.target import Target
 from steps import inventory

@@ -27,7 +27,8 @@ from fakes.world import World
 from infra.cli import app
 from infra.digitalocean import MUTATING, DigitalOcean
 from infra.errors import TargetError
-from infra.observe import find_droplet, public_ipv4
+from infra.resources.droplet import find as find_droplet
+from infra.resources.droplet import public_ipv4
 from infra.site import load_site
 from infra.state import StateDir
 from infra.target import Target

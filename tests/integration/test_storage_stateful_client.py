@@ -36,8 +36,11 @@ from fakes.world import World
 from infra import desired, faults, snapshots
 from infra.digitalocean import DigitalOcean
 from infra.errors import InfraError
-from infra.node import NodeSetup, open_node, pool_report
-from infra.observe import find_droplet, find_volume, public_ipv4
+from infra.node import NodeSetup, open_node
+from infra.resources.droplet import find as find_droplet
+from infra.resources.droplet import public_ipv4
+from infra.resources.pool import report as pool_report
+from infra.resources.volume import find as find_volume
 from infra.site import Site
 from infra.state import StateDir
 from infra.storage import Repair, scrub

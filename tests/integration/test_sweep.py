@@ -19,7 +19,7 @@ from infra import desired
 from infra.cli import app
 from infra.digitalocean import DigitalOcean
 from infra.events import RecordingReporter
-from infra.observe import public_ipv4
+from infra.resources.droplet import public_ipv4
 from infra.sweep import Sweeper
 from infra.target import Target
 from steps import inventory

@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 
 from infra.digitalocean import DigitalOcean
 from infra.down import Teardown
-from infra.observe import a_records, find_firewall
 from infra.plan import Plan
+from infra.resources.dns import find_records as a_records
+from infra.resources.firewall import find as find_firewall
 from infra.site import Site, parse_site
 from infra.state import StateDir
 from infra.target import Target
@@ -133,5 +134,94 @@ def test_up_sends_exactly_what_its_plan_listed(target: Target, tmp_path: Path,
         assert again.all_empty, [c.describe() for c in again.every_change()] + [
             again.node_pending]
         assert [c.kind for c in again.cannot] == [c.kind for c in plan.cannot]
+    finally:
+        Teardown(site, DigitalOcean(target), state).down()
+
+
+# --- a site on a node of one's own (issue 15 §6) ----------------------------------------
+GIB = 2**30
+OWN_DISKS = ["D1", "D2", "D3"]
+
+
+@st.composite
+def own_site_files(draw: st.DrawFn) -> dict:
+    """What may differ between two runs of a site on its own node: which disks (only
+    before the pool exists: the pool is never rebuilt), datasets, snapshot lifetime."""
+    return {
+        "disks": draw(st.sampled_from([OWN_DISKS[:2], OWN_DISKS[1:], OWN_DISKS])),
+        "datasets": draw(st.lists(st.sampled_from(["apps", "media/photos"]), unique=True)),
+        "lifetime": draw(st.integers(min_value=1, max_value=3)),
+        "hourly": draw(st.booleans()),
+    }
+
+
+def _own_site(name: str, node: dict, key_file: Path, parts: dict) -> Site:
+    from steps.sites import own_node_site_data
+
+    prefix = node["prefix"]
+    data = own_node_site_data(name, node["address"], [f"{prefix}{d}" for d in parts["disks"]],
+                              str(key_file))
+    data["truenas"]["datasets"] = ["data", *parts["datasets"]]
+    data["snapshots"][0]["lifetime_value"] = parts["lifetime"]
+    data["snapshots"][0]["hour"] = "*" if parts["hourly"] else "3"
+    return parse_site(data)
+
+
+@settings(max_examples=8, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(before=st.one_of(st.none(), own_site_files()), after=own_site_files(),
+       existing_pool=st.booleans())
+def test_up_on_an_own_node_sends_exactly_its_plan_and_nothing_to_the_cloud(
+        world, target: Target, tmp_path: Path, before: dict | None, after: dict,
+        existing_pool: bool) -> None:
+    """The same property for a site on its own node, from a fresh node, one the site
+    was brought up on from another file, or one whose owner made the pool already:
+    what `up` sends the node is its plan, DigitalOcean gets no request at all, and a
+    second plan is empty."""
+    name = f"own-{next(NAMES)}"
+    prefix = f"{name}-"
+    with world.backend.lock:
+        entry = world.truenas.boot_own_node([(f"{prefix}{d}", 10 * GIB) for d in OWN_DISKS])
+        world.clock.advance(120)
+    assert entry.server.wait_ready(10)
+    node = {"address": entry.node.address, "prefix": prefix}
+    key_file = tmp_path / f"{name}-key"
+    key_file.write_text(world.truenas.own_keys[entry.droplet_id])
+    key_file.chmod(0o600)
+    state = StateDir(tmp_path / name)
+    site = _own_site(name, node, key_file, after)
+    try:
+        if existing_pool and before is None:
+            # The owner's pool already there, on the same disks: `up` uses it.
+            from infra.node import open_node
+
+            with open_node(site, target, state, node["address"]) as client:
+                devices = [d["name"] for d in client.call("disk.query")
+                           if d["serial"] in site.node.disks]
+                client.call_job("pool.create", {"name": "tank", "encryption": False,
+                                                "topology": {"data": [{"type": "MIRROR",
+                                                                       "disks": devices}]}},
+                                real_seconds=600)
+        if before is not None:
+            Provisioner(_own_site(name, node, key_file, before), DigitalOcean(target),
+                        state).up()
+
+        plan = Provisioner(site, DigitalOcean(target), state).plan()
+        do, node_log = DigitalOcean(target), CallLog()
+        run = Provisioner(site, do, state)
+        run.node_log = node_log
+        run.up()
+
+        assert do.log.total == 0, "up sent DigitalOcean a request for a site on its own node"
+        assert plan.changes == [] and plan.cannot == []
+        extra, never = _unmatched(_planned(plan), node_log.mutating_calls())
+        if plan.node_pending is None:   # else what the new pool holds is planned by up
+            assert extra == [], f"up sent what its plan did not list: {extra}"
+        assert never == [], f"the plan listed what up did not send: {never}"
+
+        again = Provisioner(site, DigitalOcean(target), state).plan()
+        assert again.all_empty, [c.describe() for c in again.every_change()] + [
+            again.node_pending]
     finally:
         Teardown(site, DigitalOcean(target), state).down()

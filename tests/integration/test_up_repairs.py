@@ -9,8 +9,9 @@ from pathlib import Path
 from infra.check import check
 from infra.digitalocean import DigitalOcean
 from infra.down import Teardown
-from infra.node import open_node, pool_report
-from infra.observe import find_volume
+from infra.node import open_node
+from infra.resources.pool import report as pool_report
+from infra.resources.volume import find as find_volume
 from infra.site import parse_site
 from infra.state import StateDir
 from infra.target import Target
