@@ -117,7 +117,11 @@ def entry(node: TrueNASNode, config: dict) -> dict:
     for task_id in config["periodic_snapshot_tasks"]:
         task = node.storage.tasks.get(task_id)
         if task is not None:
+            # the task's database row (PoolSnapshotTaskDBEntry): `state` is the
+            # `task_state` text column, '{}' by default (plugins/snapshot.py); the live
+            # state is zettarepl's and shows in pool.snapshottask.query only
             db = {k: v for k, v in task.entry().items() if k != "vmware_sync"}
+            db["state"] = "{}"
             tasks.append(db)
     runtime = _runtime(node)
     job = runtime["jobs"].get(config["id"])
