@@ -56,6 +56,9 @@ class SocketService:
 def service(node: TrueNASNode, policy: Callable[[], Any]) -> SocketService:
     """The node's sshd, for NodeServer.publish(22, ...)."""
     connections: set[asyncssh.SSHServerConnection] = set()
+    # read here, on the caller's thread (which holds the world's lock), not on the loop
+    host_keys = [asyncssh.import_private_key(text)
+                 for text in keychain.host_keys(node).values()]
 
     def allowed(peer: str) -> bool:
         current = policy()
@@ -115,8 +118,8 @@ def service(node: TrueNASNode, policy: Callable[[], Any]) -> SocketService:
             process.exit(status)
 
     async def start(sock: Any) -> Any:
-        keys = [asyncssh.import_private_key(text) for text in keychain.host_keys(node).values()]
-        return await asyncssh.listen(sock=sock, server_factory=Server, server_host_keys=keys,
+        return await asyncssh.listen(sock=sock, server_factory=Server,
+                                     server_host_keys=host_keys,
                                      process_factory=handle, encoding=None,
                                      login_timeout=30, allow_scp=False)
 
@@ -204,6 +207,8 @@ class SshShell:
                 if self.node.state != "READY":           # this droplet lost power
                     self.conn.abort()
                     raise SshError("client_loop: send disconnect: Broken pipe")
+                if self.conn.is_closed() or process.channel.is_closing():
+                    raise SshError("client_loop: send disconnect: Connection reset by peer")
                 chunk = stdin[offset:offset + SEND_CHUNK]
                 process.stdin.write(chunk)
                 await process.stdin.drain()

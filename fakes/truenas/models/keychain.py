@@ -256,6 +256,7 @@ def ssh_pair(node: TrueNASNode, remote_hostname: str, username: str, public_key:
         raise CallError(f"User {username} does not exist")
     if user["home"].startswith("/var/empty"):
         raise CallError(f"Home directory {user['home']} does not exist", errno.ENOENT)
+    host_keys(node)                   # made once, before sshd starts with them
     enable_ssh(node)
     if public_key not in user["sshpubkey"].strip():
         user["sshpubkey"] = user["sshpubkey"].strip() + "\n" + public_key + "\n"
