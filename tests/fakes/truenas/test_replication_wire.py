@@ -21,6 +21,8 @@ from fakes.truenas.methods import replication as replication_methods
 from fakes.truenas.models import zstream
 from fakes.world import World
 from tests.fakes.truenas.nodes import Rpc, advance, logged_in, truenas_droplet
+from tests.fakes.truenas.test_app_services import INTERNET, refused
+from tests.fakes.truenas.test_fleet import admin
 from tests.reference import TRUENAS_SCHEMAS
 
 MIB = 2**20
@@ -155,6 +157,9 @@ def _the_whole_path(world, source: Site, target: Site, client, firewall) -> None
                                              .splitlines())
     keys = checked(source.rpc, "keychaincredential.query")
     assert {k["name"] for k in keys} == {"staging-key", "staging"}
+    # sshd now listens on the target, for the source droplet only
+    assert target.entry.server.published()[22] == "ssh"
+    assert refused(target.address, target.entry.server.listening_port(22), INTERNET)
 
     # 2. the task: bound to a periodic snapshot task, read-only target, no from-scratch
     snap_task = source.rpc.result("pool.snapshottask.create", {
@@ -261,3 +266,34 @@ def _the_whole_path(world, source: Site, target: Site, client, firewall) -> None
     assert latest in source.snapshots("tank/data") and latest in target.snapshots("tank/data")
     assert target.files("tank/data") == source.files("tank/data", latest)
     assert target.files("tank/data")["scheduled.txt"] == b"on the hour"
+
+
+def test_the_source_lost_mid_transfer_leaves_the_target_at_its_last_snapshot(world, sites):
+    source, target, client = sites
+    firewall = client.firewalls.create(body=firewall_body(target, source, ssh=True))["firewall"]
+    try:
+        [task] = source.rpc.result("replication.query", [["name", "=", "to-staging"]])
+        source.rpc.result("replication.update", task["id"], {"speed_limit": 4 * MIB})
+        before = target.snapshots("tank/data")
+        source.write("/mnt/tank/data/big.bin", os.urandom(8 * MIB))
+        advance(world, 60)
+        made = source.rpc.result("pool.snapshot.create", {"dataset": "tank/data",
+                                                          "naming_schema": SCHEMA})
+        source.rpc.result("replication.run", task["id"])
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            [entry] = source.rpc.result("replication.query", [["id", "=", task["id"]]])
+            progress = entry["state"].get("progress", {})
+            if progress.get("snapshot") == made["snapshot_name"] and \
+                    progress["bytes_sent"] > MIB:
+                break
+            time.sleep(0.02)
+        failed = admin(world, "POST", f"/droplets/{source.droplet['id']}/host-failure")
+        assert failed.status_code == 200, failed.text
+        deadline = time.monotonic() + WAIT
+        while target.resume_token("tank/data") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (target.resume_token("tank/data") or "").startswith("1-")
+        assert target.snapshots("tank/data") == before       # no half snapshot shows
+    finally:
+        client.firewalls.delete(firewall["id"])
