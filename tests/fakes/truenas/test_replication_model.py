@@ -306,3 +306,30 @@ def test_after_a_run_the_target_equals_the_source_at_the_snapshot(tmp_path_facto
     second = pair.snapshot()
     pair.run(pair.task())
     assert pair.files(pair.target, "tank/copy") == pair.files(pair.source, "tank/data", second)
+
+
+def test_a_task_with_its_own_schedule_runs_on_its_cron_and_a_jump_runs_it_once(pair):
+    from fakes.truenas.methods import replication as methods
+
+    started: list[int] = []
+    replication.set_starter(lambda node, task_id: started.append(task_id))
+    try:
+        with pair.lock:
+            task = replication.create(pair.source, {
+                "name": "hourly", "direction": "PUSH", "transport": "LOCAL",
+                "source_datasets": ["tank/data"], "target_dataset": "tank/copy",
+                "recursive": False, "auto": True, "retention_policy": "NONE",
+                "also_include_naming_schema": [SCHEMA],
+                "schedule": {"minute": "30", "hour": "*", "dom": "*", "month": "*",
+                             "dow": "*", "begin": "00:00", "end": "23:59"}})
+            pair.clock.advance(3600)
+        assert started == [task["id"]]
+        with pair.lock:
+            pair.clock.advance(10 * 3600)   # ten firings, nothing else happening: one run
+        assert started == [task["id"]] * 2
+        with pair.lock:
+            replication.update(pair.source, task["id"], {"enabled": False})
+            pair.clock.advance(3 * 3600)
+        assert len(started) == 2
+    finally:
+        replication.set_starter(methods._scheduled)
