@@ -524,7 +524,8 @@ def build_app(server: NodeServer) -> Starlette:
                 loop.call_soon_threadsafe(outbox.put_nowait, text)
 
         session = RpcSession(node, server.tokens, send_text,
-                             secure=websocket.url.scheme == "wss")
+                             secure=websocket.url.scheme == "wss",
+                             origin=websocket.client.host if websocket.client else None)
         writer = asyncio.create_task(_pump(websocket, outbox))
         try:
             while True:
@@ -584,7 +585,8 @@ def build_app(server: NodeServer) -> Starlette:
             return credentials
         if credentials is None:
             return PlainTextResponse("401: Unauthorized", 401)
-        username = await asyncio.to_thread(_authenticate, server, *credentials)
+        username = await asyncio.to_thread(_authenticate, server, *credentials,
+                                           request.client.host if request.client else None)
         if isinstance(username, Response):
             return username
         if len(parts) < 2 or parts[1][0] != "file":
@@ -654,10 +656,11 @@ def _credentials(request: Request) -> tuple[str, Any] | Response | None:
     return None
 
 
-def _authenticate(server: NodeServer, kind: str, value: Any) -> str | Response:
+def _authenticate(server: NodeServer, kind: str, value: Any,
+                  origin: str | None = None) -> str | Response:
     """The username the credentials stand for, or the refusal (restful.py `authenticate`)."""
     if kind == "TOKEN":
-        token = server.tokens.take(value)
+        token = server.tokens.take(value, origin)
         if token is None:
             return PlainTextResponse("Invalid token", 403)
         return token.username

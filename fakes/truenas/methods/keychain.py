@@ -169,7 +169,8 @@ def remote_ssh_host_key_scan(node, params, ctx):
 
 
 def _remote_call(node, url: str, verify_ssl: bool, timeout: int, calls: list) -> list:
-    """JSON-RPC calls on the remote node's /api/current, from this node's address."""
+    """JSON-RPC calls on the remote node's /api/current, from this node's address; the
+    first is the login, and nothing follows a login that answers false."""
     from websockets.sync.client import connect
 
     parsed = urllib.parse.urlparse(url)
@@ -215,6 +216,8 @@ def _remote_call(node, url: str, verify_ssl: bool, timeout: int, calls: list) ->
                                     "Please make sure that home directory for the user on the "
                                     "remote system exists and is writeable.")
                 answers.append(message["result"])
+                if ident == 1 and message["result"] is not True:
+                    return [message["result"], None]          # the login failed
         return answers
     except ssl.SSLCertVerificationError as exc:
         raise CallError(str(exc), errno.EINVAL) from None

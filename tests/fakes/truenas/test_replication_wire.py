@@ -141,7 +141,17 @@ def test_push_replication_through_the_firewall_full_then_incremental(world, site
 
 
 def _the_whole_path(world, source: Site, target: Site, client, firewall) -> None:
-    # 1. the SSH connection, semi-automatic: a token from the target, the rest on the source
+    # 1. the SSH connection, semi-automatic: a token from the target, the rest on the source.
+    # A token bound to the address that asked for it (match_origin, the default) is no
+    # good from the source droplet's address
+    setup = {"private_key": {"generate_key": True, "name": "staging-key"},
+             "connection_name": "staging", "setup_type": "SEMI-AUTOMATIC",
+             "semi_automatic_setup": {"url": f"https://{target.address}", "verify_ssl": False,
+                                      "username": "root",
+                                      "token": target.rpc.result("auth.generate_token")}}
+    error = source.rpc.error("keychaincredential.setup_ssh_connection", setup)
+    assert "Invalid token" in error["data"]["reason"]
+    assert source.rpc.result("keychaincredential.query") == []   # the new key is gone again
     token = target.rpc.result("auth.generate_token", 600, {}, False, True)
     credential = checked(source.rpc, "keychaincredential.setup_ssh_connection", {
         "private_key": {"generate_key": True, "name": "staging-key"},
