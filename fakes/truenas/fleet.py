@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fakes.clock import VirtualClock
-from fakes.truenas.models import keychain
+from fakes.truenas.models import keychain, replication
 from fakes.truenas.server import SSH_PORT, STANDARD_PORTS, NodeServer
 
 if TYPE_CHECKING:
@@ -226,6 +226,7 @@ class TrueNASFleet:
         server.set_inbound_policy(self._policy_for(droplet.id))
         if keychain.ssh_enabled(node):        # the SSH service comes back at boot
             server.start_ssh()
+        replication.at_boot(node)
         apply_at_boot(node)
         restore_at_boot(node)         # after the listeners: apps publish ports on them
         self.nodes[droplet.id] = FleetNode(droplet.id, node, server.start())

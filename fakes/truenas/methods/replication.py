@@ -264,7 +264,11 @@ def _sent_bytes(node) -> list:
 
 
 def _scheduled(node, ident: int) -> None:
-    """zettarepl's scheduler starts `replication.run(id, False)` (plugins/zettarepl.py)."""
+    """zettarepl's scheduler starts `replication.run(id, False)` (plugins/zettarepl.py);
+    a task still running is left to finish (zettarepl queues no second run of it)."""
+    config = replication.get_config(node, ident)
+    if config is None or replication.entry(node, config)["state"].get("state") == "RUNNING":
+        return
     node.jobs.submit("replication.run", [ident, False],
                      lambda job: _start(node, ident, job, really_run=False))
 

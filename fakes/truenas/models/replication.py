@@ -101,7 +101,7 @@ def _runtime(node: TrueNASNode) -> dict:
 
 
 def configs(node: TrueNASNode) -> list[dict]:
-    tasks = _store(node)["tasks"]
+    tasks = node.boot_state.get("replication", {}).get("tasks", {})
     return [tasks[k] for k in sorted(tasks, key=int)]
 
 
@@ -546,6 +546,13 @@ def _rearm(node: TrueNASNode, config: dict, schedule: Any, due: float, mine: int
             _rearm(node, config, schedule, following, mine)
 
     clock.call_later(max(0.0, due - clock.now()), fire)
+
+
+def at_boot(node: TrueNASNode) -> None:
+    """middleware hands zettarepl its tasks when it starts: own schedules are armed
+    again (the run state starts from PENDING, zettarepl's is in memory)."""
+    for config in configs(node):
+        _arm(node, config)
 
 
 def after_snapshot_task(node: TrueNASNode, snapshot_task_id: int) -> None:
