@@ -277,6 +277,17 @@ def _the_whole_path(world, source: Site, target: Site, client, firewall) -> None
     assert target.files("tank/data") == source.files("tank/data", latest)
     assert target.files("tank/data")["scheduled.txt"] == b"on the hour"
 
+    # 8. promotion, as the receiving site would do it: the task off, the copy writable
+    from fakes.truenas.errors import CallError
+
+    with pytest.raises(CallError, match="Read-only file system"):
+        target.write("/mnt/tank/data/staging.txt", b"staging")
+    checked(source.rpc, "replication.update", task["id"], {"enabled": False})
+    target.rpc.result("pool.dataset.update", "tank/data", {"readonly": "OFF"})
+    target.write("/mnt/tank/data/staging.txt", b"staging")
+    assert target.files("tank/data")["staging.txt"] == b"staging"
+    checked(source.rpc, "replication.update", task["id"], {"enabled": True})
+
 
 def test_the_source_lost_mid_transfer_leaves_the_target_at_its_last_snapshot(world, sites):
     source, target, client = sites
