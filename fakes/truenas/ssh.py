@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +38,6 @@ from fakes.truenas.models import keychain, zfs_cli
 if TYPE_CHECKING:
     from fakes.truenas.node import TrueNASNode
 
-log = logging.getLogger(__name__)
 READ_CHUNK = 64 * 1024
 SEND_CHUNK = 64 * 1024
 SSH_PORT = keychain.SSH_PORT

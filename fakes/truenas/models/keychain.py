@@ -28,7 +28,6 @@ with keys only here. Which shell each gets and sudo are kept as given (sudo for
 
 from __future__ import annotations
 
-import base64
 import errno
 from typing import TYPE_CHECKING, Any
 
@@ -295,6 +294,3 @@ def may_sudo_zfs(node: TrueNASNode, username: str) -> bool:
     commands = user.get("sudo_commands_nopasswd", [])
     return "ALL" in commands or ZFS_BINARY in commands
 
-
-def b64_host_key(public_line: str) -> str:
-    return base64.b64encode(public_line.encode()).decode()
