@@ -8,6 +8,7 @@ test_replication_wire.py.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -335,3 +336,41 @@ def test_a_task_with_its_own_schedule_runs_on_its_cron_and_a_jump_runs_it_once(p
         assert len(started) == 2
     finally:
         replication.set_starter(methods._scheduled)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(size=st.integers(1, 3 * zstream.RECORD_SIZE + 1000),
+       edits=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 200_000)), max_size=4),
+       grow=st.integers(0, 70_000))
+def test_an_incremental_carries_exactly_the_records_that_changed(tmp_path_factory, size,
+                                                                 edits, grow):
+    pair = Pair(tmp_path_factory.mktemp("inc"))
+    with pair.lock:
+        from fakes.truenas.models import datasets
+
+        pool = pair.source.storage.pools["tank"]
+        datasets.create(pool, "data", dataset_type="FILESYSTEM", local={}, user_props={},
+                        create_ancestors=False, now=pair.clock.now())
+        pool.commit()
+    old = os.urandom(size)
+    pair.write("/mnt/tank/data/f.bin", old)
+    pair.write("/mnt/tank/data/same.bin", b"unchanged" * 1000)
+    first = pair.snapshot()
+    new = bytearray(old) + os.urandom(grow)
+    for share, length in edits:
+        offset = int(share * (len(new) - 1))
+        new[offset:offset + length] = os.urandom(len(new[offset:offset + length]))
+    pair.write("/mnt/tank/data/f.bin", bytes(new))
+    second = pair.snapshot()
+    record = zstream.RECORD_SIZE
+    changed = sum(len(new[i:i + record]) for i in range(0, len(new), record)
+                  if new[i:i + record] != old[i:i + record])
+    with pair.lock:
+        pool, rel = pair.source.storage.find_dataset("tank/data")
+        stream = zstream.build(pool, rel, second, first)
+    header = json.loads(stream[len(zstream.MAGIC):stream.index(b"\n", len(zstream.MAGIC)) + 1])
+    assert header["payload"] == changed                  # the changed records, nothing else
+    assert len(stream) - changed < 4096                  # plus a header and a trailer
+    pair.run(pair.task())
+    assert pair.files(pair.target, "tank/copy") == {"f.bin": bytes(new),
+                                                    "same.bin": b"unchanged" * 1000}
