@@ -333,22 +333,9 @@ def run(node: TrueNASNode, config: dict, shell: Shell, lock: Any, progress: Prog
         schemas = naming_schemas(node, config)
         source_snaps = {s.source: _source_snapshots(node, s.source) for s in steps}
         clock_now = (now or node.storage.now)()
-    top = steps[0].target if steps else config["target_dataset"]
-    listed = shell.exec(f"zfs list -H -p -o name,readonly,receive_resume_token "
-                        f"-t filesystem,volume -r {top}")
     targets: dict[str, dict] = {}
-    if listed[0] == 0:
-        for line in listed[1].decode().splitlines():
-            name, readonly, token = line.split("\t")
-            targets[name] = {"readonly": readonly == "on",
-                             "token": None if token == "-" else token, "snapshots": []}
-        for line in _check(shell.exec(f"zfs list -H -p -o name -t snapshot -r {top}"),
-                           "zfs list").splitlines():
-            dataset, snap = line.split("@", 1)
-            if dataset in targets:
-                targets[dataset]["snapshots"].append(snap)
-    elif b"does not exist" not in listed[2]:
-        _check(listed, "zfs list")
+    for top in [s.target for s in steps if s.immediate]:
+        targets.update(_list_target(shell, top))
     if config["readonly"] == "REQUIRE":
         for step in steps:
             if step.target in targets and not targets[step.target]["readonly"]:
@@ -389,6 +376,7 @@ def run(node: TrueNASNode, config: dict, shell: Shell, lock: Any, progress: Prog
                                    "snapshots to replicate")
         plans.append((step, base, to_send))
         progress.snapshots_total += len(to_send)
+    readonly_now = {name: found["readonly"] for name, found in targets.items()}
     for step, base, to_send in plans:
         if to_send and step.immediate and "/" in os.path.dirname(step.target):
             _check(shell.exec(f"zfs create -p {os.path.dirname(step.target)}"), "zfs create")
@@ -401,12 +389,36 @@ def run(node: TrueNASNode, config: dict, shell: Shell, lock: Any, progress: Prog
             previous = name
             last = f"{step.source}@{name}"
         if config["readonly"] in ("SET", "REQUIRE"):
+            # handle_readonly: set it unless a replicated parent has it by now
+            # (children then inherit it)
             parent = os.path.dirname(step.target)
-            parent_ro = targets.get(parent, {}).get("readonly", False) and not step.immediate
-            if not parent_ro:
+            if not readonly_now.get(parent, False):
                 _check(shell.exec(f"zfs set readonly=on {step.target}"), "zfs set")
+            readonly_now[step.target] = True
     _retention(node, config, steps, shell, lock, schemas, clock_now)
     return last
+
+
+def _list_target(shell: Shell, top: str) -> dict[str, dict]:
+    """The target's datasets under `top` with readonly, resume token and snapshots
+    (zettarepl run.py: list_datasets_with_properties, list_snapshots_for_datasets)."""
+    listed = shell.exec(f"zfs list -H -p -o name,readonly,receive_resume_token "
+                        f"-t filesystem,volume -r {top}")
+    found: dict[str, dict] = {}
+    if listed[0] != 0:
+        if b"does not exist" not in listed[2]:
+            _check(listed, "zfs list")
+        return found
+    for line in listed[1].decode().splitlines():
+        name, readonly, token = line.split("\t")
+        found[name] = {"readonly": readonly == "on",
+                       "token": None if token == "-" else token, "snapshots": []}
+    for line in _check(shell.exec(f"zfs list -H -p -o name -t snapshot -r {top}"),
+                       "zfs list").splitlines():
+        dataset, snap = line.split("@", 1)
+        if dataset in found:
+            found[dataset]["snapshots"].append(snap)
+    return found
 
 
 def _list_snapshots(shell: Shell, dataset: str) -> list[str]:

@@ -374,3 +374,33 @@ def test_an_incremental_carries_exactly_the_records_that_changed(tmp_path_factor
     pair.run(pair.task())
     assert pair.files(pair.target, "tank/copy") == {"f.bin": bytes(new),
                                                     "same.bin": b"unchanged" * 1000}
+
+
+def test_several_sources_and_children_land_under_the_target_by_their_paths(pair):
+    from fakes.truenas.models import cron, datasets
+
+    with pair.lock:
+        pool = pair.source.storage.pools["tank"]
+        for rel in ("data/sub", "apps"):
+            datasets.create(pool, rel, dataset_type="FILESYSTEM", local={}, user_props={},
+                            create_ancestors=False, now=pair.clock.now())
+        pool.commit()
+    pair.write("/mnt/tank/data/a", b"a")
+    pair.write("/mnt/tank/data/sub/b", b"b")
+    pair.write("/mnt/tank/apps/c", b"c")
+    with pair.lock:
+        pair.clock.advance(3600)
+        name = cron.format_name(SCHEMA, pair.clock.now())
+        for rel in ("data", "apps"):
+            snapshots.create(pool, rel, name, recursive=True, exclude=[], now=pair.clock.now())
+        pool.commit()
+    pair.run(pair.task(source_datasets=["tank/data", "tank/apps"], recursive=True))
+    assert pair.files(pair.target, "tank/copy/data") == {"a": b"a"}
+    assert pair.files(pair.target, "tank/copy/data/sub") == {"b": b"b"}
+    assert pair.files(pair.target, "tank/copy/apps") == {"c": b"c"}
+    with pair.lock:
+        target = pair.target.storage.pools["tank"]
+        for rel in ("copy/data", "copy/apps"):
+            assert datasets.effective(target, rel, "readonly")[0] == "on"
+        assert datasets.effective(target, "copy/data/sub", "readonly") == \
+            ("on", "INHERITED", "tank/copy/data")
