@@ -92,7 +92,14 @@ def unlocked(node):
     """Release the world's lock (held once by the RPC transport) while this node waits
     on another: that node's handlers need the same lock."""
     lock = node.lock
-    saved = lock._release_save()
+    if not hasattr(lock, "_release_save"):      # a plain Lock, held once
+        lock.release()
+        try:
+            yield
+        finally:
+            lock.acquire()
+        return
+    saved = lock._release_save()                # an RLock, however deep it is held
     try:
         yield
     finally:
