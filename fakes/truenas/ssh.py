@@ -145,9 +145,13 @@ class SshShell:
     runs its own event loop on the calling thread)."""
 
     def __init__(self, node: TrueNASNode, host: str, port: int, username: str,
-                 private_key: str, remote_host_key: str, connect_timeout: int = 10) -> None:
+                 private_key: str, remote_host_key: str, connect_timeout: int = 10,
+                 sudo: bool = False) -> None:
         self.node = node
         self.host, self.port, self.username = host, port, username
+        # zettarepl/transport/base_ssh.py @ bbf2526: a user other than root with the
+        # task's `sudo` runs the remote `zfs` commands through sudo
+        self.sudo = sudo and username != "root"
         self._key = asyncssh.import_private_key(private_key)
         self._known = [asyncssh.import_public_key(line)
                        for line in remote_host_key.splitlines() if line.strip()]
@@ -193,6 +197,8 @@ class SshShell:
 
     def exec(self, command: str, stdin: bytes = b"",
              on_sent: Callable[[int], None] | None = None) -> tuple[int, bytes, bytes]:
+        if self.sudo and command.startswith("zfs"):
+            command = "sudo " + command
         return self.loop.run_until_complete(self._exec(command, stdin, on_sent))
 
     async def _exec(self, command: str, stdin: bytes,

@@ -211,7 +211,7 @@ def _shell(node, config: dict):
         raise CallError(f"Private key {attributes['private_key']} does not exist")
     return ssh.SshShell(node, attributes["host"], attributes["port"], attributes["username"],
                         pair["attributes"]["private_key"], attributes["remote_host_key"],
-                        attributes.get("connect_timeout", 10))
+                        attributes.get("connect_timeout", 10), sudo=config["sudo"])
 
 
 def _work(node, config: dict, job) -> None:

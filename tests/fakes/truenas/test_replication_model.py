@@ -404,3 +404,24 @@ def test_several_sources_and_children_land_under_the_target_by_their_paths(pair)
             assert datasets.effective(target, rel, "readonly")[0] == "on"
         assert datasets.effective(target, "copy/data/sub", "readonly") == \
             ("on", "INHERITED", "tank/copy/data")
+
+
+def test_an_admin_user_replicates_only_through_sudo_for_zfs(pair):
+    from fakes.truenas.models import keychain
+
+    pair.write("/mnt/tank/data/a", b"a")
+    pair.snapshot()
+    pair.shell.username = "truenas_admin"
+    with pytest.raises(replication.ReplicationError, match="permission denied"):
+        pair.run(pair.task())
+    with pair.lock:                 # what the semi-automatic setup with sudo gives the user
+        keychain.update_user(pair.target, "truenas_admin", sudo=True)
+
+    class Sudo(PeerShell):          # what zettarepl does with the task's `sudo`
+        def exec(self, command, stdin=b"", on_sent=None):
+            prefixed = "sudo " + command if command.startswith("zfs") else command
+            return super().exec(prefixed, stdin, on_sent)
+
+    pair.shell = Sudo(pair.target, "truenas_admin")
+    pair.run(pair.task(sudo=True))
+    assert pair.files(pair.target, "tank/copy") == {"a": b"a"}
