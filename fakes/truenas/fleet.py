@@ -60,7 +60,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fakes.clock import VirtualClock
-from fakes.truenas.server import STANDARD_PORTS, NodeServer
+from fakes.truenas.models import keychain, replication
+from fakes.truenas.server import SSH_PORT, STANDARD_PORTS, NodeServer
 
 if TYPE_CHECKING:
     from fakes.digitalocean.models.backend import DigitalOceanBackend
@@ -145,6 +146,7 @@ class TrueNASFleet:
     fresh_images: bool = False
     services: WorldServices = field(default_factory=WorldServices)
     ports: dict[str, int] = field(init=False)
+    ssh_port: int = field(init=False)
     nodes: dict[int, FleetNode] = field(init=False, default_factory=dict)
     errors: list[str] = field(init=False, default_factory=list)
     _boot_disks: dict[int, _BootDisk] = field(init=False, default_factory=dict)
@@ -158,7 +160,11 @@ class TrueNASFleet:
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)
-        self.ports = _port_plan()
+        plan = _port_plan()
+        # sshd's port 22 (replication, fakes/truenas/ssh.py) is mapped like 443 and 80
+        # but kept apart: `ports` stays the UI's
+        self.ssh_port = plan.pop("ssh")
+        self.ports = plan
         backend = self.backend
         backend.droplet_active_hooks.append(self._droplet_active)
         backend.droplet_down_hooks.append(self._droplet_down)
@@ -178,7 +184,7 @@ class TrueNASFleet:
     @property
     def port_map(self) -> dict[int, int]:
         """Droplet port -> host port, for the ports this world maps."""
-        return {443: self.ports["https"], 80: self.ports["http"]}
+        return {443: self.ports["https"], 80: self.ports["http"], SSH_PORT: self.ssh_port}
 
     def node_for(self, droplet_id: int) -> FleetNode | None:
         return self.nodes.get(droplet_id)
@@ -213,10 +219,14 @@ class TrueNASFleet:
             boot_state=disk.state,
         )
         node.world_services = self.services
+        node.dial = self.dial
         for volume in self.backend.volumes.attached_to(droplet.id):
             self._plug(node, volume)
-        server = _bind(node, disk.directory / "certificate", self.ports)
+        server = _bind(node, disk.directory / "certificate", {**self.ports, "ssh": self.ssh_port})
         server.set_inbound_policy(self._policy_for(droplet.id))
+        if keychain.ssh_enabled(node):        # the SSH service comes back at boot
+            server.start_ssh()
+        replication.at_boot(node)
         apply_at_boot(node)
         restore_at_boot(node)         # after the listeners: apps publish ports on them
         self.nodes[droplet.id] = FleetNode(droplet.id, node, server.start())
@@ -244,11 +254,12 @@ class TrueNASFleet:
             api_keys={key: self.username}, admin_password=self.admin_password,
         )
         node.world_services = self.services
+        node.dial = self.dial
         for serial, size in disks:
             backing = directory / "disks" / serial
             backing.mkdir(parents=True, exist_ok=True)
             node.plug_disk(serial, size, backing)
-        server = _bind(node, directory / "certificate", self.ports)
+        server = _bind(node, directory / "certificate", {**self.ports, "ssh": self.ssh_port})
         server.set_inbound_policy(self._policy_for(node_id))
         apply_at_boot(node)
         restore_at_boot(node)
@@ -264,6 +275,21 @@ class TrueNASFleet:
         self.nodes.pop(node_id)
         if entry.server.running:
             self._halt(entry)
+
+    def dial(self, host: str, port: int) -> tuple[str, int]:
+        """Where a connection from one node to `host:port` goes on this machine: a
+        node's droplet port is served on the host port the world maps it to (the
+        NAT a real network does not need). Unknown hosts: as asked (refused)."""
+        for entry in list(self.nodes.values()):
+            if entry.node.address == host and entry.server.running:
+                served = entry.server.listening_port(port)
+                return host, served if served is not None else self._unused_port(port)
+        return host, port
+
+    def _unused_port(self, port: int) -> int:
+        # nothing listens on that droplet port: a port the world maps but nobody
+        # binds on this address, so the connection is refused as it would be
+        return self.port_map.get(port, port)
 
     def _policy_for(self, droplet_id: int):
         if droplet_id in self.own_keys or droplet_id < 0:
@@ -365,7 +391,7 @@ def _bind(node: TrueNASNode, cert_dir: Path, ports: dict[str, int]) -> NodeServe
     except OSError as exc:
         log.warning("fake TrueNAS %s: ports %s unavailable (%s); using free ports",
                     node.address, ports, exc)
-        return NodeServer(node, cert_dir, {"https": 0, "http": 0})
+        return NodeServer(node, cert_dir, {"https": 0, "http": 0, "ssh": 0})
 
 
 def _port_plan() -> dict[str, int]:
@@ -374,10 +400,10 @@ def _port_plan() -> dict[str, int]:
         try:
             probe.bind((PROBE_ADDRESS, STANDARD_PORTS["https"]))
         except PermissionError:
-            return _free_ports(len(STANDARD_PORTS), STANDARD_PORTS)
+            return _free_ports(len(STANDARD_PORTS) + 1, [*STANDARD_PORTS, "ssh"])
         except OSError:
             pass          # in use there: binding it is allowed, which is what we asked
-    return dict(STANDARD_PORTS)
+    return {**STANDARD_PORTS, "ssh": SSH_PORT}
 
 
 def _free_ports(count: int, names) -> dict[str, int]:

@@ -61,6 +61,9 @@ class TrueNASNode:
     # what it can reach of the world (fakes.truenas.fleet.WorldServices).
     network: Any = field(init=False, default=None)
     world_services: Any = field(init=False, default=None)
+    # Set by the fleet: (host, droplet port) -> where to connect on this machine, for
+    # connections this node opens to another (replication's SSH, fakes/truenas/ssh.py).
+    dial: Any = field(init=False, default=None)
     # The names of the methods called on this node, oldest first (bounded): a test's
     # evidence of what a run asked of the node (admin API: GET /_admin/truenas/calls).
     # Deliberately minimal: names only, no params (they may hold secrets).

@@ -130,10 +130,11 @@ class RpcSession:
     """
 
     def __init__(self, node: Any, tokens: TokenStore, send_text: Callable[[str], None],
-                 secure: bool) -> None:
+                 secure: bool, origin: str | None = None) -> None:
         self.node = node
         self.tokens = tokens
         self.secure = secure
+        self.origin = origin            # the client's address (tokens.py, match_origin)
         self._send_text = send_text
         self.options = {"legacy_jobs": True, "private_methods": False, "py_exceptions": False}
         self.username: str | None = None
@@ -436,7 +437,7 @@ class RpcSession:
                 revoke(self.node, key, "Attempt to use over an insecure transport")
                 return {"response_type": "EXPIRED"}
         elif mechanism == "TOKEN_PLAIN":
-            token = self.tokens.take(data["token"])
+            token = self.tokens.take(data["token"], self.origin)
             if token is None:
                 return {"response_type": "AUTH_ERR"}
             username = token.username
@@ -454,12 +455,13 @@ class RpcSession:
                 "authenticator": "LEVEL_1"}
 
     def _generate_token(self, params: list, _request_id: Any) -> str:
-        ttl, attrs, _match_origin, single_use = _arguments(
+        ttl, attrs, match_origin, single_use = _arguments(
             "auth_generate_token", params,
             [("ttl", 600), ("attrs", {}), ("match_origin", True), ("single_use", False)])
         if not isinstance(ttl, int) or not isinstance(attrs, dict):
             raise ValidationErrors([("ttl", "Input should be a valid integer", 22)])
-        return self.tokens.generate(self.username, float(ttl), attrs, bool(single_use))
+        return self.tokens.generate(self.username, float(ttl), attrs, bool(single_use),
+                                    origin=self.origin if match_origin else None)
 
     def _get_jobs(self, params: list, _request_id: Any) -> Any:
         return query_jobs(list(self.node.jobs.jobs.values()), params)

@@ -50,6 +50,8 @@ API_VERSIONS = ("v24.10", "v25.04.0", "v25.04.1", "v25.04.2", "v25.10.0", "v25.1
                 API_VERSION)
 HIDDEN_VERSIONS = ("v24.10",)
 STANDARD_PORTS = {"https": 443, "http": 80}
+SSH_PORT = 22
+SSH_OWNER = "ssh"
 UI_OWNER = "ui"
 DOWNLOAD_WAIT_SECONDS = 120.0      # wall time a /_download waits for its job to end
 CLOSE_WAIT_SECONDS = 2.0
@@ -162,6 +164,8 @@ class NodeServer:
         wanted = dict(ports or STANDARD_PORTS)
         self.port_map: dict[int, int] = dict(port_map or {})
         self.port_map.update({STANDARD_PORTS[s]: wanted[s] for s in ("https", "http")})
+        if "ssh" in wanted:           # sshd's port 22 (fakes/truenas/ssh.py)
+            self.port_map[SSH_PORT] = wanted["ssh"]
         self.ui_ports = dict(STANDARD_PORTS)         # droplet ports the UI is on
         self._policy: InboundPolicy | None = None
         self._listeners: dict[int, _Listener] = {}
@@ -235,6 +239,21 @@ class NodeServer:
     def published(self) -> dict[int, str]:
         with self._state:
             return {port: listener.owner for port, listener in self._listeners.items()}
+
+    def listening_port(self, port: int) -> int | None:
+        """The host port a droplet port is served on right now, or None."""
+        with self._state:
+            listener = self._listeners.get(port)
+            return listener.host_port if listener is not None else None
+
+    def start_ssh(self) -> None:
+        """The node's sshd on port 22 (the SSH service started; fakes/truenas/ssh.py)."""
+        from fakes.truenas import ssh
+
+        with self._state:
+            if SSH_PORT in self._listeners or self._stopping:
+                return
+        self.publish(SSH_PORT, ssh.service(self.node, lambda: self._policy), SSH_OWNER)
 
     def serve_ui(self, http_port: int, https_port: int, certfile: Path | None = None,
                  keyfile: Path | None = None) -> None:
@@ -343,6 +362,8 @@ class NodeServer:
             listener.uvicorn_server = _uvicorn(service, self.cert)
             asyncio.ensure_future(
                 _quietly(listener.uvicorn_server.serve(sockets=[listener.sock]), self.address))
+        elif hasattr(service, "abort_all"):         # ssh.SocketService: serves the socket
+            asyncio.ensure_future(_quietly(self._start_socket(listener, service), self.address))
         else:
             asyncio.ensure_future(self._start_stream(listener, service))
 
@@ -366,6 +387,12 @@ class NodeServer:
             log.exception("fake TrueNAS %s: cannot serve port %s", self.address, listener.port)
         if listener.closed and listener.asyncio_server is not None:
             listener.asyncio_server.close()
+
+    async def _start_socket(self, listener: _Listener, service: Any) -> None:
+        listener.asyncio_server = await service.start(listener.sock)
+        if listener.closed:
+            listener.asyncio_server.close()
+            service.abort_all()
 
     def _close(self, listeners: list[_Listener], loop: asyncio.AbstractEventLoop | None,
                timeout: float = CLOSE_WAIT_SECONDS) -> None:
@@ -421,6 +448,9 @@ def _shut(listener: _Listener) -> None:
                 connection.shutdown()
     if listener.asyncio_server is not None:
         listener.asyncio_server.close()
+    abort_all = getattr(listener.service, "abort_all", None)
+    if abort_all is not None:
+        abort_all()
     for writer in list(listener.writers):
         with contextlib.suppress(Exception):
             writer.transport.abort()
@@ -494,7 +524,8 @@ def build_app(server: NodeServer) -> Starlette:
                 loop.call_soon_threadsafe(outbox.put_nowait, text)
 
         session = RpcSession(node, server.tokens, send_text,
-                             secure=websocket.url.scheme == "wss")
+                             secure=websocket.url.scheme == "wss",
+                             origin=websocket.client.host if websocket.client else None)
         writer = asyncio.create_task(_pump(websocket, outbox))
         try:
             while True:
@@ -554,7 +585,8 @@ def build_app(server: NodeServer) -> Starlette:
             return credentials
         if credentials is None:
             return PlainTextResponse("401: Unauthorized", 401)
-        username = await asyncio.to_thread(_authenticate, server, *credentials)
+        username = await asyncio.to_thread(_authenticate, server, *credentials,
+                                           request.client.host if request.client else None)
         if isinstance(username, Response):
             return username
         if len(parts) < 2 or parts[1][0] != "file":
@@ -624,10 +656,11 @@ def _credentials(request: Request) -> tuple[str, Any] | Response | None:
     return None
 
 
-def _authenticate(server: NodeServer, kind: str, value: Any) -> str | Response:
+def _authenticate(server: NodeServer, kind: str, value: Any,
+                  origin: str | None = None) -> str | Response:
     """The username the credentials stand for, or the refusal (restful.py `authenticate`)."""
     if kind == "TOKEN":
-        token = server.tokens.take(value)
+        token = server.tokens.take(value, origin)
         if token is None:
             return PlainTextResponse("Invalid token", 403)
         return token.username

@@ -13,7 +13,14 @@ Facts followed (middleware 25.10 `service/core_service.py` `_download`,
 
 Deadlines are wall time, not virtual time: they bound how long a client takes to
 come back, not work the server models, and at the clock's default speed 300
-virtual seconds would be 0.6 s of wall time. Origin matching is not modelled.
+virtual seconds would be 0.6 s of wall time.
+
+Origin (plugins/auth.py `TokenManager.get`, utils/origin.py `match` @ af2c5ab): a
+token made with `match_origin` (the default since 25.04) is good only from the
+remote address of the connection that asked for it; from elsewhere it is as if it
+did not exist (and a single-use one is not used up). What matters for a token that
+another machine will use (keychaincredential's semi-automatic setup): it must be
+made with `match_origin=false`. `core.download`'s tokens carry no origin here.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ class Token:
     attributes: dict
     expires_at: float
     single_use: bool
+    origin: str | None = None       # the remote address it must be used from
 
 
 @dataclass
@@ -45,20 +53,23 @@ class TokenStore:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def generate(self, username: str, ttl: float, attributes: dict | None = None,
-                 single_use: bool = False) -> str:
+                 single_use: bool = False, origin: str | None = None) -> str:
         # Real tokens are opaque strings; the exact length was not checked [I].
         value = secrets.token_urlsafe(48)
         with self._lock:
             self._expire()
             self.tokens[value] = Token(value, username, dict(attributes or {}),
-                                       time.monotonic() + ttl, single_use)
+                                       time.monotonic() + ttl, single_use, origin)
         return value
 
-    def take(self, value: str) -> Token | None:
-        """The live token (consumed if single-use), or None."""
+    def take(self, value: str, origin: str | None = None) -> Token | None:
+        """The live token (consumed if single-use), or None; None too when it must be
+        used from another address than `origin`."""
         with self._lock:
             self._expire()
             token = self.tokens.get(value)
+            if token is not None and token.origin is not None and token.origin != origin:
+                return None
             if token is not None and token.single_use:
                 del self.tokens[value]
             return token

@@ -27,7 +27,9 @@ from fakes.truenas.methods import (
     disk,
     docker,
     filesystem,
+    keychain,
     pool,
+    replication,
     snapshot,
     snapshottask,
     system,
@@ -43,16 +45,18 @@ JOB_METHODS = frozenset({
     "pool.import_pool", "filesystem.put", "filesystem.get", "filesystem.chown",
     "certificate.create", "certificate.update", "certificate.delete", "docker.update",
     "app.create", "app.update", "app.delete", "app.start", "app.stop", "app.redeploy",
-    "core.job_wait"})
+    "core.job_wait", "replication.run", "replication.run_onetime"})
 PIPES = {"filesystem.put": ("input",), "filesystem.get": ("output",)}
 # Served because clients and the project call them, but private in 25.10 (`@private`,
 # or a service with `private = True`): no API model, and `core.get_methods` leaves
 # them out. disk.get_unused: plugins/disk_/availability.py; pool.flatten_topology:
-# plugins/pool_/topology.py; zfs.snapshot.*: plugins/zfs_/snapshot.py (Config private).
+# plugins/pool_/topology.py; zfs.snapshot.*: plugins/zfs_/snapshot.py (Config private);
+# keychaincredential.ssh_pair: plugins/keychain.py (`private=True`), what another
+# node's semi-automatic SSH setup calls.
 PRIVATE_METHODS = frozenset({
     "disk.get_unused", "pool.flatten_topology", "zfs.snapshot.query",
     "zfs.snapshot.get_instance", "zfs.snapshot.create", "zfs.snapshot.delete",
-    "zfs.snapshot.rollback", "zfs.snapshot.clone"})
+    "zfs.snapshot.rollback", "zfs.snapshot.clone", "keychaincredential.ssh_pair"})
 
 
 def _when_ready(name, handler):
@@ -71,7 +75,7 @@ def _when_ready(name, handler):
 METHODS = {
     name: _when_ready(name, handler)
     for module in (system, api_key, boot, disk, pool, dataset, snapshot, snapshottask, filesystem,
-                   certificate, docker, app)
+                   certificate, docker, app, keychain, replication)
     for name, handler in module.METHODS.items()
 }
 

@@ -123,6 +123,8 @@ class Pool:
             refs.update(f["oid"] for f in dataset["files"].values())
         for snapshot in self.meta["snapshots"].values():
             refs.update(f["oid"] for f in snapshot["files"].values())
+        # the part of a stream a cut-off `zfs recv -s` keeps (models/zstream.py)
+        refs.update(state["oid"] for state in self.meta.get("receiving", {}).values())
         return refs
 
     def label(self, vdev: Vdev, leaf: Member, exported: bool = False) -> dict:

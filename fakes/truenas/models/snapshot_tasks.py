@@ -200,6 +200,7 @@ class SnapshotTasks:
             return
         task.state = {"state": "FINISHED", "datetime": Timestamp(at),
                       "last_snapshot": created}
+        self._replicate(task)
 
     def _changed(self, pool: Pool, rel: str, config: dict) -> bool:
         ours = [k for k in snapshots.of_dataset(pool, rel)
@@ -258,7 +259,15 @@ class SnapshotTasks:
         pool.commit()
         task.state = {"state": "FINISHED", "datetime": Timestamp(last),
                       "last_snapshot": f"{pool.full_name(rel)}@{names[-1]}"}
+        self._replicate(task)       # once: the run sends every snapshot that is new
         return True
+
+    def _replicate(self, task: SnapshotTask) -> None:
+        """Bound `auto` replication tasks run after their snapshot task
+        (models/replication.py)."""
+        from fakes.truenas.models import replication
+
+        replication.after_snapshot_task(self.storage.node, task.id)
 
     def _retention(self, pool: Pool, rel: str, config: dict, at: float) -> None:
         keep_from = cron.lifetime_start(at, config["lifetime_value"], config["lifetime_unit"])

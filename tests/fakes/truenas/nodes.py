@@ -48,6 +48,17 @@ class Rpc:
                 assert "error" not in message, message
                 return message["result"]
 
+    def error(self, method: str, *params) -> dict:
+        """The JSON-RPC error a call answers (it must fail)."""
+        request_id = next(self.ids)
+        self.ws.send(json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method,
+                                 "params": list(params)}))
+        while True:
+            message = json.loads(self.ws.recv(timeout=TIMEOUT))
+            if message.get("id") == request_id:
+                assert "error" in message, message
+                return message["error"]
+
     def job(self, world: World, method: str, *params, seconds: float = 0.0) -> dict:
         """Start a legacy job, move the clock, and read how it ended."""
         job_id = self.result(method, *params)

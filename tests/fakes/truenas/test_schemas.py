@@ -47,6 +47,10 @@ NO_SCHEMA = {name: "private in 25.10 (no API model; core.get_methods hides it): 
 NO_RESULT = {
     "auth.login_ex_continue": "answers only after an OTP_REQUIRED login, which a node "
                               "without two-factor accounts never gives",
+    "keychaincredential.remote_ssh_host_key_scan": "reaches another node's sshd: "
+                              "test_replication_wire.py checks its result on two nodes",
+    "keychaincredential.remote_ssh_semiautomatic_setup": "logs in to another node: "
+                              "test_replication_wire.py checks its result on two nodes",
 }
 
 
@@ -266,6 +270,34 @@ def test_every_method_the_fake_serves_answers_within_its_25_10_schema(walk):
     call("pool.snapshottask.get_instance", task["id"])
     call("pool.snapshottask.update", task["id"], {"lifetime_value": 3})
     call("pool.snapshottask.run", task["id"])
+
+    # keychain credentials and replication (LOCAL: the SSH transport needs two nodes,
+    # test_replication_wire.py)
+    pair = call("keychaincredential.generate_ssh_key_pair")
+    key = call("keychaincredential.create", {"name": "repl", "type": "SSH_KEY_PAIR",
+                                             "attributes": pair})
+    call("keychaincredential.query")
+    call("keychaincredential.get_instance", key["id"])
+    call("keychaincredential.update", key["id"], {"name": "repl-key"})
+    call("keychaincredential.ssh_pair", {"remote_hostname": "any-host", "username": "root",
+                                         "public_key": pair["public_key"]})
+    call("keychaincredential.setup_ssh_connection", {
+        "private_key": {"generate_key": False, "existing_key_id": key["id"]},
+        "connection_name": "peer", "setup_type": "MANUAL",
+        "manual_setup": {"host": "127.10.0.10", "remote_host_key": pair["public_key"]}})
+    local = {"direction": "PUSH", "transport": "LOCAL", "source_datasets": ["tank/data"],
+             "recursive": False, "retention_policy": "NONE"}
+    replication = call("replication.create", {
+        **local, "name": "copy", "target_dataset": "tank/copy", "auto": False,
+        "periodic_snapshot_tasks": [task["id"]]})
+    call("replication.run", replication["id"])
+    call("replication.query")
+    call("replication.get_instance", replication["id"])
+    call("replication.update", replication["id"], {"readonly": "IGNORE"})
+    call("replication.run_onetime", {**local, "target_dataset": "tank/copy2",
+                                     "name_regex": "auto-.*"})
+    call("replication.delete", replication["id"])
+    call("keychaincredential.delete", key["id"], {"cascade": True})
     call("pool.snapshottask.delete", task["id"])
 
     # files
