@@ -292,13 +292,35 @@ def _the_whole_path(world, source: Site, target: Site, client, firewall) -> None
     checked(source.rpc, "replication.update", task["id"], {"enabled": True})
 
 
+def _a_replicating_task(world, source: Site, target: Site, name: str) -> dict:
+    """A task of this test's own (its key, connection and task named `name`), with one
+    complete run behind it, whatever ran in this module before: no test here depends on
+    another's state. No snapshot task is bound, so no hourly run joins in."""
+    token = target.rpc.result("auth.generate_token", 600, {}, False, True)
+    credential = source.rpc.result("keychaincredential.setup_ssh_connection", {
+        "private_key": {"generate_key": True, "name": f"{name}-key"},
+        "connection_name": name, "setup_type": "SEMI-AUTOMATIC",
+        "semi_automatic_setup": {"url": f"https://{target.address}", "token": token,
+                                 "verify_ssl": False, "username": "root"}})
+    task = source.rpc.result("replication.create", {
+        "name": name, "direction": "PUSH", "transport": "SSH",
+        "ssh_credentials": credential["id"], "source_datasets": ["tank/data"],
+        "target_dataset": "tank/data", "recursive": False, "auto": False,
+        "also_include_naming_schema": [SCHEMA], "retention_policy": "NONE", "readonly": "SET",
+        "allow_from_scratch": False})
+    source.write(f"/mnt/tank/data/{name}.txt", b"before the loss")
+    advance(world, 60)
+    source.rpc.result("pool.snapshot.create", {"dataset": "tank/data", "naming_schema": SCHEMA})
+    job = wait_job(world, source.rpc, source.rpc.result("replication.run", task["id"]))
+    assert job["state"] == "SUCCESS", job
+    return task
+
+
 def test_the_source_lost_mid_transfer_leaves_the_target_at_its_last_snapshot(world, sites):
     source, target, client = sites
     firewall = client.firewalls.create(body=firewall_body(target, source, ssh=True))["firewall"]
     try:
-        [task] = source.rpc.result("replication.query", [["name", "=", "to-staging"]])
-        for snap_task in task["periodic_snapshot_tasks"]:     # no hourly run meanwhile
-            source.rpc.result("pool.snapshottask.update", snap_task["id"], {"enabled": False})
+        task = _a_replicating_task(world, source, target, "to-staging-lost")
         source.rpc.result("replication.update", task["id"], {"speed_limit": 4 * MIB})
         before = target.snapshots("tank/data")
         source.write("/mnt/tank/data/big.bin", os.urandom(8 * MIB))
