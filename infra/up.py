@@ -86,6 +86,8 @@ class Provisioner(SiteOperation):
             if state != "READY":
                 plan.node_pending = f"the node at {address} is {state}: looked at once READY"
                 return
+            if self.site.node is not None and self.site.tls is not None:
+                self._check_node_memory(client)
             plan.node = NodeSetup(self.site, client).plan()
             if any(c.kind == "create_pool" for c in plan.node):
                 plan.node_pending = ("the datasets and snapshot tasks are looked at once "
@@ -99,6 +101,14 @@ class Provisioner(SiteOperation):
             plan.node_pending = f"the node at {address} could not be read ({error})"
         finally:
             client.close()
+
+    def _check_node_memory(self, client: TrueNASClient) -> None:
+        """A node of one's own: the charts' memory limits must fit in its memory
+        (`system.info` physmem, bytes), as a droplet's must in its size's; ChartError
+        (a SiteFileError naming `apps`, with the figures) before anything changes."""
+        physmem = client.call("system.info")["physmem"]
+        apps.desired(self.site, self.state, tls_ready=False, memory_mb=physmem // 2**20,
+                     memory_of=f"the node at {self.site.node.address}")  # type: ignore[union-attr]
 
     # --- the whole run -------------------------------------------------------
     def up(self) -> RunReport:

@@ -29,10 +29,11 @@ def target(world) -> Target:
     return dataclasses.replace(Target.from_world_file(world.world_file), do_token=None)
 
 
-def boot(world, name: str, sizes: list[int]) -> tuple[dict, list[str]]:
+def boot(world, name: str, sizes: list[int], memory: int = 8) -> tuple[dict, list[str]]:
     with world.backend.lock:
         entry = world.truenas.boot_own_node(
-            [(f"{name}-{i}", size * GIB) for i, size in enumerate(sizes, start=1)])
+            [(f"{name}-{i}", size * GIB) for i, size in enumerate(sizes, start=1)],
+            physmem=memory * GIB)
         world.clock.advance(120)           # middleware boots (fakes/truenas/node.py)
     assert entry.server.wait_ready(10) and entry.node.state == "READY"
     return ({"address": entry.node.address, "api_key": world.truenas.own_keys[entry.droplet_id]},
@@ -103,6 +104,35 @@ def test_a_named_disk_missing_or_in_use_is_refused_before_anything_changes(
     with open_node(site, target, state, node["address"]) as client:
         assert client.call("pool.query") == []
         assert client.call("pool.dataset.query") == []
+
+
+def test_a_node_short_of_memory_for_the_charts_is_refused_with_the_figures(
+        world, target: Target, tmp_path: Path) -> None:
+    """As a droplet's size is held to the charts' memory limits, so is the node's own
+    RAM (system.info physmem): plan and up refuse, naming `apps` and the figures,
+    before the node is changed."""
+    node, serials = boot(world, "RAM", [10, 10], memory=4)
+    site = own_site(tmp_path, "own-m", node, serials, tls={"challenge": "http-01"})
+    state = StateDir(tmp_path / "state")
+    for run in (lambda p: p.plan(), lambda p: p.up()):
+        with pytest.raises(SiteFileError) as refused:
+            run(Provisioner(site, None, state, target=target))
+        [problem] = [p for p in refused.value.problems if "memory" in p]
+        assert problem.startswith("apps: the memory limits add up to "), problem
+        assert problem.endswith(f"MiB, more than the 0 MiB the node at {node['address']} has "
+                                "for apps (4096 MiB less 4096 MiB for TrueNAS)"), problem
+    with open_node(site, target, state, node["address"]) as client:
+        assert client.call("pool.query") == []
+        assert client.call("pool.dataset.query") == []
+
+
+def test_a_node_with_the_memory_the_charts_need_plans_its_pool(world, target: Target,
+                                                                tmp_path: Path) -> None:
+    node, serials = boot(world, "RAM16", [10, 10], memory=16)
+    site = own_site(tmp_path, "own-n", node, serials, tls={"challenge": "http-01"})
+    plan = Provisioner(site, None, StateDir(tmp_path / "s", read_only=True),
+                       target=target).plan()
+    assert [c.kind for c in plan.node] == ["create_pool"]
 
 
 def test_dns01_without_a_token_is_refused_naming_the_field(world, target: Target,
