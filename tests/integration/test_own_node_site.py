@@ -135,6 +135,17 @@ def test_a_node_with_the_memory_the_charts_need_plans_its_pool(world, target: Ta
     assert [c.kind for c in plan.node] == ["create_pool"]
 
 
+def test_tls_without_dns_is_refused_naming_the_field(tmp_path: Path) -> None:
+    data = own_node_site_data("own-t", "192.0.2.20", ["sdb", "sdc"], str(tmp_path / "k"),
+                              tls=True)
+    del data["dns"]
+    with pytest.raises(SiteFileError) as refused:
+        parse_site(data)
+    assert refused.value.problems == [
+        "dns: [tls] serves the site's public hostnames: add [dns] with the domain and the "
+        "hostnames (or drop [tls])"]
+
+
 def test_dns01_without_a_token_is_refused_naming_the_field(world, target: Target,
                                                             tmp_path: Path) -> None:
     node, serials = boot(world, "DNS", [10, 10])
@@ -144,8 +155,10 @@ def test_dns01_without_a_token_is_refused_naming_the_field(world, target: Target
     assert refused.value.problems[0].startswith("tls.challenge: dns-01 needs a DigitalOcean")
 
 
+@pytest.mark.parametrize("with_dns", [True, False], ids=["with-dns", "without-dns"])
 def test_the_cli_plans_brings_up_checks_and_takes_down_a_site_on_its_own_node(
-        world, tmp_path: Path) -> None:
+        world, tmp_path: Path, with_dns: bool) -> None:
+    """Without [tls] there is no front door, so [dns] may be left out."""
     import json
 
     from typer.testing import CliRunner
@@ -153,13 +166,15 @@ def test_the_cli_plans_brings_up_checks_and_takes_down_a_site_on_its_own_node(
     from infra.cli import app
     from steps.common import to_toml
 
-    node, serials = boot(world, "CLI", [10, 10])
+    node, serials = boot(world, f"CLI{int(with_dns)}", [10, 10])
     key_file = tmp_path / "key"
     key_file.write_text(node["api_key"])
     key_file.chmod(0o600)
     site_file = tmp_path / "own.toml"
-    site_file.write_text(to_toml(own_node_site_data("own-cli", node["address"], serials,
-                                                    str(key_file))))
+    data = own_node_site_data("own-cli", node["address"], serials, str(key_file))
+    if not with_dns:
+        del data["dns"]
+    site_file.write_text(to_toml(data))
     common = ["--site", str(site_file), "--world", str(world.world_file),
               "--state-dir", str(tmp_path / "state")]
     runner = CliRunner()
