@@ -14,6 +14,7 @@ the node's alone, at the site file's address, and `up` sends DigitalOcean nothin
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,6 +31,7 @@ from infra.plan import Plan, make_plan
 from infra.preflight import preflight
 from infra.report import RunReport
 from infra.resources import apps, dns, droplet, firewall, image, volume
+from infra.resources import pool as pools
 from infra.resources.droplet import public_ipv4
 from infra.storage import Repair
 from infra.truenas.client import TrueNASClient
@@ -92,8 +94,10 @@ class Provisioner(SiteOperation):
             if any(c.kind == "create_pool" for c in plan.node):
                 plan.node_pending = ("the datasets and snapshot tasks are looked at once "
                                      "the pool is there")
-            elif self.site.tls is not None:
-                plan.front_door = self._front_door(address).plan(client)
+            else:
+                self._plan_pool_health(plan, client)
+                if self.site.tls is not None:
+                    plan.front_door = self._front_door(address).plan(client)
         except InfraError as error:   # a node that stops answering mid-way (a reboot)
             if isinstance(error, SiteFileError) and self.site.node is not None:
                 raise                 # the site file names what its node lacks (a disk)
@@ -101,6 +105,23 @@ class Provisioner(SiteOperation):
             plan.node_pending = f"the node at {address} could not be read ({error})"
         finally:
             client.close()
+
+    def _plan_pool_health(self, plan: Plan, client: TrueNASClient) -> None:
+        """A pool that lost a member: on a droplet site `up` replaces it and resilvers
+        (the Repair in `_node`), so the plan lists it; on a node of one's own nothing
+        here replaces a disk, so the plan says so and what to do."""
+        lost = pools.unhealthy(client, self.site)
+        if lost is None:
+            return
+        if self.site.node is None:
+            plan.node.append(dataclasses.replace(
+                lost, detail=f"{lost.detail}: up replaces the lost member with the site's "
+                             "volume and resilvers, as `truenas-site repair` does"))
+        else:
+            plan.cannot.append(dataclasses.replace(
+                lost, detail=f"{lost.detail}: up replaces no disk on a node of your own; "
+                             "replace the failed disk in TrueNAS (Storage > Manage Devices "
+                             "> Replace), then run `truenas-site check`", requests=()))
 
     def _check_node_memory(self, client: TrueNASClient) -> None:
         """A node of one's own: the charts' memory limits must fit in its memory

@@ -198,6 +198,36 @@ def test_the_cli_plans_brings_up_checks_and_takes_down_a_site_on_its_own_node(
     assert any("destroy pool tank" in c for c in json.loads(down.stdout)["changes"])
 
 
+def test_plan_says_it_cannot_replace_a_lost_disk_of_its_own_node_and_what_to_do(
+        world, target: Target, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from infra.cli import app
+    from steps.common import to_toml
+
+    node, serials = boot(world, "LOST", [10, 10])
+    key_file = tmp_path / "key"
+    key_file.write_text(node["api_key"])
+    key_file.chmod(0o600)
+    data = own_node_site_data("own-lost", node["address"], serials, str(key_file))
+    site_file = tmp_path / "own.toml"
+    site_file.write_text(to_toml(data))
+    state = StateDir(tmp_path / "state")
+    Provisioner(parse_site(data), None, state, target=target).up()
+    with world.backend.lock:       # the disk dies under the pool
+        next(entry for entry in world.truenas.nodes.values()
+             if entry.node.address == node["address"]).node.unplug_disk(serials[1])
+
+    planned = CliRunner().invoke(app, ["plan", "--site", str(site_file), "--world",
+                                       str(world.world_file), "--state-dir", str(state.path)],
+                                 env={})
+    assert planned.exit_code == 0, planned.output
+    text = " ".join(planned.output.split())      # the console wraps long lines
+    assert text.startswith("nothing up can change ! cannot repair pool tank (DEGRADED; "), text
+    assert "is REMOVED: up replaces no disk on a node of your own; replace the failed disk " \
+           "in TrueNAS (Storage > Manage Devices > Replace)" in text, text
+
+
 @pytest.mark.acme
 @pytest.mark.caddy
 def test_dns01_on_its_own_node_touches_only_txt_records_through_truenas(
