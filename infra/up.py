@@ -278,6 +278,9 @@ class Provisioner(SiteOperation):
         client = open_node(self.site, self.target, self.state, address, self.node_log,
                            self.reporter, repin=self.repin_node)
         try:
+            if planned is None and self.site.node is not None and self.site.tls is not None:
+                # The plan found the node still booting, so it could not read its memory.
+                self._check_node_memory(client)
             changes = NodeSetup(self.site, client, self.reporter,
                                 state=self.state if self.site.node else None).converge(planned)
             # A pool left DEGRADED (a lost volume replaced by this run) is repaired as

@@ -29,13 +29,16 @@ def target(world) -> Target:
     return dataclasses.replace(Target.from_world_file(world.world_file), do_token=None)
 
 
-def boot(world, name: str, sizes: list[int], memory: int = 8) -> tuple[dict, list[str]]:
+def boot(world, name: str, sizes: list[int], memory: int = 8,
+         ready: bool = True) -> tuple[dict, list[str]]:
+    """`ready`: wait until its middleware is READY, else return while it may boot."""
     with world.backend.lock:
         entry = world.truenas.boot_own_node(
             [(f"{name}-{i}", size * GIB) for i, size in enumerate(sizes, start=1)],
             physmem=memory * GIB)
-        world.clock.advance(120)           # middleware boots (fakes/truenas/node.py)
-    assert entry.server.wait_ready(10) and entry.node.state == "READY"
+        if ready:
+            world.clock.advance(120)       # middleware boots (fakes/truenas/node.py)
+    assert not ready or (entry.server.wait_ready(10) and entry.node.state == "READY")
     return ({"address": entry.node.address, "api_key": world.truenas.own_keys[entry.droplet_id]},
             [f"{name}-{i}" for i in range(1, len(sizes) + 1)])
 
@@ -124,6 +127,21 @@ def test_a_node_short_of_memory_for_the_charts_is_refused_with_the_figures(
     with open_node(site, target, state, node["address"]) as client:
         assert client.call("pool.query") == []
         assert client.call("pool.dataset.query") == []
+
+
+def test_up_refuses_a_node_short_of_memory_even_while_it_boots(
+        world, target: Target, tmp_path: Path) -> None:
+    """Whether `up`'s plan finds the node READY or still booting (then the node is
+    read once it is READY), the memory is checked before the pool is made."""
+    node, serials = boot(world, "RAMB", [10, 10], memory=4, ready=False)
+    site = own_site(tmp_path, "own-p", node, serials, tls={"challenge": "http-01"})
+    state = StateDir(tmp_path / "state")
+    with pytest.raises(SiteFileError) as refused:
+        Provisioner(site, None, state, target=target).up()
+    assert any(p.startswith("apps: the memory limits add up to ")
+               for p in refused.value.problems), refused.value.problems
+    with open_node(site, target, state, node["address"]) as client:
+        assert client.call("pool.query") == []
 
 
 def test_a_node_with_the_memory_the_charts_need_plans_its_pool(world, target: Target,
