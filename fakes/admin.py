@@ -119,10 +119,12 @@ def admin_routes(world: World) -> list[Route]:
 
     def boot_own_node(body: dict, _params: dict) -> dict:
         """A TrueNAS node someone runs at home: `disks` [{serial, size_gigabytes}],
-        `hostnames` its public names (answered by the world's DNS). The answer holds
+        `hostnames` its public names (answered by the world's DNS), `memory_gigabytes`
+        its RAM (8 unless given: system.info physmem). The answer holds
         its address, ports, API key (as its owner would copy it from the UI) and disks."""
         disks = [(str(d["serial"]), int(d["size_gigabytes"]) * 2**30) for d in body["disks"]]
-        entry = world.truenas.boot_own_node(disks, str(body.get("hostname", "truenas")))
+        entry = world.truenas.boot_own_node(disks, str(body.get("hostname", "truenas")),
+                                            int(body.get("memory_gigabytes", 8)) * 2**30)
         for name in body.get("hostnames", []):
             world.outside_names.set(str(name), entry.node.address)
         # Own nodes are numbered 1, 2... here (the fleet keys them by -1, -2...).

@@ -24,6 +24,16 @@ Feature: A site on hardware you already own
     And nothing else the site "home-1" made is left on its node
 
   @destructive
+  Scenario: a node with less memory than the charts' limits is refused before anything changes
+    Given a TrueNAS node of my own for the site "home-3", with disks of 10 and 10 GiB and 4 GiB of memory
+    And the site "home-3" on that node, its pool on the disks "HOME-1" and "HOME-2"
+    When I bring the site "home-3" up
+    Then the run fails saying "apps: the memory limits add up to"
+    And the run fails saying "has for apps (4096 MiB less 4096 MiB for TrueNAS)"
+    And DigitalOcean received no request
+    And the node of the site "home-3" has no pool
+
+  @destructive
   Scenario Outline: a named disk the node lacks or uses is refused before anything changes
     Given a TrueNAS node of my own for the site "home-2", with disks of 10 and 10 GiB
     And the site "home-2" on that node, its pool on the disks "HOME-1" and "<disk>"

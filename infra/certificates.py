@@ -44,7 +44,7 @@ from infra.acme import issue_for_target
 from infra.charts.ingress import CHALLENGE_PREFIX, ingress_paths
 from infra.errors import InfraError, WaitTimeout
 from infra.events import Reporter
-from infra.node import api_key_for
+from infra.node_credentials import api_key_for
 from infra.secrets import Secret
 from infra.state import StateDir
 from infra.target import Target

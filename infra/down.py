@@ -28,7 +28,8 @@ from infra.cost import droplet_hours
 from infra.digitalocean import DigitalOcean, RequestLog
 from infra.errors import InfraError, TeardownIncomplete
 from infra.events import Reporter
-from infra.node import OWN_NODE, api_key_for, connect_site_node, made, open_node
+from infra.node import OWN_NODE, connect_site_node, made, open_node
+from infra.node_credentials import api_key_for
 from infra.operation import SiteOperation
 from infra.ownership import only_ours_left
 from infra.report import RunReport

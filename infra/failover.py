@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from infra import desired
 from infra.down import Teardown
 from infra.errors import InfraError
-from infra.node import api_key_for
+from infra.node_credentials import api_key_for
 from infra.operation import SiteOperation
 from infra.report import RunReport
 from infra.resources.droplet import find as find_droplet

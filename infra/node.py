@@ -1,6 +1,6 @@
-"""Reaching the site's node (its API key, one login, or a wait until READY), and the
-node part of `up`: the pool, its datasets, its snapshot tasks (each in
-infra/resources/).
+"""Reaching the site's node (one login, or a wait until READY; which key it uses is
+infra/node_credentials.py), and the node part of `up`: the pool, its datasets, its
+snapshot tasks (each in infra/resources/).
 
 On a node of one's own, what `up` made there is remembered in the state directory
 (`own_node`: the pool if it made it, datasets, snapshot tasks, where the UI was), so
@@ -8,17 +8,17 @@ that `down` removes exactly that and nothing the owner had before."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from infra.change import Change
 from infra.errors import SiteFileError
 from infra.events import Reporter
+from infra.node_credentials import api_key_for, check_node_credentials
 from infra.resources import datasets, pool, snapshot_tasks
-from infra.secrets import Secret, read_site_secret
+from infra.secrets import Secret
 from infra.site import Site
-from infra.state import DEFAULT_ROOT, StateDir
+from infra.state import StateDir
 from infra.target import Target
 from infra.tls_probe import probe_tls
 from infra.truenas import credentials
@@ -27,40 +27,6 @@ from infra.truenas.client import TrueNASClient
 from infra.truenas.connect import connect_node, wait_until_ready
 from infra.truenas.errors import TrueNASUnavailable
 from infra.truenas.pinning import fingerprint
-
-
-def api_key_for(site: Site, target: Target, site_file_dir: Path | None = None,
-                state: StateDir | None = None) -> Secret:
-    """The node's API key: the site's key file, else TRUENAS_API_KEY, else the target's,
-    else the one an earlier `up` created on a fresh node (infra/truenas/credentials.py)."""
-    if site.truenas.api_key_file:
-        return Secret(read_site_secret("truenas.api_key_file", site.truenas.api_key_file,
-                                       site_file_dir))
-    if os.environ.get("TRUENAS_API_KEY"):
-        return Secret(os.environ["TRUENAS_API_KEY"])
-    if target.truenas_api_key is not None:
-        return target.truenas_api_key
-    if state is not None and (stored := credentials.stored_api_key(state.path)) is not None:
-        return stored
-    raise SiteFileError(["truenas.api_key_file: no TrueNAS API key: name a key file in the "
-                         "site file or export TRUENAS_API_KEY (on a fresh node, export "
-                         f"{credentials.PASSWORD_ENV} or name truenas.admin_password_file "
-                         "and `up` creates the key)"])
-
-
-def check_node_credentials(site: Site, target: Target, state_path: Path | None = None) -> None:
-    """SiteFileError unless a run can log in to the node: an API key (the site's file,
-    TRUENAS_API_KEY, the target's, or the one stored in the state directory at
-    `state_path`, by default the site's), or a fresh node's admin password."""
-    try:
-        api_key_for(site, target)
-    except SiteFileError:
-        path = state_path if state_path is not None else DEFAULT_ROOT / site.name
-        if credentials.stored_api_key(path) is not None:
-            return
-        if credentials.admin_password(site.truenas.admin_password_file) is not None:
-            return
-        raise
 
 
 def own_node_preflight(site: Site, target: Target, state_path: Path | None = None) -> None:

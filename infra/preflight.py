@@ -19,7 +19,7 @@ import requests
 
 from infra.digitalocean import DigitalOcean
 from infra.errors import SiteFileError
-from infra.node import check_node_credentials
+from infra.node_credentials import check_node_credentials
 from infra.plan import check_size
 from infra.site import Site
 

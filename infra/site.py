@@ -513,7 +513,9 @@ class Site(_Strict):
     image: ImageSection | None = None
     volumes: list[VolumeSpec] = Field(default_factory=list)
     node: NodeSection | None = None
-    dns: DnsSection
+    # A droplet site's, and any site with [tls] (its hostnames are what the front door
+    # serves); a site on your own node without [tls] may leave it out (_dns_problems).
+    dns: DnsSection | None = None
     access: AccessSection
     truenas: TrueNASSection = Field(default_factory=TrueNASSection)
     snapshots: list[SnapshotPolicy] = Field(default_factory=list)
@@ -563,6 +565,7 @@ def cross_field_problems(data: Any) -> list[str]:
     if not isinstance(data, dict):
         return problems
     problems += _shape_problems(data)
+    problems += _dns_problems(data)
     if data.get("apps") and data.get("tls") is None:
         problems.append("apps: apps are served through the ingress on 443, which needs a "
                         "[tls] section")
@@ -604,6 +607,19 @@ def _shape_problems(data: dict) -> list[str]:
                 (key is None or isinstance(data.get(section), dict)):
             problems.append(f"{where}: is required")
     return problems
+
+
+def _dns_problems(data: dict) -> list[str]:
+    """[dns] names the hostnames the front door serves and a droplet's A records: a
+    droplet site needs it; a site on your own node only with [tls]."""
+    if data.get("dns") is not None:
+        return []
+    if data.get("node") is None:
+        return ["dns: is required"]
+    if data.get("tls") is not None:
+        return ["dns: [tls] serves the site's public hostnames: add [dns] with the domain "
+                "and the hostnames (or drop [tls])"]
+    return []
 
 
 def _location(loc: tuple) -> str:

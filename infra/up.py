@@ -14,6 +14,7 @@ the node's alone, at the site file's address, and `up` sends DigitalOcean nothin
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,6 +31,7 @@ from infra.plan import Plan, make_plan
 from infra.preflight import preflight
 from infra.report import RunReport
 from infra.resources import apps, dns, droplet, firewall, image, volume
+from infra.resources import pool as pools
 from infra.resources.droplet import public_ipv4
 from infra.storage import Repair
 from infra.truenas.client import TrueNASClient
@@ -86,12 +88,16 @@ class Provisioner(SiteOperation):
             if state != "READY":
                 plan.node_pending = f"the node at {address} is {state}: looked at once READY"
                 return
+            if self.site.node is not None and self.site.tls is not None:
+                self._check_node_memory(client)
             plan.node = NodeSetup(self.site, client).plan()
             if any(c.kind == "create_pool" for c in plan.node):
                 plan.node_pending = ("the datasets and snapshot tasks are looked at once "
                                      "the pool is there")
-            elif self.site.tls is not None:
-                plan.front_door = self._front_door(address).plan(client)
+            else:
+                self._plan_pool_health(plan, client)
+                if self.site.tls is not None:
+                    plan.front_door = self._front_door(address).plan(client)
         except InfraError as error:   # a node that stops answering mid-way (a reboot)
             if isinstance(error, SiteFileError) and self.site.node is not None:
                 raise                 # the site file names what its node lacks (a disk)
@@ -99,6 +105,31 @@ class Provisioner(SiteOperation):
             plan.node_pending = f"the node at {address} could not be read ({error})"
         finally:
             client.close()
+
+    def _plan_pool_health(self, plan: Plan, client: TrueNASClient) -> None:
+        """A pool that lost a member: on a droplet site `up` replaces it and resilvers
+        (the Repair in `_node`), so the plan lists it; on a node of one's own nothing
+        here replaces a disk, so the plan says so and what to do."""
+        lost = pools.unhealthy(client, self.site)
+        if lost is None:
+            return
+        if self.site.node is None:
+            plan.node.append(dataclasses.replace(
+                lost, detail=f"{lost.detail}: up replaces the lost member with the site's "
+                             "volume and resilvers, as `truenas-site repair` does"))
+        else:
+            plan.cannot.append(dataclasses.replace(
+                lost, detail=f"{lost.detail}: up replaces no disk on a node of your own; "
+                             "replace the failed disk in TrueNAS (Storage > Manage Devices "
+                             "> Replace), then run `truenas-site check`", requests=()))
+
+    def _check_node_memory(self, client: TrueNASClient) -> None:
+        """A node of one's own: the charts' memory limits must fit in its memory
+        (`system.info` physmem, bytes), as a droplet's must in its size's; ChartError
+        (a SiteFileError naming `apps`, with the figures) before anything changes."""
+        physmem = client.call("system.info")["physmem"]
+        apps.desired(self.site, self.state, tls_ready=False, memory_mb=physmem // 2**20,
+                     memory_of=f"the node at {self.site.node.address}")  # type: ignore[union-attr]
 
     # --- the whole run -------------------------------------------------------
     def up(self) -> RunReport:
@@ -247,6 +278,9 @@ class Provisioner(SiteOperation):
         client = open_node(self.site, self.target, self.state, address, self.node_log,
                            self.reporter, repin=self.repin_node)
         try:
+            if planned is None and self.site.node is not None and self.site.tls is not None:
+                # The plan found the node still booting, so it could not read its memory.
+                self._check_node_memory(client)
             changes = NodeSetup(self.site, client, self.reporter,
                                 state=self.state if self.site.node else None).converge(planned)
             # A pool left DEGRADED (a lost volume replaced by this run) is repaired as

@@ -96,14 +96,15 @@ class FakeAdmin:
         self._call("POST", f"/droplets/{droplet_id}/host-failure", {})
 
     def boot_own_node(self, disk_gigabytes: list[int], hostnames: list[str],
-                      serial_prefix: str = "HOME") -> dict:
+                      serial_prefix: str = "HOME", memory_gigabytes: int = 8) -> dict:
         """A TrueNAS node of one's own (not a droplet), with disks of these sizes
-        (serials `<prefix>-1`, `<prefix>-2`...) and these public names: its address,
-        ports, API key, node_id and disks (name, serial, size)."""
+        (serials `<prefix>-1`, `<prefix>-2`...), this much RAM and these public names:
+        its address, ports, API key, node_id and disks (name, serial, size)."""
         disks = [{"serial": f"{serial_prefix}-{index}", "size_gigabytes": size}
                  for index, size in enumerate(disk_gigabytes, start=1)]
         return self._call("POST", "/truenas/own-nodes",
-                          {"disks": disks, "hostnames": hostnames})
+                          {"disks": disks, "hostnames": hostnames,
+                           "memory_gigabytes": memory_gigabytes})
 
     def stop_own_node(self, node_id: int, hostnames: list[str] = ()) -> None:
         self._call("DELETE", f"/truenas/own-nodes/{node_id}", {"hostnames": list(hostnames)})

@@ -37,7 +37,14 @@ def _names(text: str) -> list[str]:
 @given(parsers.parse('a TrueNAS node of my own for the site "{name}", with disks of {sizes} '
                      'GiB'), target_fixture="own_node")
 def _own_node(admin: FakeAdmin, name: str, sizes: str) -> OwnNode:
-    booted = admin.boot_own_node(_sizes(sizes), [f"{name}.{OWN_DOMAIN}"])
+    return _own_node_with_memory(admin, name, sizes, 8)
+
+
+@given(parsers.parse('a TrueNAS node of my own for the site "{name}", with disks of {sizes} '
+                     'GiB and {memory:d} GiB of memory'), target_fixture="own_node")
+def _own_node_with_memory(admin: FakeAdmin, name: str, sizes: str, memory: int) -> OwnNode:
+    booted = admin.boot_own_node(_sizes(sizes), [f"{name}.{OWN_DOMAIN}"],
+                                 memory_gigabytes=memory)
     return OwnNode(booted["address"], booted["api_key"],
                    [d["serial"] for d in booted["disks"] if d["name"] != "vda"])
 

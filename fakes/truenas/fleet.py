@@ -232,9 +232,11 @@ class TrueNASFleet:
         self.nodes[droplet.id] = FleetNode(droplet.id, node, server.start())
 
     # --- nodes of one's own (admin API) ---------------------------------------------
-    def boot_own_node(self, disks: list[tuple[str, int]], hostname: str = "truenas") -> FleetNode:
+    def boot_own_node(self, disks: list[tuple[str, int]], hostname: str = "truenas",
+                      physmem: int = 8 * 2**30) -> FleetNode:
         """A TrueNAS node not made through DigitalOcean, with `disks` ((serial, size in
-        bytes), in probe order) besides its boot disk. Call under the world's lock."""
+        bytes), in probe order) besides its boot disk, and `physmem` bytes of RAM
+        (system.info). Call under the world's lock."""
         from fakes.truenas.apps.runtime import restore_at_boot
         from fakes.truenas.models.ui_settings import apply_at_boot
         from fakes.truenas.node import TrueNASNode
@@ -244,6 +246,8 @@ class TrueNASFleet:
             raise ValueError("an own node needs at least one disk, each serial once")
         if any(size < 2**30 for _serial, size in disks):
             raise ValueError("a disk is at least 1 GiB")
+        if physmem < 2**30:
+            raise ValueError("a node has at least 1 GiB of memory")
         node_id = -(len(self.own_keys) + 1)
         key = new_api_key()
         directory = self.state_dir / f"own{-node_id}"
@@ -252,6 +256,7 @@ class TrueNASFleet:
             address=self.backend.public_addresses.allocate(), clock=self.clock,
             lock=self.backend.lock, state_dir=directory / "node",
             api_keys={key: self.username}, admin_password=self.admin_password,
+            physmem=physmem,
         )
         node.world_services = self.services
         node.dial = self.dial

@@ -51,6 +51,9 @@ class TrueNASNode:
     state_dir: Path
     api_keys: dict[str, str]               # "<id>-<secret>" -> username
     admin_password: str | None = None      # truenas_admin's, set by the image's installer
+    # Its RAM in bytes (system.info `physmem`): chosen, 8 GiB as a s-4vcpu-8gb droplet;
+    # a node of one's own has what its owner booted it with (fleet.boot_own_node).
+    physmem: int = 8 * 2**30
     # What the node keeps on its boot disk besides files: API key entries, the EULA.
     boot_state: dict = field(default_factory=dict)
     state: str = "BOOTING"

@@ -197,8 +197,9 @@ def route_problems(apps: list[RenderedApp], site: Site) -> list[str]:
 
 def validate_apps(apps: list[RenderedApp], site: Site, *,
                   reserved: Mapping[int, str] | None = None,
-                  memory_mb: int | None = None) -> None:
-    """Raise ChartError listing every problem of the rendered apps (nothing deployed)."""
+                  memory_mb: int | None = None, memory_of: str = "the droplet") -> None:
+    """Raise ChartError listing every problem of the rendered apps (nothing deployed);
+    `memory_mb`: the memory of `memory_of` (the droplet's size, or a node's own)."""
     problems: list[str] = []
     total = 0
     for app in apps:
@@ -214,7 +215,7 @@ def validate_apps(apps: list[RenderedApp], site: Site, *,
         available = (memory_mb - RESERVED_MEMORY_MB) * 2**20
         if total > available:
             problems.append(f"apps: the memory limits add up to {total // 2**20} MiB, more than "
-                            f"the {max(available, 0) // 2**20} MiB the droplet has for apps "
+                            f"the {max(available, 0) // 2**20} MiB {memory_of} has for apps "
                             f"({memory_mb} MiB less {RESERVED_MEMORY_MB} MiB for TrueNAS)")
     if problems:
         # A project holds its secrets: no message may carry one, whatever check wrote it.
@@ -228,10 +229,11 @@ def prepare_site(site: Site, state: StateDir, *, tls_ready: bool,
                  site_dir: Path | None = None,
                  environ: Mapping[str, str] | None = None,
                  reserved: Mapping[int, str] | None = None,
-                 memory_mb: int | None = None) -> list[RenderedApp]:
+                 memory_mb: int | None = None,
+                 memory_of: str = "the droplet") -> list[RenderedApp]:
     """Render every chart the site runs and validate the lot: the apps to deploy, or
     ChartError listing every problem (a missing secret, a port clash...)."""
     apps = render_site(site, state, tls_ready=tls_ready, certificate_tag=certificate_tag,
                        catalog=catalog, site_dir=site_dir, environ=environ)
-    validate_apps(apps, site, reserved=reserved, memory_mb=memory_mb)
+    validate_apps(apps, site, reserved=reserved, memory_mb=memory_mb, memory_of=memory_of)
     return apps

@@ -22,10 +22,11 @@ def find(client: TrueNASClient, site: Site, state: StateDir,
 
 
 def desired(site: Site, state: StateDir, *, tls_ready: bool, certificate_tag: str | None = None,
-            memory_mb: int | None = None) -> list[RenderedApp]:
-    """The site's charts, rendered and validated."""
+            memory_mb: int | None = None, memory_of: str = "the droplet") -> list[RenderedApp]:
+    """The site's charts, rendered and validated (their memory limits against
+    `memory_mb`, the memory of `memory_of`, when given)."""
     return prepare_site(site, state, tls_ready=tls_ready, certificate_tag=certificate_tag,
-                        memory_mb=memory_mb)
+                        memory_mb=memory_mb, memory_of=memory_of)
 
 
 def diff(reports: list[AppReport]) -> list[Change]:

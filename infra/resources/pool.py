@@ -136,6 +136,19 @@ def diff(client: TrueNASClient, site: Site) -> list[Change]:
                    "else a new MIRROR of them", CREATE_OR_IMPORT)]
 
 
+def unhealthy(client: TrueNASClient, site: Site) -> Change | None:
+    """A `repair_pool` change when the site's pool exists but is not ONLINE and healthy
+    (a member lost: `pool.query` topology, each leaf's status), else None. `plan`
+    lists it: what `up` repairs on a droplet site, what it cannot on a node of one's own."""
+    found = find(client, site)
+    if found is None or (found.get("status") == "ONLINE" and found.get("healthy")):
+        return None
+    lost = [f"{leaf.get('disk') or leaf.get('guid')} is {leaf.get('status')}"
+            for leaf in leaves(found) if leaf.get("status") != "ONLINE"]
+    return Change("repair_pool", site.truenas.pool,
+                  "; ".join([str(found.get("status")), *lost]), ("pool.replace",))
+
+
 def members_match(found: PoolReport, site: Site, disks: list[dict]) -> bool:
     """Whether the pool's members are exactly the site's (volumes by serial, or the
     named disks by name or serial); `disks` is disk.query's answer."""

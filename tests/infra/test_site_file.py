@@ -145,6 +145,24 @@ def _own_example() -> dict:
     return tomllib.loads((ROOT / "site.own-hardware.example.toml").read_text())
 
 
+def test_a_droplet_site_needs_its_dns_section() -> None:
+    with pytest.raises(SiteFileError) as refused:
+        parse_site(set_field(site_data("alpha"), "dns", ...))
+    assert refused.value.problems == ["dns: is required"]
+
+
+def test_a_site_on_its_own_node_without_tls_needs_no_dns_section() -> None:
+    data = _own_example()
+    del data["dns"], data["tls"]
+    data.pop("apps", None)
+    assert parse_site(data).dns is None
+    with pytest.raises(SiteFileError) as refused:
+        parse_site({**data, "tls": {"challenge": "http-01"}})
+    assert [p for p in refused.value.problems if p.startswith("dns")] == [
+        "dns: [tls] serves the site's public hostnames: add [dns] with the domain and the "
+        "hostnames (or drop [tls])"]
+
+
 def test_the_own_hardware_example_is_a_valid_site_without_a_droplet() -> None:
     site = parse_site(_own_example())
     assert site.on_own_node and site.node is not None

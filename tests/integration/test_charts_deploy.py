@@ -28,7 +28,8 @@ from infra.charts.deploy import ChartDeployer
 from infra.charts.ingress import ingress_paths
 from infra.charts.validate import prepare_site
 from infra.digitalocean import DigitalOcean
-from infra.node import api_key_for, open_node
+from infra.node import open_node
+from infra.node_credentials import api_key_for
 from infra.resources.droplet import find as find_droplet
 from infra.resources.droplet import public_ipv4
 from infra.site import Site, parse_site

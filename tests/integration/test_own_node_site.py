@@ -29,12 +29,16 @@ def target(world) -> Target:
     return dataclasses.replace(Target.from_world_file(world.world_file), do_token=None)
 
 
-def boot(world, name: str, sizes: list[int]) -> tuple[dict, list[str]]:
+def boot(world, name: str, sizes: list[int], memory: int = 8,
+         ready: bool = True) -> tuple[dict, list[str]]:
+    """`ready`: wait until its middleware is READY, else return while it may boot."""
     with world.backend.lock:
         entry = world.truenas.boot_own_node(
-            [(f"{name}-{i}", size * GIB) for i, size in enumerate(sizes, start=1)])
-        world.clock.advance(120)           # middleware boots (fakes/truenas/node.py)
-    assert entry.server.wait_ready(10) and entry.node.state == "READY"
+            [(f"{name}-{i}", size * GIB) for i, size in enumerate(sizes, start=1)],
+            physmem=memory * GIB)
+        if ready:
+            world.clock.advance(120)       # middleware boots (fakes/truenas/node.py)
+    assert not ready or (entry.server.wait_ready(10) and entry.node.state == "READY")
     return ({"address": entry.node.address, "api_key": world.truenas.own_keys[entry.droplet_id]},
             [f"{name}-{i}" for i in range(1, len(sizes) + 1)])
 
@@ -105,6 +109,61 @@ def test_a_named_disk_missing_or_in_use_is_refused_before_anything_changes(
         assert client.call("pool.dataset.query") == []
 
 
+def test_a_node_short_of_memory_for_the_charts_is_refused_with_the_figures(
+        world, target: Target, tmp_path: Path) -> None:
+    """As a droplet's size is held to the charts' memory limits, so is the node's own
+    RAM (system.info physmem): plan and up refuse, naming `apps` and the figures,
+    before the node is changed."""
+    node, serials = boot(world, "RAM", [10, 10], memory=4)
+    site = own_site(tmp_path, "own-m", node, serials, tls={"challenge": "http-01"})
+    state = StateDir(tmp_path / "state")
+    for run in (lambda p: p.plan(), lambda p: p.up()):
+        with pytest.raises(SiteFileError) as refused:
+            run(Provisioner(site, None, state, target=target))
+        [problem] = [p for p in refused.value.problems if "memory" in p]
+        assert problem.startswith("apps: the memory limits add up to "), problem
+        assert problem.endswith(f"MiB, more than the 0 MiB the node at {node['address']} has "
+                                "for apps (4096 MiB less 4096 MiB for TrueNAS)"), problem
+    with open_node(site, target, state, node["address"]) as client:
+        assert client.call("pool.query") == []
+        assert client.call("pool.dataset.query") == []
+
+
+def test_up_refuses_a_node_short_of_memory_even_while_it_boots(
+        world, target: Target, tmp_path: Path) -> None:
+    """Whether `up`'s plan finds the node READY or still booting (then the node is
+    read once it is READY), the memory is checked before the pool is made."""
+    node, serials = boot(world, "RAMB", [10, 10], memory=4, ready=False)
+    site = own_site(tmp_path, "own-p", node, serials, tls={"challenge": "http-01"})
+    state = StateDir(tmp_path / "state")
+    with pytest.raises(SiteFileError) as refused:
+        Provisioner(site, None, state, target=target).up()
+    assert any(p.startswith("apps: the memory limits add up to ")
+               for p in refused.value.problems), refused.value.problems
+    with open_node(site, target, state, node["address"]) as client:
+        assert client.call("pool.query") == []
+
+
+def test_a_node_with_the_memory_the_charts_need_plans_its_pool(world, target: Target,
+                                                                tmp_path: Path) -> None:
+    node, serials = boot(world, "RAM16", [10, 10], memory=16)
+    site = own_site(tmp_path, "own-n", node, serials, tls={"challenge": "http-01"})
+    plan = Provisioner(site, None, StateDir(tmp_path / "s", read_only=True),
+                       target=target).plan()
+    assert [c.kind for c in plan.node] == ["create_pool"]
+
+
+def test_tls_without_dns_is_refused_naming_the_field(tmp_path: Path) -> None:
+    data = own_node_site_data("own-t", "192.0.2.20", ["sdb", "sdc"], str(tmp_path / "k"),
+                              tls=True)
+    del data["dns"]
+    with pytest.raises(SiteFileError) as refused:
+        parse_site(data)
+    assert refused.value.problems == [
+        "dns: [tls] serves the site's public hostnames: add [dns] with the domain and the "
+        "hostnames (or drop [tls])"]
+
+
 def test_dns01_without_a_token_is_refused_naming_the_field(world, target: Target,
                                                             tmp_path: Path) -> None:
     node, serials = boot(world, "DNS", [10, 10])
@@ -114,8 +173,10 @@ def test_dns01_without_a_token_is_refused_naming_the_field(world, target: Target
     assert refused.value.problems[0].startswith("tls.challenge: dns-01 needs a DigitalOcean")
 
 
+@pytest.mark.parametrize("with_dns", [True, False], ids=["with-dns", "without-dns"])
 def test_the_cli_plans_brings_up_checks_and_takes_down_a_site_on_its_own_node(
-        world, tmp_path: Path) -> None:
+        world, tmp_path: Path, with_dns: bool) -> None:
+    """Without [tls] there is no front door, so [dns] may be left out."""
     import json
 
     from typer.testing import CliRunner
@@ -123,13 +184,15 @@ def test_the_cli_plans_brings_up_checks_and_takes_down_a_site_on_its_own_node(
     from infra.cli import app
     from steps.common import to_toml
 
-    node, serials = boot(world, "CLI", [10, 10])
+    node, serials = boot(world, f"CLI{int(with_dns)}", [10, 10])
     key_file = tmp_path / "key"
     key_file.write_text(node["api_key"])
     key_file.chmod(0o600)
     site_file = tmp_path / "own.toml"
-    site_file.write_text(to_toml(own_node_site_data("own-cli", node["address"], serials,
-                                                    str(key_file))))
+    data = own_node_site_data("own-cli", node["address"], serials, str(key_file))
+    if not with_dns:
+        del data["dns"]
+    site_file.write_text(to_toml(data))
     common = ["--site", str(site_file), "--world", str(world.world_file),
               "--state-dir", str(tmp_path / "state")]
     runner = CliRunner()
@@ -151,6 +214,36 @@ def test_the_cli_plans_brings_up_checks_and_takes_down_a_site_on_its_own_node(
     down = runner.invoke(app, ["down", *common, "--destroy-pool", "--json"], env={})
     assert down.exit_code == 0, down.output
     assert any("destroy pool tank" in c for c in json.loads(down.stdout)["changes"])
+
+
+def test_plan_says_it_cannot_replace_a_lost_disk_of_its_own_node_and_what_to_do(
+        world, target: Target, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from infra.cli import app
+    from steps.common import to_toml
+
+    node, serials = boot(world, "LOST", [10, 10])
+    key_file = tmp_path / "key"
+    key_file.write_text(node["api_key"])
+    key_file.chmod(0o600)
+    data = own_node_site_data("own-lost", node["address"], serials, str(key_file))
+    site_file = tmp_path / "own.toml"
+    site_file.write_text(to_toml(data))
+    state = StateDir(tmp_path / "state")
+    Provisioner(parse_site(data), None, state, target=target).up()
+    with world.backend.lock:       # the disk dies under the pool
+        next(entry for entry in world.truenas.nodes.values()
+             if entry.node.address == node["address"]).node.unplug_disk(serials[1])
+
+    planned = CliRunner().invoke(app, ["plan", "--site", str(site_file), "--world",
+                                       str(world.world_file), "--state-dir", str(state.path)],
+                                 env={})
+    assert planned.exit_code == 0, planned.output
+    text = " ".join(planned.output.split())      # the console wraps long lines
+    assert text.startswith("nothing up can change ! cannot repair pool tank (DEGRADED; "), text
+    assert "is REMOVED: up replaces no disk on a node of your own; replace the failed disk " \
+           "in TrueNAS (Storage > Manage Devices > Replace)" in text, text
 
 
 @pytest.mark.acme

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from infra import desired, faults
 from infra.check import check
 from infra.digitalocean import DigitalOcean
 from infra.down import Teardown
+from infra.events import Reporter
 from infra.node import open_node
+from infra.resources import volume as volumes
+from infra.resources.droplet import find as find_droplet
 from infra.resources.pool import report as pool_report
 from infra.resources.volume import find as find_volume
 from infra.site import parse_site
@@ -38,5 +42,34 @@ def test_up_repairs_a_pool_that_lost_a_volume(world, tmp_path: Path) -> None:
             pool = pool_report(node, site)
         assert pool.status == "ONLINE" and pool.healthy, pool
         assert check(site, DigitalOcean(target), state).ok
+    finally:
+        Teardown(site, DigitalOcean(target), state).down()
+
+
+def test_plan_lists_the_repair_of_a_pool_that_lost_a_member_and_up_makes_it(
+        world, tmp_path: Path) -> None:
+    """A volume lost and a blank one attached in its place (an `up` cut off before
+    its repair): the cloud matches the file, but the pool is DEGRADED. `plan` says
+    so, and `up` makes that repair."""
+    target = Target.from_world_file(world.world_file)
+    site, state = parse_site(site_data("mend")), StateDir(tmp_path / "state")
+    do = DigitalOcean(target)
+    Provisioner(site, do, state).up()
+    try:
+        faults.delete_volume(do, site, "mend-pool-b")
+        blank = volumes.create(do, site, volumes.desired(
+            site, "mend-pool-b", site.volumes[1].size_gigabytes, [desired.site_tag(site)]),
+            Reporter())
+        volumes.attach(do, site, blank, find_droplet(do, site), Reporter())
+
+        plan = Provisioner(site, DigitalOcean(target), state).plan()
+        assert plan.changes == [] and plan.cannot == [], plan.to_dict(site.name)
+        [repair] = plan.node
+        assert repair.describe().startswith("repair pool tank (DEGRADED; "), repair
+        assert "is REMOVED" in repair.detail and "`truenas-site repair`" in repair.detail
+
+        report = Provisioner(site, DigitalOcean(target), state).up()
+        assert any("replace lost member" in change for change in report.changes), report.changes
+        assert Provisioner(site, DigitalOcean(target), state).plan().all_empty
     finally:
         Teardown(site, DigitalOcean(target), state).down()

@@ -4,7 +4,8 @@
 `system.info` fields per SystemInfoResult; datetimes (buildtime, boottime,
 datetime) go on the wire as `{"$date": ms}` like every middleware datetime.
 Chosen, not known for a real droplet: the hardware figures (a s-4vcpu-8gb
-droplet: 4 cores, 8 GiB, CPU model "DO-Regular"), system_product "Droplet",
+droplet: 4 cores, CPU model "DO-Regular"; `physmem` is the node's own, 8 GiB unless
+an own node was booted with another), system_product "Droplet",
 manufacturer "DigitalOcean", serial = the droplet id, timezone system.general's
 (default "Etc/UTC"), and
 `system.version` "TrueNAS-25.10.2" (older releases said "TrueNAS-SCALE-...").
@@ -40,7 +41,6 @@ from fakes.truenas.models.ui_settings import HTTPS_PROTOCOLS, settings_of
 from fakes.truenas.node import TRUENAS_VERSION
 
 BUILD_TIME = 1_760_000_000.0          # around 25.10's release, October 2025
-PHYSMEM = 8 * 2**30
 CORES = 4
 
 
@@ -78,7 +78,7 @@ def info(node, params, ctx):
         "version": TRUENAS_VERSION,
         "buildtime": Timestamp(BUILD_TIME),
         "hostname": node.hostname,
-        "physmem": PHYSMEM,
+        "physmem": node.physmem,
         "model": "DO-Regular",
         "cores": CORES,
         "physical_cores": CORES,

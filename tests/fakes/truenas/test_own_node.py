@@ -37,7 +37,7 @@ def own_node(world: World) -> dict:
         "disks": [{"serial": "WD-A1", "size_gigabytes": 20},
                   {"serial": "WD-B2", "size_gigabytes": 20},
                   {"serial": "ST-C3", "size_gigabytes": 30}],
-        "hostnames": ["nas.home.test"]})
+        "hostnames": ["nas.home.test"], "memory_gigabytes": 16})
     assert answer.status_code == 200, answer.text
     advance(world, 600)           # middleware boots in virtual minutes
     entry = world.truenas.nodes[-answer.json()["node_id"]]
@@ -77,6 +77,18 @@ def test_its_disks_are_the_ones_asked_for_in_probe_order(own_node: dict) -> None
     assert [(d["name"], d["serial"], d["size"], d["pool"]) for d in disks[1:]] == [
         ("sda", "WD-A1", 20 * GIB, None), ("sdb", "WD-B2", 20 * GIB, None),
         ("sdc", "ST-C3", 30 * GIB, None)]
+
+
+def test_it_reports_the_memory_it_was_booted_with(own_node: dict) -> None:
+    with rpc(own_node, own_node["api_key"]) as (session, _login):
+        assert session.result("system.info")["physmem"] == 16 * GIB
+
+
+def test_a_node_booted_with_less_than_a_gib_of_memory_is_refused(world: World) -> None:
+    answer = admin(world, "POST", "/truenas/own-nodes", {
+        "disks": [{"serial": "RAM-0", "size_gigabytes": 10}], "memory_gigabytes": 0})
+    assert answer.status_code == 400, answer.text
+    assert "memory" in answer.json()["error"]
 
 
 def test_it_takes_its_own_api_key_and_not_the_images(world: World, own_node: dict) -> None:
