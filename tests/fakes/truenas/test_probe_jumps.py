@@ -28,7 +28,7 @@ START = 1_780_000_000.0
 
 checks = st.fixed_dictionaries({
     "test": st.just(["CMD", "true"]),
-    "interval": st.sampled_from(["5s", "30s", "10m", "1h", "90m"]),
+    "interval": st.sampled_from(["30s", "10m", "1h", "90m"]),
     "retries": st.integers(1, 3),
 }, optional={
     "start_period": st.sampled_from(["1m", "20m"]),
@@ -37,7 +37,7 @@ checks = st.fixed_dictionaries({
 services = st.lists(st.tuples(checks, st.sampled_from([0.0, 40.0, 3000.0, None])),
                     min_size=1, max_size=3)
 events = st.lists(st.tuples(
-    st.floats(1, 2 * 86400),                                    # a jump, in seconds
+    st.floats(1, 12 * 3600),                                    # a jump, in seconds
     st.sampled_from([None, None, "sicken", "heal", "stop", "start"]),
     st.integers(0, 2),                                          # which service
 ), min_size=1, max_size=5)
@@ -98,7 +98,7 @@ def _run(root: Path, coalesce: bool, spec: list, plan: list) -> dict:
             images._REGISTRY.pop(f"example.test/jumps-{str(coalesce).lower()}-{i}", None)
 
 
-@settings(max_examples=25)
+@settings(max_examples=20)
 @given(spec=services, plan=events)
 def test_skipping_quiet_probes_leaves_what_running_them_leaves(spec, plan):
     with tempfile.TemporaryDirectory() as fast, tempfile.TemporaryDirectory() as slow:
