@@ -10,7 +10,8 @@ A jump of weeks must not cost what replaying it one event at a time costs: a
 callback may ask `quiet_until()` how far the clock will run before anything else
 happens (the next other event, or the end of the jump) and do its own periodic
 work up to there at once, with the end state replaying it would leave
-(fakes/truenas/models/snapshot_tasks.py). `VirtualClock(coalesce=False)` turns
+(fakes/truenas/models/snapshot_tasks.py; the healthchecks of healthy containers,
+fakes/truenas/apps/containers.py). `VirtualClock(coalesce=False)` turns
 that off: every callback then sees a quiet span of nothing, the slow path the
 property tests compare against.
 """
@@ -99,8 +100,13 @@ class VirtualClock:
         return self.run_due()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> _Event:
+        return self.call_at(self.now() + max(0.0, delay), callback)
+
+    def call_at(self, due: float, callback: Callable[[], None]) -> _Event:
+        """`callback` at virtual time `due` (at once if that has passed): a coalescing
+        callback schedules its next run exactly where the slow path would have."""
         with self._lock:
-            event = _Event(self.now() + max(0.0, delay), next(self._seq), callback)
+            event = _Event(max(due, self.now()), next(self._seq), callback)
             heapq.heappush(self._events, event)
             return event
 

@@ -101,10 +101,12 @@ def _two_days(admin: FakeAdmin) -> None:
 
 
 def _periodic(sites: Sites, name: str, dataset: str) -> tuple[list[dict], object]:
+    # The node's time first, then what it holds: the list then shows every run due by
+    # that time (read the other way round, a run due in between would be missing).
     with sites.node(name) as client:
+        now = client.call("system.info")["datetime"]
         taken = [s for s in snapshots.list_(client, build_site(name), dataset)
                  if s["snapshot_name"].startswith("auto-")]
-        now = client.call("system.info")["datetime"]
     return taken, now
 
 

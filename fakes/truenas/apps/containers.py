@@ -19,6 +19,13 @@ Facts followed:
 - a port a container publishes is bound when it starts and released when it stops.
 The probes themselves are the image behaviour's `healthy()` (images.py): the fake
 does not run the healthcheck's command.
+
+A clock jump does not run every probe of a healthy container one by one: a passing
+probe of a healthy container changes nothing, and what a probe sees (a process up,
+a readiness time already reached) changes only through an event on the clock, so the
+probes due before anything else happens (`VirtualClock.quiet_until`) would all pass
+and change nothing. They are skipped, and the next probe is scheduled where running
+them would have put it (tests/fakes/truenas/test_probe_jumps.py compares the two).
 """
 
 from __future__ import annotations
@@ -221,9 +228,8 @@ class Container:
         self._keep(self.node.clock.call_later(self.restart_delay, self.runtime.guarded(restart)))
 
     # --- healthchecks --------------------------------------------------------------
-    def _schedule_probe(self) -> None:
+    def _probe_delay(self, now: float) -> float:
         check = self.service.healthcheck
-        now = self.node.clock.now()
         in_start = now - (self.started_at or now) < check.start_period
         delay = (check.start_interval if in_start and self.health == "starting"
                  else check.interval)
@@ -233,26 +239,39 @@ class Container:
             # clock weeks ahead does not run a probe every few seconds of it. A
             # container that turns unhealthy is noticed up to an hour late.
             delay = max(delay, HEALTHY_PROBE_SECONDS)
-        self._keep(self.node.clock.call_later(delay, self.runtime.guarded(
-            self._probe_for(self._generation))))
+        return delay
+
+    def _schedule_probe(self, quiet: bool = False) -> None:
+        """The next probe, one delay from now; `quiet` (after a probe that found the
+        container healthy and changed nothing): past the probes that would do the same
+        before anything else happens on the clock (see the module doc)."""
+        clock = self.node.clock
+        due = clock.now()
+        due += max(0.0, self._probe_delay(due))
+        if quiet:
+            until = clock.quiet_until()
+            while due < until:             # this probe would pass and change nothing
+                due += max(0.0, self._probe_delay(due))
+        self._keep(clock.call_at(due, self.runtime.guarded(self._probe_for(self._generation))))
 
     def _probe_for(self, generation: int) -> Callable[[], None]:
         def probe() -> None:
             if generation != self._generation or not self.running:
                 return
-            self._probe()
+            unchanged = self._probe()
             if generation == self._generation and self.running:
-                self._schedule_probe()
+                self._schedule_probe(quiet=unchanged and self.health == "healthy")
         return probe
 
-    def _probe(self) -> None:
+    def _probe(self) -> bool:
+        """One probe; True when it passed and changed nothing."""
         check = self.service.healthcheck
         try:
             passed = bool(self.behaviour.healthy(self.running_view))
         except Exception:  # noqa: BLE001 - a probe that errors is a failing probe
             log.exception("healthcheck of %s raised", self.name)
             passed = False
-        before = self.health
+        before, streak = self.health, self.failing_streak
         if passed:
             self.failing_streak = 0
             self.health = "healthy"
@@ -265,6 +284,7 @@ class Container:
                     self.health = "unhealthy"
         if self.health != before:
             self.runtime.container_changed(self)
+        return passed and self.health == before and self.failing_streak == streak
 
     # --- what the process may do ---------------------------------------------------
     def call_later(self, delay: float, callback: Callable[[], None]) -> Any:

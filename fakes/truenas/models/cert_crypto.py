@@ -26,6 +26,7 @@ OpenSSL's exactly (a short description instead).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Any
@@ -198,6 +199,10 @@ def split_chain(pem: str | None) -> list[str]:
     return RE_CERTIFICATE.findall(pem or "")
 
 
+# Every certificate.query and system.general.config reports each key's length and type:
+# parsing the PEM (RSA keys are validated on load) each time cost a sixth of the spec
+# suite's CPU. A PEM's answer never changes; the cache lives in the fake's memory only.
+@functools.lru_cache(maxsize=256)
 def key_info(pem: str | None) -> tuple[int | None, str | None]:
     """(key_length, key_type) as query_utils.normalize_cert_attrs reports them."""
     key = load_private_key(pem)

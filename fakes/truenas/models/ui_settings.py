@@ -30,8 +30,10 @@ America/Los_Angeles); ui_address accepts "0.0.0.0" and the droplet's own address
 (a droplet's address comes from DHCP, and middleware offers only static ones); the
 ports other services hold are what the node's listeners publish (apps, once
 running) plus middleware's fixed system ports; delays and the rollback run on the
-node's virtual clock, but a restart never comes sooner than 0.2 s of wall time
-(so that the reply to the call that asked for it is delivered first). Not
+node's virtual clock; the reply to the call that asked for a restart is delivered
+before it (the restart is a clock event, which needs the world's lock the call holds
+until its reply is queued on the node's loop, and closing the old listeners lets
+what is queued go out first: server.py `_close`), so no wall-time grace is added. Not
 modelled: ui_httpsprotocols as the UI's minimum TLS version and ui_httpsredirect
 (the node's `serve_ui` takes neither), ui_allowlist, kbdmap validation.
 """
@@ -62,7 +64,6 @@ UI_FIELDS = [k for k in DEFAULTS if k.startswith("ui_")]
 HTTPS_PROTOCOLS = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
 SYSTEM_PORTS = [67, 123, 3702, 5353, 6000]      # ports.py SYSTEM_PORTS, on the wildcards
 SCHEMA = "general_settings"
-RESTART_GRACE_SECONDS = 1.0   # wall time: a reply under load (2 shared cores) takes over 0.2 s
 UI_OWNER = "ui"
 _GUARD = threading.Lock()
 
@@ -107,10 +108,9 @@ class UiSettings:
         """ui.py ui_restart: the web server restarts `delay` seconds from now.
 
         The delay exists so that the caller receives the reply before its connection
-        drops; a fast virtual clock would shrink it below a network round trip, so
-        it never falls under RESTART_GRACE_SECONDS of wall time."""
-        clock = self.node.clock
-        clock.call_later(max(0.0, delay, RESTART_GRACE_SECONDS * clock.speed), self._apply)
+        drops. Here that holds whatever the delay (see the module doc): a fast virtual
+        clock makes it milliseconds of wall time, not a wait of its own."""
+        self.node.clock.call_later(max(0.0, delay), self._apply)
 
     def checkin(self) -> None:
         if self._rollback is not None:

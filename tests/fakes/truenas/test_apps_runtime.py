@@ -83,8 +83,8 @@ class Scripted(ImageBehaviour):
 
 
 class Env:
-    def __init__(self, root: Path) -> None:
-        self.clock = VirtualClock(speed=1e-6)
+    def __init__(self, root: Path, clock: VirtualClock | None = None) -> None:
+        self.clock = clock or VirtualClock(speed=1e-6)
         self.lock = threading.RLock()
         self.node = TrueNASNode(droplet_id=1, hostname="n1", address="127.10.0.5",
                                 clock=self.clock, lock=self.lock, state_dir=root / "node",
