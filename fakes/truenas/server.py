@@ -360,10 +360,11 @@ class NodeServer:
         service = listener.service
         if isinstance(service, AsgiService):
             listener.uvicorn_server = _uvicorn(service, self.cert)
-            asyncio.ensure_future(
-                _quietly(listener.uvicorn_server.serve(sockets=[listener.sock]), self.address))
+            asyncio.ensure_future(_quietly(listener.uvicorn_server.serve(sockets=[listener.sock]),
+                                           self.address, listener))
         elif hasattr(service, "abort_all"):         # ssh.SocketService: serves the socket
-            asyncio.ensure_future(_quietly(self._start_socket(listener, service), self.address))
+            asyncio.ensure_future(_quietly(self._start_socket(listener, service), self.address,
+                                           listener))
         else:
             asyncio.ensure_future(self._start_stream(listener, service))
 
@@ -461,11 +462,18 @@ def _close_socket(sock: socket.socket) -> None:
         sock.close()
 
 
-async def _quietly(coroutine: Awaitable[Any], address: str) -> None:
+async def _quietly(coroutine: Awaitable[Any], address: str,
+                   listener: _Listener | None = None) -> None:
     try:
         await coroutine
     except Exception:  # noqa: BLE001 - a listener failing must not end the node's loop
         log.exception("fake TrueNAS %s: a listener failed", address)
+        if listener is not None:
+            # A server that failed to start has no port open (nginx that cannot load its
+            # certificate): close the bound socket, or clients would queue in its
+            # backlog and hang in the TLS handshake instead of being refused.
+            listener.closed = True
+            _close_socket(listener.sock)
 
 
 def _uvicorn(service: AsgiService, default_cert: ServerCert | None) -> uvicorn.Server:

@@ -188,10 +188,10 @@ class UiSettings:
         os.chmod(directory, 0o700)
         certfile = directory / f"{record.name}.crt"
         keyfile = directory / f"{record.name}.key"
-        descriptor = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(record.privatekey)
-        certfile.write_text(record.certificate)
+        # Replaced whole, never rewritten in place: a listener started by the restart
+        # before may still be loading these files on the node's loop.
+        _write_atomically(keyfile, record.privatekey, 0o600)
+        _write_atomically(certfile, record.certificate, 0o644)
         return certfile, keyfile
 
     # --- validation --------------------------------------------------------------------
@@ -299,3 +299,13 @@ def settings_of(node: Any) -> UiSettings:
             settings = UiSettings(node, Path(node.state_dir) / "system_general.json")
             node.ui_settings = settings
     return settings
+
+
+def _write_atomically(path: Path, text: str, mode: int) -> None:
+    if path.exists() and path.read_text() == text:
+        return
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    os.replace(temporary, path)

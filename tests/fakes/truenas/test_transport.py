@@ -18,6 +18,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -311,6 +312,33 @@ def test_the_node_presents_its_own_self_signed_certificate(node) -> None:
     # main.py api_versions_handler: every version directory of 25.10 but v24.10.
     assert versions.json() == ["v25.04.0", "v25.04.1", "v25.04.2", "v25.10.0", "v25.10.1",
                                "v25.10.2"]
+
+
+def test_a_ui_that_cannot_load_its_certificate_refuses_instead_of_hanging(node, tmp_path):
+    # nginx that cannot read its certificate does not start: its port is closed, and a
+    # client is refused at once rather than left waiting in a TLS handshake
+    certfile, keyfile = tmp_path / "broken.crt", tmp_path / "broken.key"
+    certfile.write_text("not a certificate")
+    keyfile.write_text("not a key")
+    node.server.serve_ui(80, 8443, certfile, keyfile)
+    try:
+        port = node.server.listening_port(8443)
+        deadline = time.monotonic() + TIMEOUT
+        refused = False
+        while not refused and time.monotonic() < deadline:
+            try:
+                with socket.create_connection((ADDRESS, port), timeout=TIMEOUT) as raw:
+                    raw.settimeout(0.2)
+                    with contextlib.suppress(TimeoutError, OSError), \
+                            ssl._create_unverified_context().wrap_socket(raw):
+                        pass
+                time.sleep(0.02)
+            except ConnectionRefusedError:
+                refused = True
+        assert refused
+    finally:
+        node.server.serve_ui(80, 443)
+    assert node.server.listening_port(443) is not None
 
 
 def test_an_api_key_over_wss_logs_in(rpc) -> None:
