@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from infra import desired, ssh_keys
+from infra import desired
 from infra.errors import InfraError
 from infra.node import open_node
 from infra.operation import SiteOperation
-from infra.resources import droplet, image, pool, snapshot, volume
+from infra.resources import droplet, image, pool, snapshot, ssh_key, volume
 from infra.resources.droplet import public_ipv4
 
 
@@ -54,7 +54,7 @@ class Backup(SiteOperation):
             report.scratch["volume"] = scratch_volume
             scratch = droplet.create(do, droplet.desired(
                 self.site, name, site_image["id"], [scratch_volume["id"]], tags,
-                ssh_keys.ensure(do, self.site, self.state, self.reporter)),
+                ssh_key.ensure(do, self.site, self.state, self.reporter)),
                 self.reporter, lambda: droplet.find_named(do, name, self.tag))
             report.scratch["droplet"] = scratch
             booted = droplet.wait(do, scratch, self.reporter)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from infra import desired, ssh_keys
+from infra import desired
 from infra.cost import droplet_hours
 from infra.digitalocean import DigitalOcean, RequestLog
 from infra.errors import InfraError, TeardownIncomplete
@@ -44,6 +44,7 @@ from infra.resources import (
     pool,
     snapshot,
     snapshot_tasks,
+    ssh_key,
     tags,
     ui,
     volume,
@@ -261,7 +262,7 @@ class Teardown(SiteOperation):
                     image.destroy(self.do, i), self._deleted(f"image {i['name']}")))
 
     def _ssh_key(self) -> None:
-        for what in ssh_keys.destroy(self.do, self.site, self.state):
+        for what in ssh_key.destroy(self.do, self.site, self.state):
             self._deleted(what)
 
     def _domain(self) -> None:

@@ -8,14 +8,11 @@ state directory remembers the domains a site created; a sweeper has no state. A 
     _truenas-site  TXT  "truenas-site:demo truenas-run:1a2b3c4d spec-suite created=1767225600"
 
 `down` and the sweeper take a domain away only when nothing but its NS and SOA
-records and this marker is left in it.
+records and this marker is left in it. This module is the marker's format; the record
+is created where every record is, in infra/resources/dns.py.
 """
 
 from __future__ import annotations
-
-from infra import desired
-from infra.digitalocean import DigitalOcean
-from infra.site import Site
 
 MARKER_NAME = "_truenas-site"
 MARKER_TTL = 3600
@@ -44,23 +41,3 @@ def marker_created(record: dict) -> float | None:
 def only_ours_left(records: list[dict]) -> bool:
     """Nothing in the domain but its NS and SOA records and the site's marker."""
     return all(r["type"] in ("NS", "SOA") or is_marker(r) for r in records)
-
-
-def mark_domain(do: DigitalOcean, site: Site, run_id: str) -> None:
-    """Give the site's domain its marker, once (a converged site sends nothing)."""
-    domain = site.dns.domain
-    records = do.list_all("list DNS records", do.client.domains.list_records,
-                          "domain_records", domain_name=domain, type="TXT")
-    if any(is_marker(r) for r in records):
-        return
-    body = {"type": "TXT", "name": MARKER_NAME, "ttl": MARKER_TTL,
-            "data": marker_data(desired.tags_for(site, run_id), do.target.now())}
-
-    def find() -> dict | None:
-        found = [r for r in do.list_all("list DNS records", do.client.domains.list_records,
-                                        "domain_records", domain_name=domain, type="TXT")
-                 if is_marker(r)]
-        return {"domain_record": found[0]} if found else None
-
-    do.create_once(f"mark domain {domain} as the site's",
-                   lambda: do.client.domains.create_record(domain, body), find)

@@ -210,7 +210,7 @@ class AccessSection(_Strict):
     admin_cidrs: list[str]
     truenas_admin_port: Annotated[int, Field(ge=1, le=65535)] = 8443
     # Keys already on the account, by fingerprint, sent with the droplet; without any
-    # the site registers a key of its own (infra/ssh_keys.py).
+    # the site registers a key of its own (infra/resources/ssh_key.py).
     ssh_key_fingerprints: list[
         Annotated[str, Field(pattern=r"^[0-9a-f]{2}(:[0-9a-f]{2}){15}$")]] = []
 

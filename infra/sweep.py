@@ -14,7 +14,7 @@ tag (`truenas-run:<id>`, infra/desired.py). The sweeper deletes those whose
 - a domain only if its `_truenas-site` marker (infra/ownership.py) names the run and is
   old enough, and nothing but NS, SOA, the marker and records swept here is in it;
 - an SSH key (keys carry no tags) only if it is a site key, `<site>-ssh-<run>`
-  (infra/ssh_keys.py), of a site in scope, and nothing that stays carries its run tag.
+  (infra/resources/ssh_key.py), of a site in scope, and nothing that stays carries its run tag.
 
 Everything is decided first (a plan, which `dry_run` only reports), then done. The
 records go first: once a droplet is gone nothing links its records to the run,
@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from infra import desired, ssh_keys
+from infra import desired
 from infra.digitalocean import DigitalOcean
 from infra.events import Reporter
 from infra.ownership import is_marker, marker_created, marker_tags, only_ours_left
-from infra.resources import dns, droplet, firewall, image, snapshot, volume
+from infra.resources import dns, droplet, firewall, image, snapshot, ssh_key, volume
 from infra.resources import tags as resource_tags
 from infra.resources.droplet import public_ipv4
 
@@ -187,7 +187,7 @@ class Sweeper:
         # SSH keys carry no tags: a run's site key goes once nothing of its run stays.
         staying_all = [r for r in (*all_droplets, *all_volumes, *all_snapshots, *all_images,
                                    *remaining_firewalls) if r not in swept]
-        keys = ssh_keys.orphaned(do, staying_all, scoped_sites if self.scope_tag else None,
+        keys = ssh_key.orphaned(do, staying_all, scoped_sites if self.scope_tag else None,
                                  run_id)
 
         plan = [("record", r) for r in records] + [("droplet", d) for d in droplets] + \

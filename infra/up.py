@@ -18,7 +18,7 @@ import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from infra import desired, ssh_keys
+from infra import desired
 from infra.change import Change
 from infra.cost import estimate_from_sizes, guard
 from infra.digitalocean import RequestLog
@@ -30,7 +30,7 @@ from infra.operation import SiteOperation
 from infra.plan import Plan, make_plan
 from infra.preflight import preflight
 from infra.report import RunReport
-from infra.resources import apps, dns, droplet, firewall, image, volume
+from infra.resources import apps, dns, droplet, firewall, image, ssh_key, volume
 from infra.resources import pool as pools
 from infra.resources.droplet import public_ipv4
 from infra.storage import Repair
@@ -59,7 +59,7 @@ class Provisioner(SiteOperation):
     def _plan(self, seen: Observed) -> Plan:
         plan = make_plan(self.site, seen, self.state.created("records"),
                          self.state.created("domains"))
-        if "create_droplet" in plan.kinds() and (key := ssh_keys.planned(self.site,
+        if "create_droplet" in plan.kinds() and (key := ssh_key.planned(self.site,
                                                                           self.state)):
             plan.changes.append(Change("register_ssh_key", key,
                                        requests=("POST /v2/account/keys",)))
@@ -202,7 +202,7 @@ class Provisioner(SiteOperation):
             free = [v["id"] for v in volumes.values() if not v.get("droplet_ids")]
             body = droplet.desired(self.site, desired.droplet_name(self.site),
                                    image_found["id"], free, self.tags,
-                                   ssh_keys.ensure(self.do, self.site, self.state,
+                                   ssh_key.ensure(self.do, self.site, self.state,
                                                    self.reporter))
             found = droplet.create(self.do, body, self.reporter,
                                    lambda: droplet.find(self.do, self.site))

@@ -10,8 +10,8 @@ terraform provider's resources):
 - `destroy`: delete it and wait until it is gone.
 
 Cloud resources (DigitalOcean): `droplet`, `volume`, `image`, `firewall`, `dns`
-(the domain and its A records), `snapshot` (volume snapshots), `tags`; an `ssh_keys`
-module belongs here too. Node concerns (TrueNAS): `pool`, `datasets`,
+(the domain, its A records and its ownership marker), `snapshot` (volume snapshots),
+`tags`, `ssh_key` (the site's own key). Node concerns (TrueNAS): `pool`, `datasets`,
 `snapshot_tasks`, `apps`, `certificate`, `ui`.
 
 `up`, `plan`, `down`, `sweep`, `failover`, `backup`, `repair` and the fault helpers

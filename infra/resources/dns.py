@@ -9,6 +9,7 @@ domain is deleted only if the site created it and nothing but NS and SOA is left
 
 from __future__ import annotations
 
+from infra import desired as desired_tags
 from infra import ownership
 from infra.change import Change
 from infra.digitalocean import DigitalOcean
@@ -117,8 +118,23 @@ def create_domain(do: DigitalOcean, site: Site, state: StateDir, reporter: Repor
 def mark_domain(do: DigitalOcean, site: Site, state: StateDir) -> None:
     """A domain the site created gets its `_truenas-site` marker, once (how a sweeper,
     which has no state directory, knows it: infra/ownership.py)."""
-    if site.dns.domain in state.created("domains"):
-        ownership.mark_domain(do, site, state.run_id())
+    if site.dns.domain not in state.created("domains"):
+        return
+    domain = site.dns.domain
+
+    def find() -> dict | None:
+        found = [r for r in do.list_all("list DNS records", do.client.domains.list_records,
+                                        "domain_records", domain_name=domain, type="TXT")
+                 if ownership.is_marker(r)]
+        return {"domain_record": found[0]} if found else None
+
+    if find() is not None:              # a converged site sends nothing
+        return
+    body = {"type": "TXT", "name": ownership.MARKER_NAME, "ttl": ownership.MARKER_TTL,
+            "data": ownership.marker_data(desired_tags.tags_for(site, state.run_id()),
+                                          do.target.now())}
+    do.create_once(f"mark domain {domain} as the site's",
+                   lambda: do.client.domains.create_record(domain, body), find)
 
 
 def create_record(do: DigitalOcean, site: Site, state: StateDir, hostname: str, ip: str,

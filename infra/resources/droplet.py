@@ -42,7 +42,7 @@ def find_tagged(do: DigitalOcean, tag: str) -> list[dict]:
 
 def desired(site: Site, name: str, image_id: int, volume_ids: list[str],
             tags: list[str], ssh_keys: list[int | str]) -> dict:
-    """`ssh_keys`: a custom image needs at least one (infra/ssh_keys.py)."""
+    """`ssh_keys`: a custom image needs at least one (infra/resources/ssh_key.py)."""
     return {"name": name, "region": site.site.region, "size": site.site.droplet_size,
             "image": image_id, "tags": tags, "volumes": volume_ids, "ipv6": False,
             "monitoring": False, "ssh_keys": ssh_keys}

@@ -1,4 +1,4 @@
-"""The site's SSH key on a fake world (infra/ssh_keys.py, issue 10 item 6).
+"""The site's SSH key on a fake world (infra/resources/ssh_key.py, issue 10 item 6).
 
 DigitalOcean refuses a droplet from a custom image without an SSH key. `up` registers
 the site's own ed25519 key (generated once into the 0600 state directory) or sends the
@@ -18,9 +18,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from typer.testing import CliRunner
 
 from fakes.world import World
-from infra import desired, ssh_keys
+from infra import desired
 from infra.cli import app
 from infra.digitalocean import DigitalOcean
+from infra.resources import ssh_key
 from infra.site import load_site
 from infra.state import StateDir
 from infra.sweep import Sweeper
@@ -82,7 +83,7 @@ def test_up_registers_the_site_key_and_down_removes_only_it(world: World, tmp_pa
     run_id = StateDir(state_dir).run_id()
     key = _keys(world)[f"keyed-ssh-{run_id}"]
     public = (state_dir / "ssh_key.pub").read_text()
-    assert key["fingerprint"] == ssh_keys.fingerprint(public)
+    assert key["fingerprint"] == ssh_key.fingerprint(public)
     private = state_dir / "ssh_key"
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     assert private.read_text() not in up.output
@@ -127,7 +128,7 @@ def test_sweep_removes_the_key_of_a_run_with_nothing_left_and_no_other(
     site = load_site(_site_file(tmp_path, "killed"))
     state = StateDir(tmp_path / "killed-state")
     # A run killed after registering its key, leaving one tagged volume behind.
-    ssh_keys.ensure(do, site, state)
+    ssh_key.ensure(do, site, state)
     tags = desired.tags_for(site, state.run_id())
     do.client.volumes.create({"name": "killed-data", "size_gigabytes": 1, "region": "nyc3",
                               "tags": tags})
@@ -135,7 +136,7 @@ def test_sweep_removes_the_key_of_a_run_with_nothing_left_and_no_other(
     other = load_site(_site_file(tmp_path, "running"))
     other_state = StateDir(tmp_path / "running-state")
     settle(world, 7 * 3600)
-    ssh_keys.ensure(do, other, other_state)
+    ssh_key.ensure(do, other, other_state)
     do.client.volumes.create({"name": "running-data", "size_gigabytes": 1, "region": "nyc3",
                               "tags": desired.tags_for(other, other_state.run_id())})
     _register(world, "a-users-key")
