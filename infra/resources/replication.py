@@ -6,7 +6,8 @@ replication.*):
 - an SSH key pair `<site>-replication-key` and an SSH connection
   `<site>-replication` to this site's node (`keychaincredential.setup_ssh_connection`,
   SEMI-AUTOMATIC: the source node logs in to this node's API with a single-use token
-  this run generates there, and pairs its key with this node's root, by key only);
+  this run generates there, and pairs its key with this site's TrueNAS user, with
+  passwordless sudo for zfs);
 - one PUSH replication task `<site>:<dataset>` per dataset, over SSH, bound to the
   source's periodic snapshot tasks of that dataset (or on a schedule of its own),
   `allow_from_scratch` false, `readonly` SET while the copy is read-only, the
@@ -53,14 +54,17 @@ RUN_SECONDS = 6 * 3600
 # (auth.generate_token's ttl and single_use), usable from another address than this
 # run's (match_origin false: the source node uses it, not this machine).
 TOKEN_SECONDS = 600
-# Who the source logs in as on this node: root, middleware's default for the
-# semi-automatic setup's `username` (keychaincredential.setup_ssh_connection's
-# schema), by key only (TrueNAS's sshd permits root without a password). The other
-# documented way, the admin user with passwordless sudo for zfs (`sudo` on both the
-# setup and the task), needs zettarepl to prefix `sudo` to the zfs commands, which
-# the fake node does not do yet: not used until it is modelled.
-SSH_USER = "root"
-SUDO = False
+
+
+def ssh_user(site: Site) -> tuple[str, bool]:
+    """Who the source logs in as on this site's node, and whether through sudo: the
+    site's TrueNAS user (truenas_admin), which the semi-automatic setup with `sudo`
+    gives passwordless sudo for /usr/sbin/zfs, and the task's `sudo` has zettarepl
+    run the remote zfs commands through (reference/truenas-api.md "SSH connection
+    setup"; zettarepl transport/base_ssh.py). root needs no sudo."""
+    username = site.truenas.username
+    return username, username != "root"
+
 # zettarepl's states of a task (replication.query `state.state`).
 DONE = "FINISHED"
 RUNNING = "RUNNING"
@@ -168,7 +172,7 @@ def desired_task(site: Site, source: Source, dataset: str, credential_id: int | 
     mine = [t for t in snapshot_tasks if t.get("dataset") == source.dataset(dataset)]
     body: dict = {
         "name": task_name(site, dataset), "direction": "PUSH", "transport": "SSH",
-        "ssh_credentials": credential_id, "sudo": SUDO,
+        "ssh_credentials": credential_id, "sudo": ssh_user(site)[1],
         "source_datasets": [source.dataset(dataset)],
         "target_dataset": target_dataset(site, dataset),
         "recursive": spec.recursive, "auto": True, "allow_from_scratch": False,
@@ -267,8 +271,8 @@ def setup_connection(source_client: TrueNASClient, target_client: TrueNASClient,
                      target_address: str, seen: OnSource, reporter: Reporter) -> dict:
     """The source node's SSH connection to this site's node, SEMI-AUTOMATIC: a
     single-use token from this node, with which the source logs in to this node's
-    API (its UI port), pairs its key with this node's SSH_USER and keeps this node's
-    host keys. A stale connection (this node moved) is
+    API (its UI port), pairs its key with this site's TrueNAS user (`ssh_user`) and
+    keeps this node's host keys. A stale connection (this node moved) is
     deleted first; a key pair left by an interrupted setup is reused."""
     stale = seen.credential(connection_name(site))
     if stale is not None:
@@ -288,7 +292,7 @@ def setup_connection(source_client: TrueNASClient, target_client: TrueNASClient,
         "setup_type": "SEMI-AUTOMATIC",
         "semi_automatic_setup": {
             "url": f"https://{target_address}:{port}", "token": token.reveal(),
-            "verify_ssl": False, "username": SSH_USER, "sudo": SUDO,
+            "verify_ssl": False, "username": ssh_user(site)[0], "sudo": ssh_user(site)[1],
         },
     })
 

@@ -142,7 +142,7 @@ def test_the_pairing_is_semi_automatic_with_a_single_use_token(tmp_path) -> None
     assert body["private_key"] == {"generate_key": True, "name": "staging-replication-key"}
     setup = body["semi_automatic_setup"]
     assert setup["url"] == f"https://{TARGET}:8443" and setup["token"] == "t0ken-secret"
-    assert setup["username"] == "root" and setup["sudo"] is False
+    assert setup["username"] == "truenas_admin" and setup["sudo"] is True
     assert not any("t0ken" in line for line in steps)
 
 
