@@ -54,6 +54,12 @@ RUN_SECONDS = 6 * 3600
 # (auth.generate_token's ttl and single_use), usable from another address than this
 # run's (match_origin false: the source node uses it, not this machine).
 TOKEN_SECONDS = 600
+# The pairing's answer: a key generated, a login to this node, an SSH host key scan
+# and an SSH handshake (connect_timeout 10 s each on a real node). Wall time on any
+# target: a fake world's virtual clock does not make key generation or handshakes
+# faster, and a loaded machine makes them slow.
+SETUP_SECONDS = 120
+SETUP_WALL_SECONDS = 120.0
 
 
 def ssh_user(site: Site) -> tuple[str, bool]:
@@ -294,7 +300,7 @@ def setup_connection(source_client: TrueNASClient, target_client: TrueNASClient,
             "url": f"https://{target_address}:{port}", "token": token.reveal(),
             "verify_ssl": False, "username": ssh_user(site)[0], "sudo": ssh_user(site)[1],
         },
-    })
+    }, timeout=max(source_client.timing.deadline(SETUP_SECONDS), SETUP_WALL_SECONDS))
 
 
 def create_or_update(source_client: TrueNASClient, site: Site, source: Source,

@@ -25,8 +25,11 @@ class ScriptedNode:
     """One method's answers each, and every call kept (method, params)."""
 
     def __init__(self, answers: dict[str, Any]) -> None:
+        from infra.target import Timing
+
         self.answers = answers
         self.calls: list[tuple[str, tuple]] = []
+        self.timing = Timing()
 
     def call(self, method: str, *params: Any, **_: Any) -> Any:
         self.calls.append((method, params))
