@@ -10,6 +10,7 @@ from infra.errors import InfraError
 from infra.front_door import front_door_findings
 from infra.node import connect_site_node
 from infra.observe import observe
+from infra.replication import Replication
 from infra.report import CheckReport
 from infra.resources import pool as pools
 from infra.site import Site, SnapshotPolicy
@@ -50,7 +51,7 @@ def check(site: Site, do: DigitalOcean | None, state: StateDir | None = None,
         ip = _cloud_findings(report, site, do)
     address = target.site_address or (site.node.address if site.node is not None else ip)
     if state is not None and address is not None:
-        _node_findings(report, site, target, state, address, node_log, repin)
+        _node_findings(report, site, target, state, address, node_log, repin, do)
     elif site.tls is not None and address is not None:
         front_door_findings(report, site, target, state, address, None)
     return report
@@ -99,7 +100,8 @@ def _cloud_findings(report: CheckReport, site: Site, do: DigitalOcean) -> str | 
     if firewall is not None:
         report.add("firewall rules: 80/443 public; 22, the admin port and the apps' admin "
                    "ports from admin CIDRs only",
-                   desired.rules_match(firewall, desired.firewall_rules(site)))
+                   desired.rules_match(firewall, desired.firewall_rules(
+                       site, seen.replication_sources)))
         report.add("firewall applies to the site's droplets", tag in (firewall.get("tags") or []))
 
     report.add(f"domain {site.dns.domain} exists", seen.domain_exists)
@@ -112,7 +114,8 @@ def _cloud_findings(report: CheckReport, site: Site, do: DigitalOcean) -> str | 
 
 
 def _node_findings(report: CheckReport, site: Site, target: Target, state: StateDir,
-                   address: str, node_log: CallLog | None, repin: bool = False) -> None:
+                   address: str, node_log: CallLog | None, repin: bool = False,
+                   do: DigitalOcean | None = None) -> None:
     try:
         client = connect_site_node(site, target, state, address, node_log, repin=repin)
     except InfraError as error:
@@ -121,6 +124,8 @@ def _node_findings(report: CheckReport, site: Site, target: Target, state: State
     with client:
         report.add("TrueNAS answers over WSS", True, client.call("system.state"))
         _storage_findings(report, site, client)
+        if site.replication:
+            Replication(site, target, state, do, read_only=True).findings(report, client)
         if site.tls is not None:
             front_door_findings(report, site, target, state, address, client)
 

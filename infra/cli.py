@@ -36,6 +36,7 @@ from infra.errors import (
 from infra.failover import Failover
 from infra.image.cli import image_app
 from infra.node import open_node
+from infra.replication import Replication
 from infra.resources.droplet import find as find_droplet
 from infra.resources.droplet import public_ipv4
 from infra.site import Site, load_site
@@ -257,6 +258,8 @@ def plan(site: Path = SiteOption, world: Path | None = WorldOption,
         console.print(f"[cyan]+[/] {safe(change.describe())}", highlight=False)
     if result.node_pending:
         console.print(f"[cyan]…[/] {safe(result.node_pending)}", highlight=False)
+    if result.replication_pending:
+        console.print(f"[cyan]…[/] {safe(result.replication_pending)}", highlight=False)
     for refused in result.cannot:
         console.print(f"[yellow]![/] cannot {safe(refused.describe())}", highlight=False)
 
@@ -383,6 +386,32 @@ def failover(site: Path = SiteOption, world: Path | None = WorldOption,
     console.print(safe(f"failover of {result.site}: {result.reason}"), highlight=False)
     for change in result.changes:
         console.print(f"  {safe(change)}", highlight=False)
+
+
+@app.command()
+@_guarded
+def promote(site: Path = SiteOption, world: Path | None = WorldOption,
+            state_dir: Path | None = StateOption) -> None:
+    """Make a receiving site's copy writable: its replication disabled on the source,
+    its datasets' readonly off (idempotent)."""
+    loaded, target = _load(site), _target(world)
+    if not loaded.replication:
+        _fail(2, f"{site}: has no [[replication]] section: nothing to promote")
+    reporter = RichReporter(console)
+    state = _state(loaded, state_dir)
+
+    def run() -> list[str]:
+        do = DigitalOcean(target)
+        droplet = find_droplet(do, loaded)
+        if droplet is None or public_ipv4(droplet) is None:
+            raise InfraError("the site has no running droplet; run `up` first")
+        with open_node(loaded, target, state, public_ipv4(droplet), reporter=reporter) as node:
+            return Replication(loaded, target, state, do, reporter).promote(node)
+
+    changes = _run(run)
+    console.print(safe("\n".join(changes)) if changes else
+                  "already promoted: the copy is writable and its replication disabled",
+                  highlight=False)
 
 
 def _droplet_site_only(site: Site, command: str) -> None:

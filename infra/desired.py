@@ -7,6 +7,8 @@ with the site name.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from infra.charts.render import admin_ports
 from infra.site import Site
 
@@ -54,10 +56,15 @@ def size_memory_mb(site: Site, sizes: dict[str, dict]) -> int | None:
     return int(memory) if isinstance(memory, int) else None
 
 
-def firewall_rules(site: Site) -> dict:
+def firewall_rules(site: Site, source_addresses: Sequence[str] = ()) -> dict:
     """80 and 443 open to the world; 22, the TrueNAS admin port and the admin ports the
     site's charts publish (a chart's `admin_ports`, e.g. CockroachDB's console) to admin
-    CIDRs only. The one source of the site's rules: `up`, `plan` and `check` use it."""
+    CIDRs only. The one source of the site's rules: `up`, `plan` and `check` use it.
+
+    `source_addresses`: the droplets a receiving site's `[[replication]]` pushes from
+    (infra/resources/replication.py): 22 opens to them alone, for the transfer, and the
+    admin port (with a front door; else the UI is on the public 443), for the SSH
+    connection's semi-automatic setup, which logs in to this node's API."""
     admins = list(site.access.admin_cidrs)
     inbound = [
         {"protocol": "tcp", "ports": "80", "sources": {"addresses": list(PUBLIC)}},
@@ -66,6 +73,13 @@ def firewall_rules(site: Site) -> dict:
         {"protocol": "tcp", "ports": str(site.access.truenas_admin_port),
          "sources": {"addresses": admins}},
     ]
+    if source_addresses:
+        pushers = [f"{address}/32" if "/" not in address else address
+                   for address in sorted(source_addresses)]
+        inbound.append({"protocol": "tcp", "ports": "22", "sources": {"addresses": pushers}})
+        if site.tls is not None:
+            inbound.append({"protocol": "tcp", "ports": str(site.access.truenas_admin_port),
+                            "sources": {"addresses": list(pushers)}})
     fixed = {"22", "80", "443", str(site.access.truenas_admin_port)}
     for port, _setting in admin_ports(site):
         if str(port) not in fixed:  # the chart validation refuses those anyway

@@ -32,6 +32,7 @@ from infra.node import OWN_NODE, connect_site_node, made, open_node
 from infra.node_credentials import api_key_for
 from infra.operation import SiteOperation
 from infra.ownership import only_ours_left
+from infra.replication import Replication, involved
 from infra.report import RunReport
 from infra.resources import (
     apps,
@@ -101,6 +102,8 @@ class Teardown(SiteOperation):
         droplets = self._seen(droplet.find_tagged(do, self.tag))
         ips = {ip for d in droplets if (ip := public_ipv4(d))}
         self._apps(droplets)
+        if involved(self.site, self.state):
+            self._attempt("replication on the source", self._replication)
         # Paid first: a refusal further on must not keep a droplet or a volume billing.
         self._attempt("droplets", lambda: self.delete_droplets(droplets))
         self._attempt("volumes", self._volumes)
@@ -202,6 +205,14 @@ class Teardown(SiteOperation):
             except InfraError as error:
                 self.reporter.note(f"apps on {address} not removed ({error}); they go with "
                                    "the droplet")
+
+    def _replication(self) -> None:
+        """What this receiving site made on its sources' nodes (its tasks and SSH
+        credentials), before the firewall that lets them in goes."""
+        replication = Replication(self.site, self.target, self.state, self.do,
+                                  self.reporter, source_log=self.source_log)
+        for what in replication.destroy():
+            self._deleted(what.removeprefix("delete "))
 
     def _records(self, droplet_ips: set[str]) -> None:
         do = self.do

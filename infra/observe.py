@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from infra.digitalocean import DigitalOcean
-from infra.resources import dns, droplet, firewall, image, volume
+from infra.resources import dns, droplet, firewall, image, replication, volume
 from infra.resources.droplet import public_ipv4
 from infra.site import Site
 
@@ -25,6 +25,8 @@ class Observed:
     records: dict[str, list[dict]] = field(default_factory=dict)
     # Whether the domain holds the `_truenas-site` marker (infra/ownership.py).
     domain_marked: bool = False
+    # Where a receiving site's replication pushes from (its sources' droplets).
+    replication_sources: list[str] = field(default_factory=list)
 
     def droplet_ip(self) -> str | None:
         return public_ipv4(self.droplet) if self.droplet else None
@@ -45,5 +47,6 @@ def observe(do: DigitalOcean, site: Site, owned_records: dict[str, int] | None =
         domain_exists=has_domain,
         records=records,
         domain_marked=has_domain and dns.is_marked(do, site),
+        replication_sources=replication.source_addresses(do, site),
     )
 

@@ -26,3 +26,5 @@ class SiteOperation:
         self.reporter = reporter or Reporter()
         self.tag = desired.site_tag(site)
         self.node_log = CallLog()
+        # The calls a receiving site's run makes on its sources' nodes.
+        self.source_log = CallLog()

@@ -38,6 +38,10 @@ class Plan:
     # (UI, apps, certificate: what will be redone, not request by request).
     node: list[Change] = field(default_factory=list)
     front_door: list[Change] = field(default_factory=list)
+    # A receiving site's changes on its sources' nodes (infra/replication.py), and
+    # why they are not listed yet.
+    replication: list[Change] = field(default_factory=list)
+    replication_pending: str | None = None
 
     @property
     def empty(self) -> bool:
@@ -47,10 +51,11 @@ class Plan:
     @property
     def all_empty(self) -> bool:
         """Nothing for `up` to do anywhere, as far as can be known now."""
-        return not (self.changes or self.node or self.front_door) and self.node_pending is None
+        return not (self.changes or self.node or self.front_door or self.replication) \
+            and self.node_pending is None and self.replication_pending is None
 
     def every_change(self) -> list[Change]:
-        return [*self.changes, *self.node, *self.front_door]
+        return [*self.changes, *self.node, *self.front_door, *self.replication]
 
     def to_dict(self, site: str) -> dict:
         def rows(changes: list[Change]) -> list[dict]:
@@ -58,7 +63,8 @@ class Plan:
                     for c in changes]
 
         return {"site": site, "changes": rows(self.every_change()),
-                "cannot": rows(self.cannot), "node_pending": self.node_pending}
+                "cannot": rows(self.cannot), "node_pending": self.node_pending,
+                "replication_pending": self.replication_pending}
 
     def kinds(self) -> list[str]:
         return [c.kind for c in self.changes]
@@ -89,7 +95,7 @@ def make_plan(site: Site, seen: Observed, owned_records: dict[str, int],
     droplet_changes, droplet_cannot = droplet.diff(site, seen.droplet)
     plan.changes += volume_changes + droplet_changes
     plan.cannot += volume_cannot + droplet_cannot
-    plan.changes += firewall.diff(site, seen.firewall)
+    plan.changes += firewall.diff(site, seen.firewall, seen.replication_sources)
     plan.changes += dns.diff(site, seen.domain_exists, seen.records, seen.droplet_ip(),
                              owned_records, site.dns.domain in set(owned_domains),
                              seen.domain_marked)

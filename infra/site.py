@@ -507,6 +507,93 @@ class NodeSection(_Strict):
         return value
 
 
+RETENTIONS = ("source", "custom", "none")
+
+
+class ReplicationSpec(_Strict):
+    """One `[[replication]]` on the RECEIVING site: the source site's datasets pushed
+    to this site's pool by a TrueNAS replication task on the source node (middleware
+    25.10 `replication.create`, direction PUSH over SSH; reference/truenas-api.md
+    "Replication"). Each dataset lands at the same path on this site's pool."""
+    # The source site's file (relative to this file); its state directory (default
+    # .truenas-site/<source name>, relative to this file when given) holds the
+    # source node's API key and certificate pin.
+    source: str
+    source_state_dir: str | None = None
+    datasets: list[str]
+    # Child datasets too (zettarepl's `recursive`).
+    recursive: StrictBool = False
+    # When to run: after each of the source's periodic snapshot tasks of the dataset
+    # (None), or on a cron schedule of its own (the snapshots sent are still those
+    # tasks' snapshots: a PUSH task names its periodic snapshot tasks).
+    schedule: dict[str, str] | None = None
+    # What the target keeps: what the source keeps ("source"), everything ("none"),
+    # or `lifetime_value` `lifetime_unit`s ("custom").
+    retention: Literal["source", "custom", "none"] = "source"
+    lifetime_value: Annotated[int, Field(ge=1, le=10000)] | None = None
+    lifetime_unit: str | None = None
+    # The copy stays read-only (readonly=on on the target) until `promote`.
+    readonly: StrictBool = True
+    # At most this many bytes per second (zettarepl's speed_limit); None: no limit.
+    speed_limit: Annotated[int, Field(ge=1)] | None = None
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("name the source site's file, such as production.toml")
+        return value
+
+    @field_validator("datasets")
+    @classmethod
+    def _datasets(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one dataset of the source site, such as data")
+        problems = [p for name in value if (p := dataset_problem(name))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        if len(set(value)) != len(value):
+            raise ValueError("a dataset is listed twice")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return value
+        unknown = sorted(set(value) - set(CRON_RANGES))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not a cron field; use "
+                             f"{', '.join(CRON_RANGES)}")
+        for field_name, text in value.items():
+            if (problem := cron_problem(field_name, text)) is not None:
+                raise ValueError(f"{field_name}: {problem}")
+        return value
+
+    @field_validator("lifetime_unit")
+    @classmethod
+    def _unit(cls, value: str | None) -> str | None:
+        if value is not None and value not in LIFETIME_UNITS:
+            raise ValueError(f"must be one of {', '.join(LIFETIME_UNITS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _lifetime(self) -> ReplicationSpec:
+        given = self.lifetime_value is not None or self.lifetime_unit is not None
+        if self.retention == "custom" and (self.lifetime_value is None
+                                           or self.lifetime_unit is None):
+            raise ValueError("retention: \"custom\" needs lifetime_value and lifetime_unit")
+        if self.retention != "custom" and given:
+            raise ValueError("lifetime_value: applies only with retention = \"custom\"")
+        return self
+
+    def cron(self) -> dict[str, str]:
+        """The schedule's five fields, `*` where not given (minute 0)."""
+        given = self.schedule or {}
+        return {"minute": given.get("minute", "0"),
+                **{k: given.get(k, "*") for k in ("hour", "dom", "month", "dow")}}
+
+
 class Site(_Strict):
     site: SiteSection
     # A droplet site has image and volumes; a site on your own node has `node` instead.
@@ -523,6 +610,9 @@ class Site(_Strict):
     # the TrueNAS UI stays where a fresh node has it.
     tls: TlsSection | None = None
     apps: dict[str, AppConfig] = Field(default_factory=dict)
+    # Datasets this site receives from another site (issue 16); none on a production
+    # site.
+    replication: list[ReplicationSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _across_fields(self) -> Site:
@@ -577,6 +667,34 @@ def cross_field_problems(data: Any) -> list[str]:
             if isinstance(dataset, str) and dataset not in datasets:
                 problems.append(f"snapshots[{index}].dataset: {dataset!r} is not one of "
                                 "truenas.datasets")
+    problems += _replication_problems(data)
+    return problems
+
+
+def _replication_problems(data: dict) -> list[str]:
+    """A dataset is received from one source only, and takes no snapshot task of this
+    site's (its snapshots come from the source; more of them on the copy would part
+    it from the source's history)."""
+    entries = data.get("replication")
+    if not isinstance(entries, list):
+        return []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        names = entry.get("datasets") if isinstance(entry, dict) else None
+        for name in names if isinstance(names, list) else []:
+            if isinstance(name, str) and name in seen and seen[name] != index:
+                problems.append(f"replication[{index}].datasets: {name!r} is already "
+                                f"received by replication[{seen[name]}]")
+            elif isinstance(name, str):
+                seen[name] = index
+    snapshots = data.get("snapshots")
+    for index, policy in enumerate(snapshots if isinstance(snapshots, list) else []):
+        dataset = policy.get("dataset") if isinstance(policy, dict) else None
+        if isinstance(dataset, str) and any(
+                dataset == name or dataset.startswith(name + "/") for name in seen):
+            problems.append(f"snapshots[{index}].dataset: {dataset!r} is received by "
+                            "[[replication]]; its snapshots come from the source site")
     return problems
 
 
@@ -731,7 +849,40 @@ def _decode(raw: bytes) -> str:
                              "file is UTF-8; re-save it, e.g. from Latin-1)"]) from None
 
 
-def load_site(path: Path) -> Site:
+def replication_source(spec: ReplicationSpec, site_dir: Path | None = None) -> Path:
+    """The source site's file of a `[[replication]]` (relative to `site_dir`)."""
+    path = Path(spec.source)
+    return path if path.is_absolute() or site_dir is None else site_dir / path
+
+
+def source_problems(site: Site, site_dir: Path) -> list[str]:
+    """What the source sites of the file's `[[replication]]` refuse, read from their
+    files only (before any request): a file that does not load, the site itself as
+    its source, a dataset the source does not snapshot (a PUSH task sends the
+    snapshots of the source's periodic snapshot tasks)."""
+    problems: list[str] = []
+    for index, spec in enumerate(site.replication):
+        where = f"replication[{index}]"
+        path = replication_source(spec, site_dir)
+        try:
+            source = load_site(path, follow_replication=False)
+        except SiteFileError as exc:
+            problems += [f"{where}.source: {path}: {p}" for p in exc.problems]
+            continue
+        if source.name == site.name:
+            problems.append(f"{where}.source: {path} is this site ({site.name}); name the "
+                            "site the datasets come from")
+            continue
+        snapshotted = {p.dataset for p in source.snapshots}
+        for name in spec.datasets:
+            if name not in snapshotted:
+                problems.append(f"{where}.datasets: {name!r} has no periodic snapshot task "
+                                f"in {path} (add a [[snapshots]] with dataset = {name!r} "
+                                "there)")
+    return problems
+
+
+def load_site(path: Path, *, follow_replication: bool = True) -> Site:
     """The site in the file at `path`, its key file (`truenas.api_key_file`, relative
     to the site file) made absolute and checked; `truenas.admin_password_file` made
     absolute too (infra/truenas/credentials.py checks it when a fresh node needs it).
@@ -759,4 +910,17 @@ def load_site(path: Path) -> Site:
         if name is not None and not Path(name).is_absolute():
             truenas = site.truenas.model_copy(update={field_name: str(site_dir / name)})
             site = site.model_copy(update={"truenas": truenas})
+    if site.replication and follow_replication:
+        problems = source_problems(site, site_dir)
+        if problems:
+            raise SiteFileError(problems)
+    if site.replication:
+        # The source's paths made absolute, as the key files are.
+        specs = []
+        for spec in site.replication:
+            update = {"source": str(replication_source(spec, site_dir))}
+            if spec.source_state_dir is not None:
+                update["source_state_dir"] = str(site_dir / spec.source_state_dir)
+            specs.append(spec.model_copy(update=update))
+        site = site.model_copy(update={"replication": specs})
     return site

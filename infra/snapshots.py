@@ -25,6 +25,14 @@ def take(client: TrueNASClient, site: Site, dataset: str, name: str, *,
                                                 "name": name, "recursive": recursive})
 
 
+def take_named_by(client: TrueNASClient, site: Site, dataset: str, naming_schema: str) -> dict:
+    """A snapshot named by `naming_schema` at the node's time (pool.snapshot.create's
+    `naming_schema`), as a periodic snapshot task of that schema names its own: what a
+    replication bound to that task sends."""
+    return client.call("pool.snapshot.create", {"dataset": _dataset(site, dataset),
+                                                "naming_schema": naming_schema})
+
+
 def list_(client: TrueNASClient, site: Site, dataset: str) -> list[dict]:
     return client.call("pool.snapshot.query", [["dataset", "=", _dataset(site, dataset)]])
 

@@ -29,6 +29,7 @@ from infra.observe import Observed, observe
 from infra.operation import SiteOperation
 from infra.plan import Plan, make_plan
 from infra.preflight import preflight
+from infra.replication import Replication, involved
 from infra.report import RunReport
 from infra.resources import apps, dns, droplet, firewall, image, ssh_key, volume
 from infra.resources import pool as pools
@@ -57,6 +58,17 @@ class Provisioner(SiteOperation):
         return self._plan(seen)
 
     def _plan(self, seen: Observed) -> Plan:
+        plan = self._plan_site(seen)
+        receives = involved(self.site, self.state)
+        if receives and plan.node_pending is None:
+            found = self._replication().plan(seen.droplet_ip())
+            plan.replication, plan.replication_pending = found.changes, found.pending
+        elif receives:
+            plan.replication_pending = ("the replication from the source sites is set up "
+                                        "once this site's node is")
+        return plan
+
+    def _plan_site(self, seen: Observed) -> Plan:
         plan = make_plan(self.site, seen, self.state.created("records"),
                          self.state.created("domains"))
         if "create_droplet" in plan.kinds() and (key := ssh_key.planned(self.site,
@@ -130,6 +142,11 @@ class Provisioner(SiteOperation):
         physmem = client.call("system.info")["physmem"]
         apps.desired(self.site, self.state, tls_ready=False, memory_mb=physmem // 2**20,
                      memory_of=f"the node at {self.site.node.address}")  # type: ignore[union-attr]
+
+    def _replication(self) -> Replication:
+        return Replication(self.site, self.target, self.state, self.do, self.reporter,
+                           read_only=getattr(self.state, "read_only", False),
+                           source_log=self.source_log)
 
     # --- the whole run -------------------------------------------------------
     def up(self) -> RunReport:
@@ -211,7 +228,7 @@ class Provisioner(SiteOperation):
             if change.kind == "attach_volume":
                 volume.attach(self.do, self.site, volumes[change.subject], found,
                               self.reporter)
-        wanted = firewall.desired(self.site, self.state.run_id())
+        wanted = firewall.desired(self.site, self.state.run_id(), seen.replication_sources)
         if ("create_firewall", wanted["name"]) in planned:
             firewall.create(self.do, self.site, wanted, self.reporter)
         elif ("update_firewall", wanted["name"]) in planned:
@@ -294,6 +311,8 @@ class Provisioner(SiteOperation):
                 result = self._front_door(address).converge(client)
                 client = result.client
                 changes += result.changes
+            if involved(self.site, self.state):
+                changes += self._replication().converge(client, address)
             return changes
         finally:
             client.close()

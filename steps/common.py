@@ -18,7 +18,7 @@ from infra.node import open_node
 from infra.report import RunReport
 from infra.resources.droplet import find as find_droplet
 from infra.resources.droplet import public_ipv4
-from infra.site import Site, parse_site
+from infra.site import Site, load_site, parse_site
 from infra.state import StateDir
 from infra.target import Target
 from infra.tls_probe import TlsProbe, probe_tls
@@ -27,7 +27,7 @@ from infra.truenas.client import TrueNASClient
 from infra.up import Provisioner
 from infra.wait import Pending, wait_for
 from steps import inventory
-from steps.sites import DOMAIN, build_site
+from steps.sites import DOMAIN, RECEIVERS, build_site, site_data
 
 PROBE_TIMEOUT = 10.0
 # Where the scenarios connect from (see the site files in steps/sites.py): the admin
@@ -46,6 +46,8 @@ class Run:
     requests: RequestLog
     node_calls: CallLog | None = None
     error: InfraError | None = None
+    # A receiving site's calls on its sources' nodes (up only).
+    source_calls: CallLog | None = None
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,23 @@ class Sites:
     brought_up: set[str]
     own: dict[str, dict] = field(default_factory=dict)
 
-    def site(self, name: str) -> Site:
-        return parse_site(self.own[name]) if name in self.own else build_site(name)
-
     def state(self, name: str) -> StateDir:
         return StateDir(self.state_root / name)
+
+    def site(self, name: str) -> Site:
+        """The site called `name`; a receiving site (steps/sites.py RECEIVERS) is loaded
+        from its file in the state root, its source's file written beside it, so that
+        its `[[replication]]` finds the source's file and state directory there; a site
+        on a node of one's own comes from `own`."""
+        if name in self.own:
+            return parse_site(self.own[name])
+        if name not in RECEIVERS:
+            return build_site(name)
+        source = RECEIVERS[name]
+        (self.state_root / f"{source}.toml").write_text(to_toml(site_data(source)))
+        path = self.state_root / f"{name}.toml"
+        path.write_text(to_toml(site_data(name)))
+        return load_site(path)
 
     def client(self, log: RequestLog | None = None) -> DigitalOcean:
         return DigitalOcean(self.target, log)
@@ -94,8 +108,8 @@ class Sites:
         try:
             report = provisioner.up()
         except InfraError as error:
-            return Run(name, None, log, provisioner.node_log, error)
-        return Run(name, report, log, provisioner.node_log)
+            return Run(name, None, log, provisioner.node_log, error, provisioner.source_log)
+        return Run(name, report, log, provisioner.node_log, source_calls=provisioner.source_log)
 
     def down(self, name: str) -> Run:
         log = RequestLog()
@@ -109,7 +123,8 @@ class Sites:
         if self.target.read_only:
             return
         failures = []
-        for name in sorted(self.brought_up):
+        # Receiving sites first: what they made on their sources goes with them.
+        for name in sorted(self.brought_up, key=lambda n: (n not in RECEIVERS, n)):
             try:
                 self.down(name)
                 self.brought_up.discard(name)
@@ -194,6 +209,8 @@ def to_toml(data: dict) -> str:
             return "true" if value else "false"
         if isinstance(value, list):
             return "[" + ", ".join(scalar(v) for v in value) + "]"
+        if isinstance(value, dict):   # an inline table (a replication's schedule)
+            return "{" + ", ".join(f"{k} = {scalar(v)}" for k, v in value.items()) + "}"
         return str(value)
 
     lines: list[str] = []

@@ -66,7 +66,7 @@ def _is_up(sites: Sites, name: str) -> SiteBefore:
     run = sites.up(name)
     assert run.error is None, run.error
     with sites.node(name) as client:
-        Repair(build_site(name), sites.client(), client, sites.state(name)).run()
+        Repair(sites.site(name), sites.client(), client, sites.state(name)).run()
     return SiteBefore(name, sites.inventory(name))
 
 
@@ -231,6 +231,8 @@ def _no_mutation(run: Run) -> None:
     if run.node_calls is not None:
         assert run.node_calls.total > 0, "the node was not even looked at"
         assert run.node_calls.mutating_calls() == []
+    if run.source_calls is not None:
+        assert run.source_calls.mutating_calls() == [], "a source's node was changed"
 
 
 @then(parsers.parse('the site "{name}" is as it was'))

@@ -30,9 +30,35 @@ APPS_PREFIX = "apps-"
 URO_IMAGE = os.environ.get("SPEC_URO_IMAGE", "ghcr.io/v-sekai/uro:2025.06.1")
 
 
+# The replication sites (features/replication.feature): "origin" is a production site
+# whose periodic snapshot task of `data` runs once a year (Jan 1st, 03:00): no run
+# bound to it starts by itself during a session and races a scenario's own (the
+# scenarios take the task's snapshots themselves); each name in RECEIVERS receives
+# its `data` ([[replication]]), with the source's file and state directory beside its
+# own (steps/common.py's `Sites.site` writes them there). "weekly" replicates on a
+# schedule of its own, Sundays at 03:00 (the clock is moved a week to see it run).
+REPLICATION_SOURCE = "origin"
+RECEIVERS = {"mirror": REPLICATION_SOURCE, "fork": REPLICATION_SOURCE,
+             "slow": REPLICATION_SOURCE, "weekly": REPLICATION_SOURCE}
+REPLICATED = ["data"]
+# "slow" receives at most this many bytes per second: a transfer long enough to cut.
+SLOW_BYTES_PER_SECOND = 4 * 1024 * 1024
+
+
 def site_data(name: str) -> dict:
     """A valid site file (as TOML data) for a site called `name`."""
     data = _base_site(name)
+    if name == REPLICATION_SOURCE:
+        data["snapshots"] = [{"dataset": "data", "minute": "0", "hour": "3", "dom": "1",
+                              "month": "1", "lifetime_value": 2, "lifetime_unit": "YEAR"}]
+    if name in RECEIVERS:
+        data["snapshots"] = []
+        data["replication"] = [{"source": f"{RECEIVERS[name]}.toml",
+                                "source_state_dir": RECEIVERS[name], "datasets": REPLICATED}]
+        if name == "slow":
+            data["replication"][0]["speed_limit"] = SLOW_BYTES_PER_SECOND
+        if name == "weekly":
+            data["replication"][0]["schedule"] = {"minute": "0", "hour": "3", "dow": "0"}
     if name in FRONT_DOOR_CHALLENGES:
         data["tls"] = {"challenge": FRONT_DOOR_CHALLENGES[name]}
         data["access"]["admin_cidrs"] = [ADMIN_NETWORK]

@@ -17,13 +17,19 @@ def find(client: TrueNASClient, site: Site) -> set[str]:
 
 
 def desired(site: Site) -> list[str]:
-    """Every dataset the site needs, full names, parents first."""
+    """Every dataset the site needs, full names, parents first. A dataset the site
+    receives (`[[replication]]`), and what is below it, is not made here: the first
+    replication makes it (a target holding data and no snapshot is refused)."""
     wanted: list[str] = []
     pool = site.truenas.pool
+    received = [name for spec in site.replication for name in spec.datasets]
     for relative in site.truenas.datasets:
         parts = relative.split("/")
         for depth in range(1, len(parts) + 1):
-            full = f"{pool}/{'/'.join(parts[:depth])}"
+            partial = "/".join(parts[:depth])
+            if any(partial == name or partial.startswith(name + "/") for name in received):
+                break
+            full = f"{pool}/{partial}"
             if full not in wanted:
                 wanted.append(full)
     return wanted

@@ -4,6 +4,8 @@ can tell the run's firewall). The rules are infra/desired.py's `firewall_rules`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from infra import desired as names
 from infra.change import Change
 from infra.digitalocean import DigitalOcean
@@ -24,17 +26,21 @@ def find_all(do: DigitalOcean) -> list[dict]:
     return do.list_all("list firewalls", do.client.firewalls.list, "firewalls")
 
 
-def desired(site: Site, run_id: str) -> dict:
+def desired(site: Site, run_id: str, source_addresses: Sequence[str] = ()) -> dict:
+    """`source_addresses`: where a receiving site's replication pushes from."""
     return {"name": names.firewall_name(site),
             "tags": [names.site_tag(site), names.run_tag(run_id)],
-            **names.firewall_rules(site)}
+            **names.firewall_rules(site, source_addresses)}
 
 
-def diff(site: Site, firewall: dict | None) -> list[Change]:
+def diff(site: Site, firewall: dict | None,
+         source_addresses: Sequence[str] = ()) -> list[Change]:
     if firewall is None:
         return [Change("create_firewall", names.firewall_name(site),
-                       "80/443 public, admin ports", (CREATE,))]
-    if not names.rules_match(firewall, names.firewall_rules(site)):
+                       "80/443 public, admin ports"
+                       + (", 22 from the replication's source" if source_addresses else ""),
+                       (CREATE,))]
+    if not names.rules_match(firewall, names.firewall_rules(site, source_addresses)):
         return [Change("update_firewall", names.firewall_name(site),
                        "rules differ from the site", (UPDATE,))]
     return []

@@ -203,6 +203,11 @@ class TrueNASClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def scrub(self, text: str) -> str:
+        """`text` without the API key (anything the node sends back, before it is
+        shown)."""
+        return self._scrub(text)
+
     def _scrub(self, text: str) -> str:
         key = self._api_key.reveal()
         return text.replace(key, "********") if key in text else text

@@ -8,29 +8,37 @@ site file of the same name (hostnames dropped or added, volumes grown or shrunk,
 another droplet size, other admin networks, datasets and snapshot schedules),
 perhaps with a fault on top (its firewall or one of its records deleted by hand).
 When the plan cannot list the node's changes yet (no droplet), it says so, and only
-the cloud's requests are held to it.
+the cloud's requests are held to it. Some examples are receiving sites (a
+`[[replication]]` of a source site brought up once for the module): their requests
+on the source's node are held to the plan too.
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from infra import snapshots
 from infra.digitalocean import DigitalOcean
 from infra.down import Teardown
+from infra.node import open_node
 from infra.plan import Plan
 from infra.resources.dns import find_records as a_records
+from infra.resources.droplet import find as find_droplet
+from infra.resources.droplet import public_ipv4
 from infra.resources.firewall import find as find_firewall
-from infra.site import Site, parse_site
+from infra.site import Site, load_site, parse_site
 from infra.state import StateDir
 from infra.target import Target
 from infra.truenas.calllog import CallLog
 from infra.up import Provisioner
+from steps.common import to_toml
 from steps.sites import site_data
 
 NAMES = itertools.count(1)
@@ -39,6 +47,32 @@ NAMES = itertools.count(1)
 @pytest.fixture(scope="module")
 def target(world) -> Target:
     return Target.from_world_file(world.world_file)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A source site, up, with a snapshot of `data` its replications send."""
+
+    path: Path
+    state: Path
+
+
+@pytest.fixture(scope="module")
+def source(target: Target, tmp_path_factory: pytest.TempPathFactory) -> Source:
+    root = tmp_path_factory.mktemp("plan-source")
+    data = site_data("origin")
+    data["site"]["name"] = "plan-src"
+    data["dns"] = {"domain": "plan-src.test", "hostnames": ["www.plan-src.test"], "ttl": 300}
+    (root / "plan-src.toml").write_text(to_toml(data))
+    site, state = load_site(root / "plan-src.toml"), StateDir(root / "plan-src")
+    Provisioner(site, DigitalOcean(target), state).up()
+    do = DigitalOcean(target)
+    with open_node(site, target, state, public_ipv4(find_droplet(do, site))) as client:
+        snapshots.take_named_by(client, site, "data", site.snapshots[0].naming_schema)
+    try:
+        yield Source(root / "plan-src.toml", state.path)
+    finally:
+        Teardown(site, DigitalOcean(target), state).down()
 
 
 @st.composite
@@ -56,8 +90,11 @@ def site_files(draw: st.DrawFn) -> dict:
     }
 
 
-def _site(name: str, parts: dict) -> Site:
+def _site(name: str, parts: dict, source: Source | None = None) -> Site:
     data = site_data(name)
+    if source is not None:
+        data["replication"] = [{"source": str(source.path),
+                                "source_state_dir": str(source.state), "datasets": ["data"]}]
     domain = f"{name}.test"
     data["site"]["droplet_size"] = parts["droplet_size"]
     data["volumes"][0]["size_gigabytes"], data["volumes"][1]["size_gigabytes"] = parts["sizes"]
@@ -66,11 +103,14 @@ def _site(name: str, parts: dict) -> Site:
     data["access"]["admin_cidrs"] = parts["admin_cidrs"]
     data["truenas"]["datasets"] = ["data", *parts["datasets"]]
     data["snapshots"][0]["lifetime_value"] = parts["lifetime"]
+    if source is not None:   # its snapshots of `data` come from the source
+        data["snapshots"] = []
     return parse_site(data)
 
 
 def _planned(plan: Plan) -> list[str]:
-    return [request for change in [*plan.changes, *plan.node] for request in change.requests]
+    return [request for change in [*plan.changes, *plan.node, *plan.replication]
+            for request in change.requests]
 
 
 def _unmatched(planned: list[str], sent: list[str]) -> tuple[list[str], list[str]]:
@@ -100,16 +140,21 @@ def _fault(do: DigitalOcean, site: Site, fault: str) -> None:
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(before=st.one_of(st.none(), site_files(), site_files()), after=site_files(),
-       fault=st.sampled_from(["none", "firewall deleted", "a record deleted"]))
-def test_up_sends_exactly_what_its_plan_listed(target: Target, tmp_path: Path,
-                                               before: dict | None, after: dict,
-                                               fault: str) -> None:
+       fault=st.sampled_from(["none", "firewall deleted", "a record deleted"]),
+       receiving=st.booleans())
+def test_up_sends_exactly_what_its_plan_listed(target: Target, source: Source,
+                                               tmp_path: Path, before: dict | None,
+                                               after: dict, fault: str,
+                                               receiving: bool) -> None:
     name = f"plan-{next(NAMES)}"
     state = StateDir(tmp_path / name)
-    site = _site(name, after)
+    event(f"a receiving site, {'from nothing' if before is None else 'changed'}"
+          if receiving else "a site")
+    source = source if receiving else None
+    site = _site(name, after, source)
     try:
         if before is not None:
-            first = _site(name, before)
+            first = _site(name, before, source)
             Provisioner(first, DigitalOcean(target), state).up()
             _fault(DigitalOcean(target), first, fault)
 
@@ -122,6 +167,8 @@ def test_up_sends_exactly_what_its_plan_listed(target: Target, tmp_path: Path,
         sent = [f"{method} {path}" for method, path in do.log.mutating_requests()]
         if plan.node_pending is None:
             sent += node_log.mutating_calls()
+        if plan.replication_pending is None:   # on the source's node
+            sent += run.source_log.mutating_calls()
         extra, never = _unmatched(_planned(plan), sent)
         if plan.node_pending is not None:  # the node's planned requests are not listed
             never = [p for p in never if p.startswith(("POST ", "PUT ", "DELETE "))]

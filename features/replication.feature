@@ -1,0 +1,93 @@
+Feature: Live data flows to a second site
+  A receiving site (staging, a fork) names production in its [[replication]]: `up`
+  pairs production's node with it over SSH, opens port 22 to production alone, and
+  has production push its datasets' snapshots there, read-only, first in full and
+  then only what changed. `promote` makes the copy writable; `check` says how far
+  behind it is.
+
+  Background:
+    Given the site "origin" is up
+
+  @destructive
+  Scenario: a staging site receives production's bytes, then only what changed
+    Given files written to the dataset "data" of the site "origin"
+    And the site "origin" took its periodic snapshot of "data"
+    When I bring the site "mirror" up
+    Then up succeeded
+    And every file written reads the same on the site "mirror"
+    And port 22 of the site "mirror" is open to the site "origin" alone
+    When one more file is written to the dataset "data" of the site "origin"
+    And the site "origin" took its periodic snapshot of "data"
+    And the replication to the site "mirror" runs
+    Then that run sent the new file's records and not the rest of the dataset
+    And every file written reads the same on the site "mirror"
+    When I bring the site "mirror" up
+    Then no mutating request was sent
+
+  @destructive @fake_only
+  Scenario: writes on production reach staging at the next scheduled run
+    Given files written to the dataset "data" of the site "origin"
+    And the site "origin" took its periodic snapshot of "data"
+    And the site "weekly" is up
+    When one more file is written to the dataset "data" of the site "origin"
+    And the site "origin" took its periodic snapshot of "data"
+    And a week passes on the sites' clock
+    Then every file written reads the same on the site "weekly"
+    And check finds nothing wrong with the site "weekly"
+
+  @destructive
+  Scenario: staging stays read-only until it is promoted
+    Given files written to the dataset "data" of the site "origin"
+    And the site "origin" took its periodic snapshot of "data"
+    And the site "mirror" is up
+    Then a write to the dataset "data" of the site "mirror" is refused
+    When I promote the site "mirror"
+    Then it says the replication was disabled and "data" made writable
+    And a write to the dataset "data" of the site "mirror" succeeds
+    When I promote the site "mirror"
+    Then it says it was already promoted
+    When I bring the site "mirror" up
+    Then no mutating request was sent
+
+  @destructive
+  Scenario: a replication refused at the firewall leaves staging at its last snapshot
+    Given files written to the dataset "data" of the site "origin"
+    And the site "origin" took its periodic snapshot of "data"
+    And the site "mirror" is up
+    When one more file is written to the dataset "data" of the site "origin"
+    And the site "origin" took its periodic snapshot of "data"
+    And the firewall rule that lets the site "origin" into the site "mirror" is removed
+    And the replication to the site "mirror" runs
+    Then that run failed
+    And the site "mirror" holds the first snapshot and not the second
+    And check of the site "mirror" names the snapshot it holds and how far behind it is
+
+  @destructive
+  Scenario: a replication cut off mid-transfer leaves staging at its last complete snapshot
+    Given files written to the dataset "data" of the site "origin"
+    And the site "origin" took its periodic snapshot of "data"
+    And the site "slow" is up
+    When a file of 8 MiB is written to the dataset "data" of the site "origin"
+    And the site "origin" took its periodic snapshot of "data"
+    And the replication to the site "slow" starts
+    And it has sent more than 1 MiB
+    And the firewall rule that lets the site "origin" into the site "slow" is removed
+    Then the run started fails
+    And the site "slow" holds the first snapshot and not the second
+    And check of the site "slow" names the snapshot it holds and how far behind it is
+    When I bring the site "slow" up
+    Then up succeeded
+    And every file written reads the same on the site "slow"
+
+  @destructive
+  Scenario: a fork replicates production without touching production's resources
+    Given files written to the dataset "data" of the site "origin"
+    And the site "origin" took its periodic snapshot of "data"
+    When I bring the site "fork" up
+    Then up succeeded
+    And every file written reads the same on the site "fork"
+    And the site "origin" is as it was
+    When I take the site "fork" down
+    Then nothing of the site "fork" is left
+    And the site "origin" is as it was
+    And the node of the site "origin" holds nothing of the site "fork"
