@@ -284,7 +284,7 @@ def _authenticator(client: TrueNASClient, site: Any, token: Secret, events: Repo
     events.step(f"create DNS authenticator {name} (digitalocean)")
     created = client.call("acme.dns.authenticator.create", {
         "name": name, "attributes": {"authenticator": "digitalocean",
-                                     "digitalocean_token": token.reveal()}})
+                                     "digitalocean_token": token}})
     return created["id"]
 
 
@@ -378,7 +378,7 @@ def _issue_http01(client: TrueNASClient, site: Any, target: Target, wanted: _Wan
     try:
         result = client.call_job("certificate.create", {
             "name": name, "create_type": "CERTIFICATE_CREATE_IMPORTED",
-            "certificate": issued.fullchain_pem, "privatekey": key.reveal()},
+            "certificate": issued.fullchain_pem, "privatekey": key},
             real_seconds=IMPORT_SECONDS)
         return _entry(client, result)
     except (TrueNASError, WaitTimeout) as exc:

@@ -297,7 +297,7 @@ def setup_connection(source_client: TrueNASClient, target_client: TrueNASClient,
         "private_key": private_key, "connection_name": connection_name(site),
         "setup_type": "SEMI-AUTOMATIC",
         "semi_automatic_setup": {
-            "url": f"https://{target_address}:{port}", "token": token.reveal(),
+            "url": f"https://{target_address}:{port}", "token": token,
             "verify_ssl": False, "username": ssh_user(site)[0], "sudo": ssh_user(site)[1],
         },
     }, timeout=max(source_client.timing.deadline(SETUP_SECONDS), SETUP_WALL_SECONDS))

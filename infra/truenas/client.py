@@ -218,10 +218,10 @@ class TrueNASClient:
         returns the answer (with user_info)."""
         if isinstance(self._api_key, AdminPassword):
             credentials = {"mechanism": "PASSWORD_PLAIN", "username": self.username,
-                           "password": self._api_key.reveal()}
+                           "password": self._api_key}
         else:
             credentials = {"mechanism": "API_KEY_PLAIN", "username": self.username,
-                           "api_key": self._api_key.reveal()}
+                           "api_key": self._api_key}
         try:
             answer = self.call("auth.login_ex", credentials)
         except MethodNotFound:

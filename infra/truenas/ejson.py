@@ -9,6 +9,8 @@ import json
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+from infra.secrets import Secret
+
 
 def _decode_object(obj: dict) -> Any:
     if len(obj) == 1:
@@ -27,6 +29,10 @@ def _decode_object(obj: dict) -> Any:
 
 
 def _encode_value(value: Any) -> Any:
+    if isinstance(value, Secret):
+        # revealed only here, in the message itself: a traceback that shows a call's
+        # arguments (pytest's long style does) shows Secret('********')
+        return value.reveal()
     if isinstance(value, datetime):  # before date: a datetime is a date too
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)

@@ -37,6 +37,7 @@ from infra.secrets import Secret
 from infra.state import StateDir
 from infra.target import Target, Timing
 from infra.tls_probe import CertificateFacts, facts_from_pem
+from infra.truenas import ejson
 from infra.truenas.calllog import is_mutating
 from infra.truenas.errors import JobFailed, TrueNASCallError, TrueNASUnavailable
 from infra.truenas.pinning import CertificatePins, fingerprint
@@ -50,6 +51,11 @@ START = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC).timestamp()
 
 
 # --- the stub node ------------------------------------------------------------------
+
+def on_the_wire(params: tuple) -> tuple:
+    """The parameters as the node reads them: secrets revealed only in the message."""
+    return tuple(ejson.loads(ejson.dumps(list(params))))
+
 class StubNode:
     url = f"wss://{ADDRESS}:443/api/current"
 
@@ -127,6 +133,7 @@ class StubNode:
 
     # the client's interface
     def call(self, method: str, *params: Any, timeout: float | None = None) -> Any:
+        params = on_the_wire(params)
         self.calls.append((method, params))
         if method == "certificate.query":
             if params:
@@ -151,6 +158,7 @@ class StubNode:
         raise AssertionError(f"unexpected call {method}")
 
     def call_job(self, method: str, *params: Any, real_seconds: float = 0) -> Any:
+        params = on_the_wire(params)
         self.calls.append((method, params))
         if method == "certificate.create":
             return self._create(params[0])

@@ -15,6 +15,7 @@ from infra.events import Reporter
 from infra.resources import replication as tasks
 from infra.site import parse_site
 from infra.state import StateDir
+from infra.truenas import ejson
 from steps.sites import site_data
 from tests.reference import truenas_schema
 
@@ -32,6 +33,7 @@ class ScriptedNode:
         self.timing = Timing()
 
     def call(self, method: str, *params: Any, **_: Any) -> Any:
+        params = tuple(ejson.loads(ejson.dumps(list(params))))   # as the node reads them
         self.calls.append((method, params))
         answer = self.answers.get(method)
         return answer(*params) if callable(answer) else answer

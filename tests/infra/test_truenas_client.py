@@ -383,6 +383,18 @@ def test_login_sends_an_api_key_plain_login_ex(node: Node, client: TrueNASClient
     assert client.user_info == {"pw_name": USER}
 
 
+def test_a_secret_parameter_is_revealed_only_in_the_message(
+        node: Node, client: TrueNASClient) -> None:
+    # A failed call's traceback, in pytest's long style, shows each frame's arguments:
+    # a secret passed as a Secret shows as Secret('********'); the node gets the value.
+    token = "single-use-" + "70ken" * 8
+    with pytest.raises(MethodNotFound) as failed:
+        client.call("no.such.method", {"token": Secret(token)})
+    assert node.calls[-1] == ("no.such.method", [{"token": token}])
+    shown = str(failed.getrepr(style="long", funcargs=True))
+    assert "Secret('********')" in shown and token not in shown
+
+
 def test_a_wrong_key_is_an_auth_err(node: Node) -> None:
     with TrueNASClient(node.url, Secret("2-wrong"), USER, ssl_context_for(node.cert_pem),
                        TIMING) as c, pytest.raises(AuthenticationFailed, match="AUTH_ERR"):
