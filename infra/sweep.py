@@ -231,7 +231,7 @@ class Sweeper:
             dns.destroy_domain(do, domain)
             self.reporter.step(f"delete domain {domain}")
         for key in keys:
-            do.ignore_missing("delete SSH key", c.ssh_keys.delete, key["id"])
+            ssh_key.destroy_key(do, key)
             self.reporter.step(f"delete SSH key {key['name']}")
         return report
 

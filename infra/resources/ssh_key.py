@@ -139,12 +139,16 @@ def destroy(do: DigitalOcean, site: Site, state: StateDir) -> list[str]:
     for known in sorted(fingerprints):
         key = _get(do, known)
         if key is not None and key["fingerprint"] == known:
-            do.ignore_missing(f"delete SSH key {key['name']}", do.client.ssh_keys.delete,
-                              key["id"])
+            destroy_key(do, key)
             deleted.append(f"SSH key {key['name']} ({known})")
     for name in recorded:
         state.forget(LEDGER, name)
     return deleted
+
+
+def destroy_key(do: DigitalOcean, key: dict) -> None:
+    """Delete one registered key (gone already is fine)."""
+    do.ignore_missing(f"delete SSH key {key['name']}", do.client.ssh_keys.delete, key["id"])
 
 
 def orphaned(do: DigitalOcean, staying: list[dict], site_tags: set[str] | None,
