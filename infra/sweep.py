@@ -212,18 +212,15 @@ class Sweeper:
             self.reporter.step(f"delete A record {record['name']}.{domain} -> {record['data']}")
         droplet.destroy(do, droplets, self.reporter,
                         lambda what: self.reporter.step(f"delete {what}"))
-        for found in volumes:
-            volume.destroy(do, found, self.reporter)
-            self.reporter.step(f"delete volume {found['name']}")
-        for found in snapshots:
-            snapshot.destroy(do, found)
-            self.reporter.step(f"delete snapshot {found['name']}")
-        for found in images:
-            image.destroy(do, found)
-            self.reporter.step(f"delete image {found['name']}")
-        for found in firewalls:
-            firewall.destroy(do, found)
-            self.reporter.step(f"delete firewall {found['name']}")
+        # each kind through its own resource module, in the sweep's usual order
+        deletions = (("volume", volumes, lambda f: volume.destroy(do, f, self.reporter)),
+                     ("snapshot", snapshots, lambda f: snapshot.destroy(do, f)),
+                     ("image", images, lambda f: image.destroy(do, f)),
+                     ("firewall", firewalls, lambda f: firewall.destroy(do, f)))
+        for kind, found_all, destroy in deletions:
+            for found in found_all:
+                destroy(found)
+                self.reporter.step(f"delete {kind} {found['name']}")
         for tag in tags:
             if resource_tags.destroy_if_empty(do, tag):
                 self.reporter.step(f"delete tag {tag}")
