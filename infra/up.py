@@ -328,6 +328,10 @@ class Provisioner(SiteOperation):
     def renew_certificate(self, force: bool = False) -> list[str]:
         """Only the front door (cron-friendly): renew the site certificate when it is
         due (or now, with `force`), without converging the rest of the site."""
+        return self.converge_front_door(force_renewal=force)
+
+    def converge_front_door(self, *, force_renewal: bool = False) -> list[str]:
+        """The front door alone (UI, charts, certificate), as `up` converges it."""
         if self.site.tls is None:
             raise NodeProblem("the site file has no [tls] section: there is no certificate")
         if self.site.node is not None:
@@ -341,7 +345,7 @@ class Provisioner(SiteOperation):
         client = open_node(self.site, self.target, self.state, address, self.node_log,
                            self.reporter)
         try:
-            result = self._front_door(address).converge(client, force_renewal=force)
+            result = self._front_door(address).converge(client, force_renewal=force_renewal)
             client = result.client
             return result.changes
         finally:
