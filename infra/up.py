@@ -109,7 +109,9 @@ class Provisioner(SiteOperation):
             else:
                 self._plan_pool_health(plan, client)
                 if self.site.tls is not None:
-                    plan.front_door = self._front_door(address).plan(client)
+                    door = self._front_door(address)
+                    plan.front_door = door.plan(client)
+                    plan.cannot += door.waiting()
         except InfraError as error:   # a node that stops answering mid-way (a reboot)
             if isinstance(error, SiteFileError) and self.site.node is not None:
                 raise                 # the site file names what its node lacks (a disk)
@@ -331,7 +333,8 @@ class Provisioner(SiteOperation):
         return self.converge_front_door(force_renewal=force)
 
     def converge_front_door(self, *, force_renewal: bool = False) -> list[str]:
-        """The front door alone (UI, charts, certificate), as `up` converges it."""
+        """The front door alone (UI, charts, certificate), as `up` converges it: what
+        `renew` and `promote` run."""
         if self.site.tls is None:
             raise NodeProblem("the site file has no [tls] section: there is no certificate")
         if self.site.node is not None:
