@@ -112,8 +112,12 @@ class FrontDoor:
     def _deploy(self, client: TrueNASClient, tag: str | None) -> list[str]:
         wanted = apps.desired(self.site, self.state, tls_ready=tag is not None,
                               certificate_tag=tag, memory_mb=self.memory_mb)
-        waiting = replication.waiting_apps(self.site, self.state)
-        for name in sorted(waiting.keys() & {app.name for app in wanted}):
+        # Only a chart the site runs waits: an app whose data is received but whose
+        # chart the site no longer names goes as any dropped app does.
+        waiting = {name: why for name, why in
+                   replication.waiting_apps(self.site, self.state).items()
+                   if name in {app.name for app in wanted}}
+        for name in sorted(waiting):
             self.reporter.note(f"app {name} {waiting[name]}")
         return apps.create_or_update(client, self.site, self.state,
                                      [app for app in wanted if app.name not in waiting],
