@@ -139,6 +139,7 @@ pytest_plugins = [
     "steps.existing_steps",
     "steps.own_hardware_steps",
     "steps.replication_steps",
+    "steps.replication_apps_steps",
     "steps.summary",      # the per-requirement summary at the end of a run
     "steps.redaction",    # no private key in a report or a log, whatever failed
 ]

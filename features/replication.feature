@@ -91,3 +91,22 @@ Feature: Live data flows to a second site
     Then nothing of the site "fork" is left
     And the site "origin" is as it was
     And the node of the site "origin" holds nothing of the site "fork"
+
+  @destructive @acme @caddy
+  Scenario: staging runs production's GoCD on the copy once promoted
+    Given the site "gocd-prod" is up
+    And a GoCD pipeline group "shipped" on the site "gocd-prod"
+    And the site "gocd-prod" took its periodic snapshot of "apps"
+    When I bring the site "gocd-staging" up
+    Then up succeeded
+    And the plan of the site "gocd-staging" says the app "gocd" waits for promote
+    And GoCD of the site "gocd-staging" does not answer through 443
+    And a write to the dataset "apps/gocd" of the site "gocd-staging" is refused
+    When I promote the site "gocd-staging"
+    Then it says the replication was disabled and "apps/gocd" made writable
+    And it says the app "gocd" was created on the copy
+    And GoCD of the site "gocd-staging" lists the pipeline group "shipped"
+    When I promote the site "gocd-staging"
+    Then it says it was already promoted
+    When I bring the site "gocd-staging" up
+    Then no mutating request was sent

@@ -36,7 +36,7 @@ from infra.errors import (
 from infra.failover import Failover
 from infra.image.cli import image_app
 from infra.node import open_node
-from infra.replication import Replication
+from infra.promote import promote as promote_site
 from infra.resources.droplet import find as find_droplet
 from infra.resources.droplet import public_ipv4
 from infra.site import Site, load_site
@@ -393,7 +393,8 @@ def failover(site: Path = SiteOption, world: Path | None = WorldOption,
 def promote(site: Path = SiteOption, world: Path | None = WorldOption,
             state_dir: Path | None = StateOption) -> None:
     """Make a receiving site's copy writable: its replication disabled on the source,
-    its datasets' readonly off (idempotent)."""
+    its datasets' readonly off, and the charts that run on the copy started
+    (idempotent; infra/promote.py)."""
     loaded, target = _load(site), _target(world)
     if not loaded.replication:
         _fail(2, f"{site}: has no [[replication]] section: nothing to promote")
@@ -401,12 +402,7 @@ def promote(site: Path = SiteOption, world: Path | None = WorldOption,
     state = _state(loaded, state_dir)
 
     def run() -> list[str]:
-        do = DigitalOcean(target)
-        droplet = find_droplet(do, loaded)
-        if droplet is None or public_ipv4(droplet) is None:
-            raise InfraError("the site has no running droplet; run `up` first")
-        with open_node(loaded, target, state, public_ipv4(droplet), reporter=reporter) as node:
-            return Replication(loaded, target, state, do, reporter).promote(node)
+        return promote_site(loaded, target, state, DigitalOcean(target), reporter)
 
     changes = _run(run)
     console.print(safe("\n".join(changes)) if changes else

@@ -11,6 +11,10 @@ Order (each step only when something differs; a converged site sees reads only):
    ingress and put on the UI;
 4. the ingress's watched config is rewritten for https with the new certificate's tag:
    Caddy reloads in place, so a renewal costs no downtime.
+A chart whose data the site receives from another (`apps/<app>` in `[[replication]]`)
+and has not promoted is left alone, neither created nor written into: `plan` lists it
+among what `up` cannot do, and why (infra/resources/replication.py `waiting_apps`);
+its route stays in the ingress, which answers 502 for it until it runs.
 Whenever the UI moves, the client that moved it is stale: a new one is opened on the
 admin port through the pin just recorded.
 """
@@ -28,7 +32,7 @@ from infra.charts.ingress import RELOAD_SECONDS, ingress_paths, wait_until_serve
 from infra.charts.secretstore import unknown_secrets
 from infra.events import Reporter
 from infra.report import CheckReport
-from infra.resources import apps, certificate, ui
+from infra.resources import apps, certificate, replication, ui
 from infra.site import Site
 from infra.state import StateDir
 from infra.target import Target
@@ -93,14 +97,31 @@ class FrontDoor:
         tag = self._installed_tag(client)
         wanted = apps.desired(self.site, self.state, tls_ready=tag is not None,
                               certificate_tag=tag, memory_mb=self.memory_mb)
+        waiting = replication.waiting_apps(self.site, self.state)
+        deployed = [app for app in wanted if app.name not in waiting]
         return [*ui.diff(client, self.site),
-                *apps.diff(apps.find(client, self.site, self.state, wanted)),
+                *apps.diff(apps.find(client, self.site, self.state, deployed)),
                 *certificate.diff(client, self.site, self.target)]
+
+    def waiting(self) -> list[Change]:
+        """The charts `up` does not deploy yet, each saying why (no requests)."""
+        return [Change("deploy_app", name, why) for name, why in
+                sorted(replication.waiting_apps(self.site, self.state).items())
+                if name in self.site.apps]
 
     def _deploy(self, client: TrueNASClient, tag: str | None) -> list[str]:
         wanted = apps.desired(self.site, self.state, tls_ready=tag is not None,
                               certificate_tag=tag, memory_mb=self.memory_mb)
-        return apps.create_or_update(client, self.site, self.state, wanted, self.reporter)
+        # Only a chart the site runs waits: an app whose data is received but whose
+        # chart the site no longer names goes as any dropped app does.
+        waiting = {name: why for name, why in
+                   replication.waiting_apps(self.site, self.state).items()
+                   if name in {app.name for app in wanted}}
+        for name in sorted(waiting):
+            self.reporter.note(f"app {name} {waiting[name]}")
+        return apps.create_or_update(client, self.site, self.state,
+                                     [app for app in wanted if app.name not in waiting],
+                                     self.reporter, keep=waiting.keys())
 
     def _installed_tag(self, client: TrueNASClient) -> str | None:
         """A digest of the certificate the ingress has in certs/, or None before the first."""
@@ -151,7 +172,11 @@ def front_door_findings(report: CheckReport, site: Site, target: Target, state: 
     unknown = {app.name: unknown_secrets(app.chart, (site.apps.get(app.name).secret_files
                                                      if site.apps.get(app.name) else {}),
                                          state) for app in wanted}
+    waiting = replication.waiting_apps(site, state)
     for app in apps.find(client, site, state, wanted):
+        if app.name in waiting:
+            report.skip(f"app {app.name} runs", f"{app.state}: {waiting[app.name]}")
+            continue
         if unknown.get(app.name):
             detail = (f"{app.state}; whether it runs the site's current chart is not judged: "
                       f"its generated secrets ({', '.join(unknown[app.name])}) are in the "

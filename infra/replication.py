@@ -7,9 +7,11 @@ port, its datasets and snapshots, and, on `promote`, to make the datasets writab
 `promote` is idempotent: each task disabled on the source (when the source answers:
 a lost source is the disaster promotion is for), each received dataset's `readonly`
 off, the promotion recorded in this site's state directory so that `up` keeps the
-tasks disabled. `check` (read-only, also on the existing target) reports per
-dataset the task's state, the newest snapshot received and its lag behind the
-source's newest, on the receiving node's clock (a fake world's is virtual).
+tasks disabled (infra/promote.py then starts the charts that waited for the copy to
+be writable, and says why there rather than in `up`). `check` (read-only, also on
+the existing target) reports per dataset the task's state, the newest snapshot
+received and its lag behind the source's newest, on the receiving node's clock (a
+fake world's is virtual).
 """
 
 from __future__ import annotations
@@ -374,7 +376,7 @@ def _allowed(source: Source) -> timedelta:
     from infra.check import schedule_interval
 
     intervals = [schedule_interval(p) for p in source.site.snapshots
-                 if p.dataset in source.spec.datasets]
+                 if any(p.covers(name) for name in source.spec.datasets)]
     return 2 * max(intervals, default=timedelta(hours=1))
 
 

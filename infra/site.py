@@ -365,6 +365,16 @@ class SnapshotPolicy(_Strict):
     naming_schema: str = "auto-%Y-%m-%d_%H-%M"
     recursive: StrictBool = False
 
+    def covers(self, dataset: str) -> bool:
+        """Whether the task's snapshots include `dataset` (relative to the pool): its
+        own dataset, or one below it when recursive. A replication of a child binds to
+        a recursive task of an ancestor (zettarepl replication/task/task.py: a bound
+        task covers each source dataset that `is_child` of its dataset; middleware
+        plugins/replication.py: "recursive snapshots of the dataset being replicated
+        (or its ancestor)")."""
+        return dataset == self.dataset or (self.recursive
+                                           and dataset.startswith(self.dataset + "/"))
+
     @field_validator("minute", "hour", "dom", "month", "dow")
     @classmethod
     def _cron(cls, value: str, info: ValidationInfo) -> str:
@@ -798,7 +808,73 @@ def parse_site(data: dict, catalog: Catalog | None = None) -> Site:
         raise SiteFileError(problems + across) from None
     if problems or across:   # across: a secret in [node], which never reaches the model
         raise SiteFileError(problems + across)
+    received = received_app_problems(site, catalog or default_catalog())
+    if received:
+        raise SiteFileError(received)
     return site
+
+
+# --- apps on a receiving site (issue 16 item 4) -----------------------------------------
+def _charts_run(site: Site) -> set[str]:
+    """The charts a site runs: its [apps], and the ingress with any front door."""
+    from infra.charts.render import ALWAYS
+
+    return set(site.apps) | (set(ALWAYS) if site.tls is not None else set())
+
+
+def _received_app(site: Site, name: str) -> str | None:
+    """The app whose own dataset `name` (relative to the pool) is, `apps/<app>`, or None."""
+    from infra.charts.render import APPS_DATASET
+
+    parts = name.split("/")
+    return parts[1] if len(parts) == 2 and parts[0] == APPS_DATASET else None
+
+
+def received_app_problems(site: Site, catalog: Catalog) -> list[str]:
+    """What a receiving site's `[[replication]]` may not receive beside the charts it
+    runs, each naming its field: an app's data is received as one copy, its own
+    dataset `apps/<app>` with everything below it, and the charts' deploy waits for
+    `promote` before writing there (infra/front_door.py). So:
+    - not `apps` whole, nor anything of the ingress's (`apps/ingress`): the front
+      door's config, certificate and private key are this site's own, written by
+      every `up`; production's would arrive read-only over them;
+    - not a part of an app's datasets (`apps/gocd/godata`): GoCD's config names agents
+      whose identity is in another of its datasets; half a copy is no copy;
+    - `apps/<app>` of an app with datasets of its own only with `recursive = true`."""
+    from infra.charts.render import APPS_DATASET
+
+    if not site.replication:
+        return []
+    problems: list[str] = []
+    run = _charts_run(site)
+    for index, spec in enumerate(site.replication):
+        where = f"replication[{index}]"
+        for name in spec.datasets:
+            parts = name.split("/")
+            if parts[0] != APPS_DATASET or not run:
+                continue
+            if len(parts) == 1:
+                problems.append(
+                    f"{where}.datasets: {name!r} holds this site's front door (apps/ingress: "
+                    "its certificate, key and routes, written by every up) beside the apps' "
+                    "data; name each app's own dataset instead, such as "
+                    + ", ".join(f'"{APPS_DATASET}/{a}"' for a in sorted(run - {"ingress"})
+                                or ["apps/gocd"]))
+            elif parts[1] in ("ingress",) and site.tls is not None:
+                problems.append(f"{where}.datasets: {name!r} is the front door's own data "
+                                "(the site certificate, its key and routes, written by "
+                                "every up): it is never received")
+            elif len(parts) > 2 and parts[1] in run:
+                problems.append(f"{where}.datasets: {name!r} is a part of the app "
+                                f"{parts[1]}'s datasets; receive \"{APPS_DATASET}/{parts[1]}\" "
+                                "whole (with recursive = true): an app's datasets are one copy")
+            elif len(parts) == 2 and parts[1] in run and not spec.recursive:
+                chart = catalog.charts.get(parts[1])
+                inside = [d.path for d in chart.datasets] if chart else []
+                if inside:
+                    problems.append(f"{where}.recursive: {name!r} holds the app {parts[1]}'s "
+                                    f"datasets ({', '.join(inside)}): set recursive = true")
+    return problems
 
 
 def key_file_problems(site: Site, site_dir: Path) -> list[str]:
@@ -873,12 +949,15 @@ def source_problems(site: Site, site_dir: Path) -> list[str]:
             problems.append(f"{where}.source: {path} is this site ({site.name}); name the "
                             "site the datasets come from")
             continue
-        snapshotted = {p.dataset for p in source.snapshots}
         for name in spec.datasets:
-            if name not in snapshotted:
+            if not any(policy.covers(name) for policy in source.snapshots):
                 problems.append(f"{where}.datasets: {name!r} has no periodic snapshot task "
                                 f"in {path} (add a [[snapshots]] with dataset = {name!r} "
                                 "there)")
+            app = _received_app(site, name)
+            if app is not None and app not in _charts_run(source):
+                problems.append(f"{where}.datasets: {name!r} is the app {app}'s data, and "
+                                f"{path} runs no app {app} (its [apps] has no {app})")
     return problems
 
 

@@ -25,12 +25,15 @@ def take(client: TrueNASClient, site: Site, dataset: str, name: str, *,
                                                 "name": name, "recursive": recursive})
 
 
-def take_named_by(client: TrueNASClient, site: Site, dataset: str, naming_schema: str) -> dict:
+def take_named_by(client: TrueNASClient, site: Site, dataset: str, naming_schema: str,
+                  recursive: bool = False) -> dict:
     """A snapshot named by `naming_schema` at the node's time (pool.snapshot.create's
     `naming_schema`), as a periodic snapshot task of that schema names its own: what a
-    replication bound to that task sends."""
+    replication bound to that task sends. `recursive`: of every dataset below too, as
+    a recursive task takes them."""
     return client.call("pool.snapshot.create", {"dataset": _dataset(site, dataset),
-                                                "naming_schema": naming_schema})
+                                                "naming_schema": naming_schema,
+                                                "recursive": recursive})
 
 
 def list_(client: TrueNASClient, site: Site, dataset: str) -> list[dict]:

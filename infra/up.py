@@ -109,7 +109,9 @@ class Provisioner(SiteOperation):
             else:
                 self._plan_pool_health(plan, client)
                 if self.site.tls is not None:
-                    plan.front_door = self._front_door(address).plan(client)
+                    door = self._front_door(address)
+                    plan.front_door = door.plan(client)
+                    plan.cannot += door.waiting()
         except InfraError as error:   # a node that stops answering mid-way (a reboot)
             if isinstance(error, SiteFileError) and self.site.node is not None:
                 raise                 # the site file names what its node lacks (a disk)
@@ -328,6 +330,11 @@ class Provisioner(SiteOperation):
     def renew_certificate(self, force: bool = False) -> list[str]:
         """Only the front door (cron-friendly): renew the site certificate when it is
         due (or now, with `force`), without converging the rest of the site."""
+        return self.converge_front_door(force_renewal=force)
+
+    def converge_front_door(self, *, force_renewal: bool = False) -> list[str]:
+        """The front door alone (UI, charts, certificate), as `up` converges it: what
+        `renew` and `promote` run."""
         if self.site.tls is None:
             raise NodeProblem("the site file has no [tls] section: there is no certificate")
         if self.site.node is not None:
@@ -341,7 +348,7 @@ class Provisioner(SiteOperation):
         client = open_node(self.site, self.target, self.state, address, self.node_log,
                            self.reporter)
         try:
-            result = self._front_door(address).converge(client, force_renewal=force)
+            result = self._front_door(address).converge(client, force_renewal=force_renewal)
             client = result.client
             return result.changes
         finally:

@@ -83,7 +83,8 @@ def _periodic_snapshot(sites: Sites, name: str, dataset: str,
     site = sites.site(name)
     policy = next(p for p in site.snapshots if p.dataset == dataset)
     with sites.node(name) as client:
-        made = snapshots.take_named_by(client, site, dataset, policy.naming_schema)
+        made = snapshots.take_named_by(client, site, dataset, policy.naming_schema,
+                                       policy.recursive)
     taken_so_far.append(made["snapshot_name"])
     return Snapshots(list(taken_so_far))
 

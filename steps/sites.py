@@ -44,6 +44,17 @@ REPLICATED = ["data"]
 # "slow" receives at most this many bytes per second: a transfer long enough to cut.
 SLOW_BYTES_PER_SECOND = 4 * 1024 * 1024
 
+# Apps on the copy (features/replication.feature, issue 16 item 4): "gocd-prod" runs GoCD
+# behind its front door (like apps-1: http-01, admin network 127.0.0.0/24, GoCD
+# only, the cheapest chart with user data) and snapshots `apps` recursively once a
+# year, as "origin" does `data` (no run starts by itself during a session);
+# "gocd-staging" runs GoCD too and receives `apps/gocd` (with its child datasets) from
+# it (RECEIVERS: its file is written beside its source's).
+APPS_SOURCE = "gocd-prod"
+APPS_RECEIVER = "gocd-staging"
+RECEIVERS[APPS_RECEIVER] = APPS_SOURCE
+RECEIVED_APP = "apps/gocd"
+
 
 def site_data(name: str) -> dict:
     """A valid site file (as TOML data) for a site called `name`."""
@@ -55,6 +66,8 @@ def site_data(name: str) -> dict:
         data["snapshots"] = []
         data["replication"] = [{"source": f"{RECEIVERS[name]}.toml",
                                 "source_state_dir": RECEIVERS[name], "datasets": REPLICATED}]
+        if name == APPS_RECEIVER:
+            data["replication"][0].update({"datasets": [RECEIVED_APP], "recursive": True})
         if name == "slow":
             data["replication"][0]["speed_limit"] = SLOW_BYTES_PER_SECOND
         if name == "weekly":
@@ -72,6 +85,16 @@ def site_data(name: str) -> dict:
         data["access"]["admin_cidrs"] = [ADMIN_NETWORK]
         data["snapshots"] = []
         data["apps"] = {"cockroachdb": {}, "gocd": {}, "uro": {"image": URO_IMAGE}}
+    if name in (APPS_SOURCE, APPS_RECEIVER):
+        data["tls"] = {"challenge": "http-01"}
+        if os.environ.get("SPEC_ACME_DIRECTORY"):
+            data["tls"]["directory"] = os.environ["SPEC_ACME_DIRECTORY"]
+        data["access"]["admin_cidrs"] = [ADMIN_NETWORK]
+        data["apps"] = {"gocd": {}}
+        if name == APPS_SOURCE:
+            data["snapshots"] = [{"dataset": "apps", "recursive": True, "minute": "0",
+                                  "hour": "3", "dom": "1", "month": "1",
+                                  "lifetime_value": 2, "lifetime_unit": "YEAR"}]
     return data
 
 

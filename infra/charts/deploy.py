@@ -29,6 +29,7 @@ Apps that are not this site's are never touched: their ports only count as taken
 from __future__ import annotations
 
 import errno
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,8 +109,11 @@ class ChartDeployer:
         self.changes.append(text)
 
     # --- the whole run -----------------------------------------------------------
-    def converge(self, apps: list[RenderedApp], *, prune: bool = True) -> list[str]:
-        """Make the node run exactly `apps` (validated already); the changes made."""
+    def converge(self, apps: list[RenderedApp], *, prune: bool = True,
+                 keep: Collection[str] = ()) -> list[str]:
+        """Make the node run exactly `apps` (validated already); the changes made.
+        `keep`: apps of the site left as they are, neither deployed nor deleted (an app
+        whose data is a replication's read-only copy waits for `promote`)."""
         self._known = list(apps)
         self._ui_ports(apps)
         self.ensure_docker()
@@ -117,7 +121,7 @@ class ChartDeployer:
         existing = {entry["name"]: entry for entry in self.query()}
         self._foreign_ports(apps, existing)
         if prune:  # first, so that the ports of an app the site dropped are free again
-            wanted = {app.name for app in apps}
+            wanted = {app.name for app in apps} | set(keep)
             for name in sorted(set(self.owned(existing)) - wanted):
                 self._delete(name)
         for app in apps:

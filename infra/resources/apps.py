@@ -5,6 +5,8 @@ vocabulary, and what `up`, `plan`, `check` and `down` call."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from infra.change import Change
 from infra.charts.deploy import AppReport, ChartDeployer
 from infra.charts.render import RenderedApp
@@ -37,9 +39,11 @@ def diff(reports: list[AppReport]) -> list[Change]:
 
 
 def create_or_update(client: TrueNASClient, site: Site, state: StateDir,
-                     apps: list[RenderedApp], reporter: Reporter) -> list[str]:
-    """Deploy what differs and wait until each app runs; the changes made."""
-    return ChartDeployer(site, client, state, reporter).converge(apps)
+                     apps: list[RenderedApp], reporter: Reporter,
+                     keep: Collection[str] = ()) -> list[str]:
+    """Deploy what differs and wait until each app runs; the changes made. `keep`:
+    the site's apps left untouched (neither deployed nor removed)."""
+    return ChartDeployer(site, client, state, reporter).converge(apps, keep=keep)
 
 
 def destroy(client: TrueNASClient, site: Site, state: StateDir,

@@ -175,7 +175,11 @@ def desired_task(site: Site, source: Source, dataset: str, credential_id: int | 
                  snapshot_tasks: list[dict], promoted: bool = False) -> dict:
     """The replication task for one dataset (replication.create's fields)."""
     spec = source.spec
-    mine = [t for t in snapshot_tasks if t.get("dataset") == source.dataset(dataset)]
+    # The source's tasks whose snapshots include the dataset: its own, or a recursive
+    # one of a dataset above it (infra/site.py SnapshotPolicy.covers).
+    full = source.dataset(dataset)
+    mine = [t for t in snapshot_tasks if t.get("dataset") == full or (
+        t.get("recursive") and full.startswith(f"{t.get('dataset')}/"))]
     body: dict = {
         "name": task_name(site, dataset), "direction": "PUSH", "transport": "SSH",
         "ssh_credentials": credential_id, "sudo": ssh_user(site)[1],
@@ -413,6 +417,27 @@ def destroy(source_client: TrueNASClient, site: Site, reporter: Reporter) -> lis
 # --- promotion ---------------------------------------------------------------------
 def promoted(state: StateDir) -> set[str]:
     return set(state.created(PROMOTED))
+
+
+def waiting_apps(site: Site, state: StateDir) -> dict[str, str]:
+    """The apps whose data the site receives (`apps/<app>`, infra/site.py
+    received_app_problems) and has not promoted: app -> why it waits. Their charts
+    are neither created nor written into until `promote`: the deploy writes files
+    into the app's datasets and GoCD rewrites its config at start, so on the copy
+    they would fail (read-only) or, on a copy kept writable, part it from the
+    source's history (the next run refused, or rolled back over the app's writes)."""
+    from infra.charts.render import APPS_DATASET
+
+    done = promoted(state)
+    waiting = {}
+    for spec in site.replication:
+        for name in spec.datasets:
+            parts = name.split("/")
+            if len(parts) == 2 and parts[0] == APPS_DATASET and name not in done:
+                waiting[parts[1]] = (f"waits for `truenas-site promote`: its data "
+                                     f"{target_dataset(site, name)} is a copy received from "
+                                     f"{Path(spec.source).stem}")
+    return waiting
 
 
 class ReplicationProblem(InfraError):

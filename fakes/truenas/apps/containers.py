@@ -316,6 +316,9 @@ class Container:
     def host_owner(self, host_path: str) -> tuple[int, int] | None:
         return self.runtime.host_owner(host_path)
 
+    def host_read_only(self, host_path: str) -> bool:
+        return self.runtime.host_read_only(host_path)
+
     def resolve(self, dial: str) -> tuple[str, int] | None:
         return self.runtime.resolve(self, dial)
 

@@ -5,7 +5,8 @@ config file gocd_config.py) keeps pipeline groups in cruise-config.xml on the po
 answers once up; the agent (`GoCDAgentImage`, `AgentProcess`) registers with it on the
 virtual clock. Both images run as go, uid 1000 with primary group 0: their entrypoints
 make their /godata directories and copy their logback files there first, exiting 111
-when they cannot (`_entrypoint`, with the upstream files and commits named there); a
+when they cannot (`_entrypoint`, with the upstream files and commits named there); the
+server does not come up on a read-only /godata (a replication's copy) [I]; a
 file or directory they write is theirs (1000:0). The server rewrites cruise-config.xml
 at start, so one it may not write stops it; the agent keeps its identity in
 /godata/config/guid.txt, so an agent without its own /godata registers anew when
@@ -191,6 +192,16 @@ class GoCDServerImage(ImageBehaviour):
 
     def start(self, container: RunningContainer) -> dict[int, Any]:
         _entrypoint(container, SERVER_DIRS, SERVER_LOGBACK)
+        godata = container.host_path("/godata")
+        if godata is not None and container.host_read_only(godata):
+            # [I] GoCD writes under /godata from its first moments: its logs
+            # (/godata/logs), its H2 database (/godata/db, opened read-write) and
+            # cruise-config.xml, which it rewrites at start (`_may_write` below). No
+            # source read says which of them fails first on a read-only file system, nor
+            # the exact line; that it cannot come up there is the inference.
+            raise ContainerFailed(f"java.nio.file.FileSystemException: /godata/logs/"
+                                  f"go-server.log: Read-only file system ({godata} is on a "
+                                  "read-only dataset)")
         host_path = container.host_path(CONFIG_PATH)
         if host_path is not None and not _may_write(container, host_path):
             # GoCD rewrites cruise-config.xml at start (serverId, upgrades): as go it

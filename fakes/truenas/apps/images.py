@@ -97,6 +97,11 @@ class RunningContainer:
         whether a process running as a given user may write there. Takes node.lock."""
         return self._host.host_owner(host_path)
 
+    def host_read_only(self, host_path: str) -> bool:
+        """Whether a path on the node is on a read-only dataset (a replication's copy):
+        no process writes there, root included. Takes node.lock."""
+        return self._host.host_read_only(host_path)
+
     @property
     def node_lock(self) -> Any:
         """The world's lock (re-entrant), for a real process's helpers (process.py)."""

@@ -358,6 +358,22 @@ class AppsRuntime:
             return {name[len(prefix):]: record["oid"] for name, record in loc.files.items()
                     if name.startswith(prefix)}
 
+    def host_read_only(self, host_path: str) -> bool:
+        """Whether the dataset holding `host_path` is read-only (its own `readonly` or
+        an ancestor's, as ZFS inherits it): every write there fails with EROFS,
+        whoever writes (models/datasets.py check_space)."""
+        from fakes.truenas.models import datasets
+        from fakes.truenas.models.files import resolve
+
+        with self.node.lock:
+            try:
+                loc = resolve(self.node.storage, self._on_pool(host_path))
+            except CallError:
+                return False
+            if loc.pool is None:
+                return False
+            return datasets.effective(loc.pool, loc.rel, "readonly")[0] == "on"
+
     def host_owner(self, host_path: str) -> tuple[int, int] | None:
         """uid and gid of a path on the node, or None if it is not there."""
         with self.node.lock:

@@ -157,6 +157,15 @@ def chown(storage: NodeStorage, path: str, uid: int | None, gid: int | None,
             if name.startswith(prefix):
                 _set_owner(record, uid, gid)
         dirs = loc.pool.meta["datasets"][loc.rel].setdefault("dir_owners", {})
+        # every directory below, those only implied by the files in them included
+        # (`chown -R` walks them all)
+        for name in list(loc.files):
+            if name.startswith(prefix):
+                parts = name.split("/")[:-1]
+                for depth in range(1, len(parts) + 1):
+                    inner = "/".join(parts[:depth])
+                    if inner.startswith(prefix):
+                        dirs.setdefault(inner, {})
         for name, record in dirs.items():
             if name.startswith(prefix):
                 _set_owner(record, uid, gid)

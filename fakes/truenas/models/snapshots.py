@@ -87,9 +87,29 @@ def create(pool: Pool, rel: str, name: str, *, recursive: bool, exclude: list[st
         snaps[key(target, name)] = {
             "dataset": target, "name": name, "created": now, "createtxg": txg,
             "files": copy.deepcopy(pool.meta["datasets"][target]["files"]),
+            "owners": owners_of(pool.meta["datasets"][target]),
             "user_props": dict(user_props or {}), "task_id": task_id,
         }
     return [key(target, name) for target in targets]
+
+
+def owners_of(record: dict) -> dict:
+    """The directories' owners of a dataset (its root's, and those inside it that
+    were changed; models/files.py `_dir_owner`): part of a snapshot as the files are.
+    A ZFS snapshot is the whole file system at a txg, and a directory is a znode with
+    its owner like a file (OpenZFS on-disk format, ZPL: znode_phys_t's zp_uid and
+    zp_gid for every object of the file system, directories included)."""
+    return {"root": copy.deepcopy(record.get("owner", {})),
+            "dirs": copy.deepcopy(record.get("dir_owners", {}))}
+
+
+def restore_owners(record: dict, owners: dict | None) -> None:
+    """Put a snapshot's directory owners back on its dataset (a snapshot kept from
+    before owners were part of it leaves them as they are)."""
+    if owners is None:
+        return
+    record["owner"] = copy.deepcopy(owners.get("root", {}))
+    record["dir_owners"] = copy.deepcopy(owners.get("dirs", {}))
 
 
 def clones_of(pool: Pool, snap_keys: list[str]) -> list[str]:
@@ -133,6 +153,7 @@ def _rollback_one(pool: Pool, snap_key: str, recursive: bool, recursive_clones: 
     for newer_key in newer:
         del pool.meta["snapshots"][newer_key]
     pool.meta["datasets"][rel]["files"] = copy.deepcopy(pool.meta["snapshots"][snap_key]["files"])
+    restore_owners(pool.meta["datasets"][rel], pool.meta["snapshots"][snap_key].get("owners"))
 
 
 def rollback(pool: Pool, snap_key: str, *, recursive: bool, recursive_clones: bool,
@@ -162,6 +183,7 @@ def clone(pool: Pool, snap_key: str, dst_rel: str, now: float, local: dict[str, 
     record = pool.meta["datasets"][dst_rel]
     record["origin"] = snap_key
     record["files"] = copy.deepcopy(pool.meta["snapshots"][snap_key]["files"])
+    restore_owners(record, pool.meta["snapshots"][snap_key].get("owners"))
 
 
 # --- entries ---------------------------------------------------------------

@@ -9,10 +9,15 @@ stream; it is written here so that the wire can be read with any tool:
              {"toname", "toguid", "fromguid" (null: a full send), "created",
               "user_props", "record_size", "payload" (payload length),
               "files": [[path, {"mode", "uid", "gid", "atime", "mtime", "ctime",
-                                "btime", "size", "sha256", "records": [i, ...]}], ...]}
+                                "btime", "size", "sha256", "records": [i, ...]}], ...],
+              "owners": {"root": {"uid", "gid"}, "dirs": {path: {"uid", "gid"}}}}
     payload  for each file in header order, the records listed in "records"
              (record i is bytes [i*R, (i+1)*R) of the file), concatenated
     trailer  b"END " + sha256 hex of (header line + payload) + b"\\n"
+
+The directories' owners travel with the files' (models/snapshots.py `owners_of`: a
+stream is the snapshot's whole file system, directories included), so a received
+copy belongs to whom the source's did.
 
 A full send lists every record of every file. An incremental lists, per file, only
 the records that differ from the same path in the base snapshot: ZFS sends the
@@ -129,7 +134,8 @@ def build(pool: Pool, rel: str, to_name: str, from_name: str | None) -> bytes:
     body = b"".join(payload)
     header = {"toname": to_name, "toguid": snapshot_guid(pool, to_key), "fromguid": from_guid,
               "created": snap["created"], "user_props": snap["user_props"],
-              "record_size": RECORD_SIZE, "payload": len(body), "files": files}
+              "record_size": RECORD_SIZE, "payload": len(body), "files": files,
+              "owners": snap.get("owners") or {"root": {}, "dirs": {}}}
     head = json.dumps(header, sort_keys=True).encode() + b"\n"
     trailer = b"END " + hashlib.sha256(head + body).hexdigest().encode() + b"\n"
     return MAGIC + head + body + trailer
@@ -297,9 +303,11 @@ def receive(pool: Pool, rel: str, data: bytes, *, now: float) -> str:
         ds = pool.meta["datasets"][rel]
     abort(pool, rel)
     ds["files"] = files                       # -F: whatever was written since is gone
+    snapshots.restore_owners(ds, header.get("owners"))
     pool.meta["snapshots"][snapshots.key(rel, header["toname"])] = {
         "dataset": rel, "name": header["toname"], "created": header["created"],
         "createtxg": pool.meta["txg"] + 1, "files": copy.deepcopy(files),
+        "owners": snapshots.owners_of(ds),
         "user_props": dict(header["user_props"]), "task_id": None,
         "guid": header["toguid"],
     }

@@ -243,6 +243,25 @@ def test_a_config_file_left_to_root_stops_the_server(gocd):
     assert "AccessDenied" in container(gocd.env, "gocd-server").error
 
 
+def test_a_read_only_godata_stops_the_server(gocd):
+    """A replication's copy (readonly=on) is GoCD's own config and data, owners and
+    all, and still no process writes there: the server does not come up [I: which
+    write fails first]. After readonly off (a promotion) it starts on that data."""
+    seed_config(gocd.env, "seeded-key-0001", groups=("production",))
+    first = gocd.env.call("pool.dataset.update", "tank/apps/gocd", {"readonly": "ON"})
+    assert first["readonly"]["value"] == "ON"
+    gocd.env.create("gocd", {"gocd-server": server_service(restart="no")})
+    gocd.env.advance(60)
+    assert gocd.env.app("gocd")["state"] == "CRASHED"
+    assert "Read-only file system" in container(gocd.env, "gocd-server").error
+    gocd.env.call("pool.dataset.update", "tank/apps/gocd", {"readonly": "OFF"})
+    job = gocd.env.call("app.redeploy", "gocd")
+    gocd.env.advance(STARTUP_SECONDS + 15)
+    succeeded(job)
+    status, _, body = gocd.request("GET", "/go/api/admin/pipeline_groups", accept=V1)
+    assert (status, [g["name"] for g in body["_embedded"]["groups"]]) == (200, ["production"])
+
+
 # --- health --------------------------------------------------------------------------------
 def test_health_is_503_while_starting_then_ok(gocd):
     job = gocd.env.create("gocd", {"gocd-server": server_service()})

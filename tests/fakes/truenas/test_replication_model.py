@@ -157,6 +157,31 @@ def test_full_then_incremental_sends_only_the_changed_records(pair):
     assert pair.target_snapshots() == [first, second]
 
 
+def test_a_copy_keeps_the_owners_of_its_files_and_directories(pair):
+    """A service's data belongs to its user on the source (a GoCD dataset to 1000:0):
+    the copy's files, directories and root belong to the same ids, and a rollback of
+    the source to the snapshot brings its directories' owners back too."""
+    from fakes.truenas.models import files
+
+    pair.write("/mnt/tank/data/config/cruise-config.xml", b"<cruise/>")
+    with pair.lock:
+        storage = pair.source.storage
+        files.chown(storage, "/mnt/tank/data", 1000, 0, recursive=True)
+    snap = pair.snapshot()
+    pair.run(pair.task())
+    with pair.lock:
+        target = pair.target.storage
+        for path in ("/mnt/tank/copy", "/mnt/tank/copy/config",
+                     "/mnt/tank/copy/config/cruise-config.xml"):
+            stat = files.stat(target, path)
+            assert (stat["uid"], stat["gid"]) == (1000, 0), (path, stat)
+        files.chown(storage, "/mnt/tank/data", 0, 0, recursive=True)
+        pool, rel = storage.find_dataset("tank/data")
+        snapshots.rollback(pool, snapshots.key(rel, snap), recursive=False,
+                           recursive_clones=False, recursive_rollback=False)
+        assert files.stat(storage, "/mnt/tank/data/config")["uid"] == 1000
+
+
 def test_readonly_set_require_ignore(pair):
     pair.write("/mnt/tank/data/a", b"a")
     pair.snapshot()
