@@ -106,6 +106,7 @@ Feature: Live data flows to a second site
     Then it says the replication was disabled and "apps/gocd" made writable
     And it says the app "gocd" was created on the copy
     And GoCD of the site "gocd-staging" lists the pipeline group "shipped"
+    And GoCD of the site "gocd-staging" lists the agent "gocd-staging-agent-1"
     When I promote the site "gocd-staging"
     Then it says it was already promoted
     When I bring the site "gocd-staging" up

@@ -346,7 +346,11 @@ def _agent_registered(sites: Sites, name: str, agent: str) -> None:
         answer = _gocd(sites, name, "GET", "/go/api/agents", GOCD_AGENTS)
         if answer.status != 200:
             return False, f"{answer.status} {answer.body[:200]}"
-        hostnames = [a.get("hostname") for a in answer.json()["_embedded"]["agents"]]
-        return agent in hostnames, hostnames
+        # Registered means enabled: an agent whose key is not the server's
+        # agentAutoRegisterKey is listed too, Pending an administrator's approval.
+        states = {a.get("hostname"): a.get("agent_config_state")
+                  for a in answer.json()["_embedded"]["agents"]}
+        return states.get(agent) == "Enabled", states
 
-    sites.eventually(f"the agent {agent} to register with GoCD", attempt, APP_WAIT_SECONDS)
+    sites.eventually(f"the agent {agent} to register with GoCD, enabled", attempt,
+                     APP_WAIT_SECONDS)

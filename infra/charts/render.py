@@ -169,19 +169,23 @@ def _file_content(chart: Chart, spec_path: str, generator: str | None,
 def render_app(chart: Chart, site: Site, state: StateDir, *, tls_ready: bool,
                certificate_tag: str | None = None,
                all_routes: list[IngressRoute] | None = None, site_dir: Path | None = None,
-               environ: Mapping[str, str] | None = None) -> RenderedApp:
+               environ: Mapping[str, str] | None = None,
+               source_state: StateDir | None = None) -> RenderedApp:
     """One chart rendered for `site`; ChartError naming every problem.
 
     `tls_ready`: the site certificate is in place (the ingress then serves https);
     `certificate_tag`: something that changes with that certificate (its SHA-256), so
     that a renewed certificate changes the ingress's watched config and Caddy reloads.
     `all_routes`: every enabled chart's routes (the ingress's config needs them).
+    `source_state`: the state directory of the site the app's data is received from
+    (its generated secrets are the ones the data was made with: secretstore.py).
     """
     tls = TlsState(tls_ready, certificate_tag)
     settings, problems = settings_for(chart, site)
     config = site.apps.get(chart.name)
     secrets, secret_problems = resolve_secrets(
-        chart, config.secret_files if config else {}, state, site_dir=site_dir, environ=environ)
+        chart, config.secret_files if config else {}, state, site_dir=site_dir, environ=environ,
+        source_state=source_state)
     problems += secret_problems
     if problems:
         raise ChartError(problems)
@@ -243,8 +247,10 @@ def _parents_first(names: tuple[str, ...]) -> tuple[str, ...]:
 def render_site(site: Site, state: StateDir, *, tls_ready: bool,
                 certificate_tag: str | None = None,
                 catalog: Catalog | None = None, site_dir: Path | None = None,
-                environ: Mapping[str, str] | None = None) -> list[RenderedApp]:
-    """Every enabled chart rendered; one ChartError listing all problems."""
+                environ: Mapping[str, str] | None = None,
+                source_states: Mapping[str, StateDir] | None = None) -> list[RenderedApp]:
+    """Every enabled chart rendered; one ChartError listing all problems.
+    `source_states`: app -> the state directory of the site its data is received from."""
     catalog = catalog or default_catalog()
     charts = [catalog[name] for name in enabled_charts(site, catalog)]
     all_routes: list[IngressRoute] = []
@@ -257,7 +263,8 @@ def render_site(site: Site, state: StateDir, *, tls_ready: bool,
             rendered.append(render_app(chart, site, state, tls_ready=tls_ready,
                                        certificate_tag=certificate_tag,
                                        all_routes=all_routes, site_dir=site_dir,
-                                       environ=environ))
+                                       environ=environ,
+                                       source_state=(source_states or {}).get(chart.name)))
         except ChartError as exc:
             problems += exc.problems
     if problems:

@@ -4,7 +4,11 @@
    relative to the site file's directory; it must not be readable by others);
 2. the environment variable `<APP>_<SECRET>` (upper-case, `-` as `_`);
 3. for a secret declared `generate = true`: generated once into the state directory
-   (`<state>/secrets/<app>/<secret>`, 0600 in a 0700 directory) and reused after.
+   (`<state>/secrets/<app>/<secret>`, 0600 in a 0700 directory) and reused after;
+   for an app whose data the site receives from another site (`[[replication]]` of
+   `apps/<app>`), the source site's generated value when its state directory holds
+   one: the received data was made with it (GoCD's cruise-config.xml holds the agent
+   key it was seeded with), so a value of this site's own would not match it.
 Never from the repository. A secret found nowhere is a problem naming the secret and
 where it may come from, never its value.
 """
@@ -57,6 +61,26 @@ def _generate_once(state: StateDir, app: str, name: str, length: int) -> Secret:
     return Secret(value)
 
 
+def _inherit(state: StateDir, source: StateDir, app: str, name: str
+             ) -> tuple[Secret | None, str | None]:
+    """The source site's generated secret, kept in this site's state directory too (so
+    that `check` and later runs without the source's directory see the same value)."""
+    value, problem = _from_file(generated_path(source, app, name),
+                                f"the source's generated secret {name}")
+    if value is None or getattr(state, "read_only", False):
+        return value, problem
+    own = generated_path(state, app, name)
+    if not own.exists() or own.read_text().strip() != value.reveal():
+        _private_dir(own.parent.parent)
+        _private_dir(own.parent)
+        temporary = own.with_suffix(".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(value.reveal() + "\n")
+        os.replace(temporary, own)
+    return value, None
+
+
 def _from_file(path: Path, where: str) -> tuple[Secret | None, str | None]:
     try:
         mode = path.stat().st_mode
@@ -83,9 +107,11 @@ def unknown_secrets(chart: Chart, secret_files: Mapping[str, str], state: StateD
 
 def resolve_secrets(chart: Chart, secret_files: Mapping[str, str], state: StateDir,
                     *, site_dir: Path | None = None,
-                    environ: Mapping[str, str] | None = None
+                    environ: Mapping[str, str] | None = None,
+                    source_state: StateDir | None = None
                     ) -> tuple[dict[str, Secret], list[str]]:
-    """Every secret `chart` declares, and the problems (one per missing secret)."""
+    """Every secret `chart` declares, and the problems (one per missing secret).
+    `source_state`: the state directory of the site the app's data is received from."""
     env = os.environ if environ is None else environ
     found: dict[str, Secret] = {}
     problems: list[str] = []
@@ -106,7 +132,14 @@ def resolve_secrets(chart: Chart, secret_files: Mapping[str, str], state: StateD
             found[name] = Secret(env[variable])
         elif spec.generate:
             existing = generated_path(state, chart.name, name)
-            if existing.exists():
+            if source_state is not None and \
+                    generated_path(source_state, chart.name, name).exists():
+                value, problem = _inherit(state, source_state, chart.name, name)
+                if problem:
+                    problems.append(problem)
+                else:
+                    found[name] = value
+            elif existing.exists():
                 value, problem = _from_file(existing, f"the generated secret {name}")
                 if problem:
                     problems.append(problem)

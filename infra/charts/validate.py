@@ -230,10 +230,12 @@ def prepare_site(site: Site, state: StateDir, *, tls_ready: bool,
                  environ: Mapping[str, str] | None = None,
                  reserved: Mapping[int, str] | None = None,
                  memory_mb: int | None = None,
-                 memory_of: str = "the droplet") -> list[RenderedApp]:
+                 memory_of: str = "the droplet",
+                 source_states: Mapping[str, StateDir] | None = None) -> list[RenderedApp]:
     """Render every chart the site runs and validate the lot: the apps to deploy, or
     ChartError listing every problem (a missing secret, a port clash...)."""
     apps = render_site(site, state, tls_ready=tls_ready, certificate_tag=certificate_tag,
-                       catalog=catalog, site_dir=site_dir, environ=environ)
+                       catalog=catalog, site_dir=site_dir, environ=environ,
+                       source_states=source_states)
     validate_apps(apps, site, reserved=reserved, memory_mb=memory_mb, memory_of=memory_of)
     return apps

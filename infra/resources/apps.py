@@ -12,6 +12,7 @@ from infra.charts.deploy import AppReport, ChartDeployer
 from infra.charts.render import RenderedApp
 from infra.charts.validate import prepare_site
 from infra.events import Reporter
+from infra.resources import replication
 from infra.site import Site
 from infra.state import StateDir
 from infra.truenas.client import TrueNASClient
@@ -28,7 +29,8 @@ def desired(site: Site, state: StateDir, *, tls_ready: bool, certificate_tag: st
     """The site's charts, rendered and validated (their memory limits against
     `memory_mb`, the memory of `memory_of`, when given)."""
     return prepare_site(site, state, tls_ready=tls_ready, certificate_tag=certificate_tag,
-                        memory_mb=memory_mb, memory_of=memory_of)
+                        memory_mb=memory_mb, memory_of=memory_of,
+                        source_states=replication.app_sources(site))
 
 
 def diff(reports: list[AppReport]) -> list[Change]:

@@ -419,6 +419,21 @@ def promoted(state: StateDir) -> set[str]:
     return set(state.created(PROMOTED))
 
 
+def app_sources(site: Site) -> dict[str, StateDir]:
+    """App -> the state directory (read-only) of the site its data (`apps/<app>`) is
+    received from: the chart's generated secrets come from there
+    (infra/charts/secretstore.py)."""
+    from infra.charts.render import APPS_DATASET
+
+    found = {}
+    for source in sources(site, read_only=True) if site.replication else []:
+        for name in source.spec.datasets:
+            parts = name.split("/")
+            if len(parts) == 2 and parts[0] == APPS_DATASET:
+                found[parts[1]] = source.state
+    return found
+
+
 def waiting_apps(site: Site, state: StateDir) -> dict[str, str]:
     """The apps whose data the site receives (`apps/<app>`, infra/site.py
     received_app_problems) and has not promoted: app -> why it waits. Their charts

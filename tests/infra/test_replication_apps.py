@@ -122,3 +122,33 @@ def test_the_deploy_leaves_a_kept_app_alone(tmp_path: Path) -> None:
     assert deleted == []
     deployer.converge([])           # the control: without `keep`, it is the site's to prune
     assert deleted == ["app.delete"]
+
+
+def test_a_received_apps_generated_secrets_are_the_sources(tmp_path: Path) -> None:
+    """GoCD's received cruise-config.xml holds production's agent key: the copy's agent
+    must present that key, not one this site generates, or it waits for approval."""
+    from infra.charts.catalog import default_catalog
+    from infra.charts.secretstore import generated_path, resolve_secrets
+
+    data = site_data(APPS_SOURCE)
+    data["snapshots"] = [{"dataset": "apps", "recursive": True, "minute": "0", "hour": "3",
+                          "dom": "1", "month": "1", "lifetime_value": 1,
+                          "lifetime_unit": "YEAR"}]
+    source_state = StateDir(tmp_path / "state-prod")
+    _write(tmp_path / "prod.toml", data)
+    path = _receiving(tmp_path, {"source_state_dir": str(source_state.path),
+                                 "datasets": ["apps/gocd"], "recursive": True}, data)
+    site = load_site(path)
+    chart = default_catalog()["gocd"]
+    theirs, _ = resolve_secrets(chart, {}, source_state)
+    sources = tasks.app_sources(site)
+    assert set(sources) == {"gocd"}
+
+    own = StateDir(tmp_path / "state-staging")
+    mine, problems = resolve_secrets(chart, {}, own, source_state=sources["gocd"])
+    assert not problems
+    key = "agent_auto_register_key"
+    assert mine[key].reveal() == theirs[key].reveal()
+    kept = generated_path(own, "gocd", key)
+    assert kept.read_text().strip() == theirs[key].reveal()
+    assert kept.stat().st_mode & 0o077 == 0
