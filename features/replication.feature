@@ -25,14 +25,16 @@ Feature: Live data flows to a second site
     Then no mutating request was sent
 
   @destructive @fake_only
-  Scenario: writes on production reach staging at the next scheduled run
+  Scenario: writes and deletions on production reach staging at the next scheduled run
     Given files written to the dataset "data" of the site "origin"
     And the site "origin" took its periodic snapshot of "data"
     And the site "weekly" is up
     When one more file is written to the dataset "data" of the site "origin"
+    And a process on the node of the site "origin" deletes a file written to "data"
     And the site "origin" took its periodic snapshot of "data"
     And a week passes on the sites' clock
     Then every file written reads the same on the site "weekly"
+    And the deleted file is gone from the site "weekly"
     And check finds nothing wrong with the site "weekly"
 
   @destructive

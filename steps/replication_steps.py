@@ -20,6 +20,7 @@ from infra.events import Reporter
 from infra.replication import Replication, Started
 from infra.resources import firewall
 from infra.resources import replication as tasks
+from infra.resources.droplet import find as find_droplet
 from steps.common import Sites, WrittenFiles
 from steps.fake_admin import FakeAdmin
 from steps.storage_steps import FILE_SIZES
@@ -275,3 +276,47 @@ def _nothing_on_source(sites: Sites, source: str, name: str) -> None:
     with sites.node(source) as client:
         left = tasks.find(client, sites.site(name))
     assert left.tasks == [] and left.credentials == [], (left.tasks, left.credentials)
+
+
+# =====================================================================================
+# Deletions, a lost source, leftovers on the source (issue 16, repl-more). Kept apart
+# from the steps above so that parallel additions merge cleanly.
+# =====================================================================================
+@pytest.fixture
+def deleted_files() -> list[str]:
+    """The files a scenario had a process on a node delete."""
+    return []
+
+
+@when(parsers.parse('a process on the node of the site "{name}" deletes a file written to '
+                    '"{dataset}"'), target_fixture="written")
+def _process_deletes(sites: Sites, admin: FakeAdmin, written: WrittenFiles, name: str,
+                     dataset: str, deleted_files: list[str]) -> WrittenFiles:
+    """TrueNAS's API deletes no file (middleware plugins/filesystem.py has no unlink):
+    on a real node a process does (an app, a shell); here the world's admin API is
+    that process. The file leaves the files written: the rest must still match."""
+    site = sites.site(name)
+    prefix = f"/mnt/{site.truenas.pool}/{dataset}/"
+    path = sorted(p for p in written.digests if p.startswith(prefix))[0]
+    droplet = find_droplet(sites.client(), site)
+    assert droplet is not None, f"the site {name} has no droplet"
+    admin.remove_file(droplet["id"], path)
+    assert not _reads(sites, name, path), f"{path} still reads on {name} after its deletion"
+    deleted_files.append(path)
+    return WrittenFiles(written.site, {p: d for p, d in written.digests.items() if p != path})
+
+
+@then(parsers.parse('the deleted file is gone from the site "{name}"'))
+def _gone(sites: Sites, deleted_files: list[str], name: str) -> None:
+    assert deleted_files, "no file was deleted"
+    still = [path for path in deleted_files if _reads(sites, name, path)]
+    assert not still, f"deleted on the source, still read on {name}: {still}"
+
+
+def _reads(sites: Sites, name: str, path: str) -> bool:
+    with sites.node(name) as client:
+        try:
+            client.download(path)
+        except InfraError:
+            return False
+    return True
