@@ -82,6 +82,29 @@ Feature: Live data flows to a second site
     And every file written reads the same on the site "slow"
 
   @destructive
+  Scenario: a replication cut off by the loss of the source's droplet leaves staging whole, and promote works without the source
+    Given the site "doomed" is up
+    And files written to the dataset "data" of the site "doomed"
+    And the site "doomed" took its periodic snapshot of "data"
+    And the site "refuge" is up
+    When a file of 8 MiB is written to the dataset "data" of the site "doomed"
+    And the site "doomed" took its periodic snapshot of "data"
+    And the replication to the site "refuge" starts
+    And it has sent more than 1 MiB
+    And the droplet of the site "doomed" is destroyed
+    Then the run started fails
+    And the site "refuge" holds the first snapshot and not the second
+    And check of the site "refuge" names the snapshot it holds, its age, and a source that does not answer
+    When I promote the site "refuge"
+    Then it says "data" was made writable, its source not answering
+    And the files of the first snapshot read the same on the site "refuge"
+    And a write to the dataset "data" of the site "refuge" succeeds
+    When I take the site "refuge" down
+    And I take the site "doomed" down
+    Then nothing of the site "refuge" is left
+    And nothing of the site "doomed" is left
+
+  @destructive
   Scenario: a fork replicates production without touching production's resources
     Given files written to the dataset "data" of the site "origin"
     And the site "origin" took its periodic snapshot of "data"

@@ -320,3 +320,42 @@ def _reads(sites: Sites, name: str, path: str) -> bool:
         except InfraError:
             return False
     return True
+
+
+@then(parsers.parse('check of the site "{name}" names the snapshot it holds, its age, and a '
+                    'source that does not answer'))
+def _check_lost_source(sites: Sites, taken: Snapshots, name: str) -> None:
+    report = check(sites.site(name), sites.client(), sites.state(name))
+    rows = {f.requirement: f for f in report.findings}
+    silent = [f for r, f in rows.items() if r.endswith("the source answers")]
+    assert silent and not silent[0].ok and "does not" in silent[0].detail, \
+        [(f.requirement, f.ok, f.detail) for f in report.findings]
+    lag = [f for r, f in rows.items() if r.endswith("lag behind the source")]
+    assert lag, list(rows)
+    assert taken.names[0] in lag[0].detail and taken.names[-1] not in lag[0].detail, \
+        lag[0].detail
+    assert re.search(r"\d+(\.\d+)? (min|h|days) old", lag[0].detail), lag[0].detail
+    assert "does not answer" in lag[0].detail, lag[0].detail
+    assert not report.ok
+
+
+@then(parsers.parse('it says "{dataset}" was made writable, its source not answering'))
+def _promoted_alone(promotion: Promotion, dataset: str) -> None:
+    assert promotion.exit_code == 0, promotion.output
+    assert f"/{dataset} is writable" in promotion.output, promotion.output
+    assert "does not answer" in promotion.output, promotion.output
+    assert "disabled replication" not in promotion.output, promotion.output
+
+
+@then(parsers.parse('the files of the first snapshot read the same on the site "{name}"'))
+def _first_snapshot_files(sites: Sites, written: WrittenFiles, name: str) -> None:
+    """The files written before the first snapshot read the same; those written after
+    it (steps above name them later-*.bin) are not there."""
+    before = {p: d for p, d in written.digests.items() if "/later-" not in p}
+    after = [p for p in written.digests if "/later-" in p]
+    assert before and after, written.digests
+    with sites.node(name) as client:
+        read = {path: _digest(client.download(path)) for path in before}
+    assert read == before, {p: d for p, d in read.items() if d != before[p]}
+    still = [path for path in after if _reads(sites, name, path)]
+    assert not still, f"written after the first snapshot, yet on {name}: {still}"
