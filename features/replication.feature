@@ -105,6 +105,24 @@ Feature: Live data flows to a second site
     And nothing of the site "doomed" is left
 
   @destructive
+  Scenario: what an abandoned receiver left on production is found and removed, and nothing else
+    Given files written to the dataset "data" of the site "origin"
+    And the site "origin" took its periodic snapshot of "data"
+    And the site "mirror" is up
+    And the site "stray" is up
+    And replication tasks made by hand on the node of the site "origin", one named like "stray"'s
+    When the run of the site "stray" is abandoned: its state directory lost, its droplet swept
+    And the replication of the site "stray" runs on the node of the site "origin"
+    Then that run failed
+    And check of the site "origin" finds the receiver "stray" abandoned and the receiver "mirror" there
+    When I sweep the receivers of the site "origin" with a dry run
+    Then it would remove what "stray" left and nothing else, and removed nothing
+    When I sweep the receivers of the site "origin"
+    Then the node of the site "origin" holds nothing of the site "stray" but what was made by hand
+    And the replication to the site "mirror" and the tasks made by hand are as they were
+    And check of the site "origin" finds no abandoned receiver
+
+  @destructive
   Scenario: a fork replicates production without touching production's resources
     Given files written to the dataset "data" of the site "origin"
     And the site "origin" took its periodic snapshot of "data"

@@ -44,7 +44,9 @@ REPLICATION_SOURCE = "origin"
 LOST_SOURCE = "doomed"
 RECEIVERS = {"mirror": REPLICATION_SOURCE, "fork": REPLICATION_SOURCE,
              "slow": REPLICATION_SOURCE, "weekly": REPLICATION_SOURCE,
-             "refuge": LOST_SOURCE}
+             "refuge": LOST_SOURCE, "stray": REPLICATION_SOURCE}
+# "stray" is a receiver whose run a scenario abandons (state directory lost, droplet
+# swept): what it left on "origin" is found and removed from the source's side.
 REPLICATED = ["data"]
 # "slow" and "refuge" receive at most this many bytes per second: a transfer long
 # enough to cut.
