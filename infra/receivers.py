@@ -72,30 +72,32 @@ def _id(value: object) -> object:
 
 def on_node(client: TrueNASClient) -> list[Receiver]:
     """The receivers whose convention the node's credentials and tasks carry (reads only)."""
-    credentials = client.call("keychaincredential.query")
+    # A key pair's attributes hold its private key: only names, ids, the connection's
+    # host and key pair id are kept from the answer, so no key lingers in a report, a
+    # log or a traceback's frame.
+    credentials = [_brief(c) for c in client.call("keychaincredential.query")]
     by_name = {c.get("name"): c for c in credentials}
     found: dict[str, Receiver] = {}
     connections: dict[object, str] = {}
     for credential in credentials:
         name = str(credential.get("name", ""))
-        attributes = credential.get("attributes") or {}
         if credential.get("type") == "SSH_CREDENTIALS" and \
                 name.endswith(tasks.CONNECTION_SUFFIX):
             receiver = name[:-len(tasks.CONNECTION_SUFFIX)]
             key = by_name.get(receiver + tasks.KEY_SUFFIX)
             if not receiver or key is None or key.get("type") != "SSH_KEY_PAIR" or \
-                    _id(attributes.get("private_key")) != key.get("id"):
+                    credential["key_id"] != key.get("id"):
                 continue                 # not paired by a receiver's `up`
             entry = found.setdefault(receiver, Receiver(receiver))
-            entry.host = attributes.get("host")
-            entry.credentials += [_brief(credential), _brief(key)]
+            entry.host = credential["host"]
+            entry.credentials += [_public(credential), _public(key)]
             connections[credential.get("id")] = receiver
     for credential in credentials:       # a key pair whose pairing never finished
         name = str(credential.get("name", ""))
         receiver = name[:-len(tasks.KEY_SUFFIX)] if name.endswith(tasks.KEY_SUFFIX) else ""
         if receiver and credential.get("type") == "SSH_KEY_PAIR" and receiver not in found \
                 and (receiver + tasks.CONNECTION_SUFFIX) not in by_name:
-            found[receiver] = Receiver(receiver, credentials=[_brief(credential)])
+            found[receiver] = Receiver(receiver, credentials=[_public(credential)])
     for task in client.call("replication.query"):
         receiver = connections.get(_id(task.get("ssh_credentials")))
         if receiver is None or not str(task.get("name", "")).startswith(
@@ -109,6 +111,18 @@ def on_node(client: TrueNASClient) -> list[Receiver]:
 
 
 def _brief(credential: dict) -> dict:
+    """What is read of a keychain entry: never its key material."""
+    attributes = credential.get("attributes") if isinstance(credential.get("attributes"),
+                                                            dict) else {}
+    connection = credential.get("type") == "SSH_CREDENTIALS"
+    return {"id": credential.get("id"), "name": credential.get("name"),
+            "type": credential.get("type"),
+            "host": attributes.get("host") if connection else None,
+            # an SSH connection's `private_key` is the key pair's id, not a key
+            "key_id": _id(attributes.get("private_key")) if connection else None}
+
+
+def _public(credential: dict) -> dict:
     return {"id": credential["id"], "name": credential["name"], "type": credential["type"]}
 
 
