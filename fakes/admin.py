@@ -12,6 +12,7 @@ header `X-Admin-Secret`.
 
 from __future__ import annotations
 
+import errno
 import hmac
 import json
 import time
@@ -118,8 +119,10 @@ def admin_routes(world: World) -> list[Route]:
             raise ApiError(404, "not_found", "no TrueNAS node runs on that droplet")
         try:
             entry.node.storage.remove_file(str(body["path"]))
-        except CallError as exc:
-            raise ApiError(409, "unprocessable_entity", str(exc)) from None
+        except CallError as exc:      # no such file: 404; a directory, read-only: 409
+            if exc.errno == errno.ENOENT:
+                raise ApiError(404, "not_found", str(exc)) from None
+            raise ApiError(409, "conflict", str(exc)) from None
         return {"droplet_id": entry.droplet_id, "path": body["path"]}
 
     def truenas_nodes(_body: dict, _params: dict) -> dict:

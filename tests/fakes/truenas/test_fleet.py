@@ -278,7 +278,7 @@ def test_files_round_trip_through_a_pool_on_the_droplets_volumes(
         assert "not found" in json.dumps(answer.get("error")), answer
     again = admin(world, "POST", f"/truenas/nodes/{droplet['id']}/unlink",
                   {"path": "/mnt/tank/hello.bin"})
-    assert again.status_code == 409 and "not found" in again.text, again.text
+    assert again.status_code == 404 and "not found" in again.text, again.text
     nowhere = admin(world, "POST", "/truenas/nodes/999999/unlink", {"path": "/mnt/tank/x"})
     assert nowhere.status_code == 404
     client.droplets.destroy(droplet["id"])
