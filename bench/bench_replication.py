@@ -3,7 +3,9 @@
 Against the fake world: bring "origin" (production) up, write DATA_MIB of files to
 its `data` dataset and snapshot it, bring "mirror" (its [[replication]]) up, which
 pairs the nodes and runs the first, full replication; then change CHANGED_MIB, take
-the next snapshot and run the replication again (incremental). Prints, for each run,
+the next snapshot and run the replication again (incremental); then have a process
+on origin's node delete DELETED_MIB of the first files (the world's admin API: the
+TrueNAS API deletes none), snapshot and run again. Prints, for each run,
 the wall time, the virtual time the fake modelled, and the bytes the run sent (from
 the job's progress). No assertion: figures only.
 Run: .venv/bin/python -m bench.bench_replication [--mib N] [--changed-mib N]
@@ -29,6 +31,7 @@ from infra.state import StateDir
 from infra.target import Target
 from infra.up import Provisioner
 from steps.common import to_toml
+from steps.fake_admin import FakeAdmin
 from steps.sites import site_data
 
 MIB = 1024 * 1024
@@ -53,6 +56,8 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=32, help="data in the dataset at first")
     parser.add_argument("--changed-mib", type=int, default=1,
                         help="data written before the incremental run")
+    parser.add_argument("--deleted-mib", type=int, default=8,
+                        help="data deleted before the last run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch, World(Path(scratch) / "world") as world:
         root = Path(scratch)
@@ -79,6 +84,14 @@ def main() -> None:
         write(origin, target, origin_state, args.changed_mib, "later")
         results, wall, virtual = timed(world, replication.run_now)
         rows.append((f"incremental replication ({args.changed_mib} MiB changed)", wall,
+                     virtual, sum(r.bytes_sent for r in results)))
+        doomed = find_droplet(do, origin)["id"]
+        admin = FakeAdmin.from_world_file(world.world_file)
+        for index in range(min(args.deleted_mib, args.mib)):
+            admin.remove_file(doomed, f"/mnt/tank/data/first-{index}.bin")
+        write(origin, target, origin_state, 0, "none")
+        results, wall, virtual = timed(world, replication.run_now)
+        rows.append((f"incremental replication ({args.deleted_mib} MiB deleted)", wall,
                      virtual, sum(r.bytes_sent for r in results)))
     print(f"replication against the fake world (clock x{world.clock.speed:g})")
     print(f"{'what':<52} {'wall s':>8} {'virtual s':>10} {'bytes sent':>12}")

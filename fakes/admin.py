@@ -3,14 +3,16 @@
 Faults only a fake can make go here (DESIGN.md): fail the next N requests that
 match a method and path, make the next action of a type errored, advance the
 clock, make a droplet's host fail, change the rate limits, and read the request
-journal; for the fake TrueNAS, rot bits of one file on one mirror member and list
-the running nodes, boot a TrueNAS node of one's own (not a droplet: issue 15 §6) with
-disks of given sizes and its public names, and power it off. Every call needs the
+journal; for the fake TrueNAS, rot bits of one file on one mirror member, have a
+process on a node delete a file (the API deletes none), list the running nodes,
+boot a TrueNAS node of one's own (not a droplet: issue 15 §6) with disks of given
+sizes and its public names, and power it off. Every call needs the
 header `X-Admin-Secret`.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
 import json
 import time
@@ -21,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fakes.digitalocean.errors import ApiError
+from fakes.truenas.errors import CallError
 
 if TYPE_CHECKING:
     from fakes.world import World
@@ -108,6 +111,20 @@ def admin_routes(world: World) -> list[Route]:
         return {"volume_id": volume.id, "dataset": dataset, "path": path,
                 **(result if isinstance(result, dict) else {})}
 
+    def truenas_unlink(body: dict, params: dict) -> dict:
+        """A process on the droplet's node (an app, a shell) deletes one file: TrueNAS's
+        API has no method that does (fakes/truenas/models/files.py)."""
+        entry = world.truenas.nodes.get(int(params["droplet_id"]))
+        if entry is None:
+            raise ApiError(404, "not_found", "no TrueNAS node runs on that droplet")
+        try:
+            entry.node.storage.remove_file(str(body["path"]))
+        except CallError as exc:      # no such file: 404; a directory, read-only: 409
+            if exc.errno == errno.ENOENT:
+                raise ApiError(404, "not_found", str(exc)) from None
+            raise ApiError(409, "conflict", str(exc)) from None
+        return {"droplet_id": entry.droplet_id, "path": body["path"]}
+
     def truenas_nodes(_body: dict, _params: dict) -> dict:
         return {"nodes": world.truenas.describe_nodes(), "errors": list(world.truenas.errors)}
 
@@ -164,6 +181,7 @@ def admin_routes(world: World) -> list[Route]:
         ("DELETE", "/requests", clear_requests),
         ("POST", "/truenas/bitrot", truenas_bit_rot),
         ("GET", "/truenas/nodes", truenas_nodes),
+        ("POST", "/truenas/nodes/{droplet_id:int}/unlink", truenas_unlink),
         ("GET", "/truenas/calls", truenas_calls),
         ("POST", "/truenas/own-nodes", boot_own_node),
         ("DELETE", "/truenas/own-nodes/{node_id:int}", stop_own_node),

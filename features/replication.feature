@@ -25,14 +25,16 @@ Feature: Live data flows to a second site
     Then no mutating request was sent
 
   @destructive @fake_only
-  Scenario: writes on production reach staging at the next scheduled run
+  Scenario: writes and deletions on production reach staging at the next scheduled run
     Given files written to the dataset "data" of the site "origin"
     And the site "origin" took its periodic snapshot of "data"
     And the site "weekly" is up
     When one more file is written to the dataset "data" of the site "origin"
+    And a process on the node of the site "origin" deletes a file written to "data"
     And the site "origin" took its periodic snapshot of "data"
     And a week passes on the sites' clock
     Then every file written reads the same on the site "weekly"
+    And the deleted file is gone from the site "weekly"
     And check finds nothing wrong with the site "weekly"
 
   @destructive
@@ -78,6 +80,47 @@ Feature: Live data flows to a second site
     When I bring the site "slow" up
     Then up succeeded
     And every file written reads the same on the site "slow"
+
+  @destructive
+  Scenario: a replication cut off by the loss of the source's droplet leaves staging whole, and promote works without the source
+    Given the site "doomed" is up
+    And files written to the dataset "data" of the site "doomed"
+    And the site "doomed" took its periodic snapshot of "data"
+    And the site "refuge" is up
+    When a file of 8 MiB is written to the dataset "data" of the site "doomed"
+    And the site "doomed" took its periodic snapshot of "data"
+    And the replication to the site "refuge" starts
+    And it has sent more than 1 MiB
+    And the droplet of the site "doomed" is destroyed
+    Then the run started fails
+    And the site "refuge" holds the first snapshot and not the second
+    And check of the site "refuge" names the snapshot it holds, its age, and a source that does not answer
+    When I promote the site "refuge"
+    Then it says "data" was made writable, its source not answering
+    And the files of the first snapshot read the same on the site "refuge"
+    And a write to the dataset "data" of the site "refuge" succeeds
+    When I take the site "refuge" down
+    And I take the site "doomed" down
+    Then nothing of the site "refuge" is left
+    And nothing of the site "doomed" is left
+
+  @destructive
+  Scenario: what an abandoned receiver left on production is found and removed, and nothing else
+    Given files written to the dataset "data" of the site "origin"
+    And the site "origin" took its periodic snapshot of "data"
+    And the site "mirror" is up
+    And the site "stray" is up
+    And replication tasks made by hand on the node of the site "origin", one named like "stray"'s
+    When the run of the site "stray" is abandoned: its state directory lost, its droplet swept
+    And the replication of the site "stray" runs on the node of the site "origin"
+    Then that run failed
+    And check of the site "origin" finds the receiver "stray" abandoned and the receiver "mirror" there
+    When I sweep the receivers of the site "origin" with a dry run
+    Then it would remove what "stray" left and nothing else, and removed nothing
+    When I sweep the receivers of the site "origin"
+    Then the node of the site "origin" holds nothing of the site "stray" but what was made by hand
+    And the replication to the site "mirror" and the tasks made by hand are as they were
+    And check of the site "origin" finds no abandoned receiver
 
   @destructive
   Scenario: a fork replicates production without touching production's resources

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from infra import desired
+from infra import desired, receivers
 from infra.digitalocean import DigitalOcean
 from infra.errors import InfraError
 from infra.front_door import front_door_findings
@@ -126,8 +126,23 @@ def _node_findings(report: CheckReport, site: Site, target: Target, state: State
         _storage_findings(report, site, client)
         if site.replication:
             Replication(site, target, state, do, read_only=True).findings(report, client)
+        if do is not None:
+            _receiver_findings(report, client, do)
         if site.tls is not None:
             front_door_findings(report, site, target, state, address, client)
+
+
+def _receiver_findings(report: CheckReport, client: TrueNASClient, do: DigitalOcean) -> None:
+    """The receiving sites this node pushes to (infra/receivers.py): one row each, failed
+    for one whose run was abandoned (its tasks fail at every run)."""
+    for receiver in receivers.judge(do, receivers.on_node(client)):
+        detail = receiver.why
+        if receiver.abandoned:
+            detail += ("; what it left here: " + ", ".join(
+                [t["name"] for t in receiver.tasks] + [c["name"] for c in receiver.credentials])
+                + " (`truenas-site sweep-receivers` removes it)")
+        report.add(f"replication receiver {receiver.name} is there", not receiver.abandoned,
+                   detail)
 
 
 def _storage_findings(report: CheckReport, site: Site, client: TrueNASClient) -> None:

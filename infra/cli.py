@@ -514,6 +514,47 @@ def sweep(older_than: str = typer.Option(..., "--older-than",
         console.print(f"  [green]=[/] {safe(item.describe())}", highlight=False)
 
 
+@app.command("sweep-receivers")
+@_guarded
+def sweep_receivers(site: Path = SiteOption, world: Path | None = WorldOption,
+                    state_dir: Path | None = StateOption,
+                    dry_run: bool = typer.Option(False, "--dry-run", help="say what would "
+                                                 "go; delete nothing"),
+                    as_json: bool = JsonOption) -> None:
+    """Remove from this site's node what abandoned receiving sites left there: their
+    replication tasks and SSH credentials (infra/receivers.py says which are abandoned;
+    a live receiver's and anything made by hand stay)."""
+    from infra import receivers
+
+    loaded, target = _load(site), _target(world)
+    reporter = RichReporter(errors if as_json else console)
+    do = DigitalOcean(target)
+
+    def run() -> receivers.ReceiversReport:
+        if loaded.node is not None:
+            address = loaded.node.address
+        else:
+            droplet = find_droplet(do, loaded)
+            if droplet is None or public_ipv4(droplet) is None:
+                raise InfraError("the site has no running droplet; run `up` first")
+            address = public_ipv4(droplet)
+        with open_node(loaded, target, _state(loaded, state_dir), address,
+                       reporter=reporter) as node:
+            return receivers.sweep(node, do, dry_run, reporter)
+
+    report = _run(run)
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+        return
+    verb = "would remove" if dry_run else "removed"
+    console.print(f"{verb} {len(report.removed)} abandoned receiver(s), kept "
+                  f"{len(report.kept)}")
+    for receiver in report.removed:
+        console.print(f"  [red]-[/] {safe(receiver.describe())}", highlight=False)
+    for receiver in report.kept:
+        console.print(f"  [green]=[/] {safe(receiver.describe())}", highlight=False)
+
+
 EXAMPLE_SITE = Path(__file__).resolve().parent.parent / "site.example.toml"
 
 

@@ -20,8 +20,11 @@ ACTION_SECONDS = 300
 DESTROY_SECONDS = 300
 
 
+SITE_TAG_PREFIX = "truenas-site:"
+
+
 def site_tag(site: Site) -> str:
-    return f"truenas-site:{site.name}"
+    return f"{SITE_TAG_PREFIX}{site.name}"
 
 
 def run_tag(run_id: str) -> str:

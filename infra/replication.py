@@ -11,7 +11,9 @@ tasks disabled (infra/promote.py then starts the charts that waited for the copy
 be writable, and says why there rather than in `up`). `check` (read-only, also on
 the existing target) reports per dataset the task's state, the newest snapshot
 received and its lag behind the source's newest, on the receiving node's clock (a
-fake world's is virtual).
+fake world's is virtual); a source whose droplet is gone or does not answer fails its
+own row (unless the copy was promoted), and the lag is then the age of the newest
+snapshot received.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ class Replication:
         if address is None:
             raise tasks.ReplicationProblem(
                 f"the source site {source.site.name} has no droplet with a public address "
-                "(bring it up first)")
+                "(lost, or never brought up)")
         return connect_site_node(source.site, self.target, source.state, address,
                                  self.source_log)
 
@@ -300,19 +302,29 @@ class Replication:
         now = info.get("datetime") if isinstance(info.get("datetime"), datetime) else None
         promoted = tasks.promoted(self.state)
         for source in self.sources:
-            seen, newest_there = None, {}
+            seen, newest_there, silent = None, {}, None
             try:
                 with self.connect(source) as client:
                     seen = tasks.find(client, self.site)
                     for name in source.spec.datasets:
                         newest_there[name] = _newest(client, source.dataset(name))
             except InfraError as error:
-                report.skip(f"replication from {source.site.name}",
-                            f"the source node was not looked at ({error})")
+                if self.do is None:
+                    # No DigitalOcean token (check --existing): the source's droplet
+                    # was not looked for; this is no finding about the source.
+                    report.skip(f"replication from {source.site.name}",
+                                f"the source node was not looked at ({error})")
+                else:
+                    # Looked for and not answering: a lost source. A promoted copy
+                    # no longer needs it; a copy still replicating is falling behind.
+                    silent = str(error)
+                    report.add(f"replication from {source.site.name}: the source answers",
+                               bool(promoted.issuperset(source.spec.datasets)),
+                               f"it does not: {error}")
             for name in source.spec.datasets:
                 _dataset_findings(report, self.site, source, name, seen,
                                   newest_there.get(name), target_client, now,
-                                  name in promoted)
+                                  name in promoted, silent)
 
 
 def _readonly(dataset: dict) -> bool:
@@ -338,7 +350,7 @@ def _newest(client: TrueNASClient, dataset: str) -> tuple[str, datetime] | None:
 def _dataset_findings(report: CheckReport, site: Site, source: Source, name: str,
                       seen: tasks.OnSource | None, newest_there: tuple[str, datetime] | None,
                       target_client: TrueNASClient, now: datetime | None,
-                      promoted: bool) -> None:
+                      promoted: bool, silent: str | None = None) -> None:
     dataset = tasks.target_dataset(site, name)
     subject = f"replication of {source.dataset(name)} to {dataset}"
     if seen is not None:
@@ -365,6 +377,13 @@ def _dataset_findings(report: CheckReport, site: Site, source: Source, name: str
         report.add(f"{subject}: lag behind the source", promoted or lag <= _allowed(source),
                    f"last received {snapshot}; the source's newest is {newest_there[0]}, "
                    f"{_human(lag)} later")
+    elif silent is not None and now is not None:
+        # The source's newest is unknown: the copy is at least as far behind as its
+        # newest snapshot is old, on the receiving node's clock.
+        age = now - created
+        report.add(f"{subject}: lag behind the source", promoted or age <= _allowed(source),
+                   f"last received {snapshot}, {_human(age)} old; the source does not "
+                   "answer: its newest snapshot is unknown")
     else:
         age = (now - created) if now else None
         report.add(f"{subject}: snapshot received", True,

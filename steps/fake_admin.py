@@ -80,6 +80,11 @@ class FakeAdmin:
         self._call("POST", "/truenas/bitrot", {"volume_id": volume_id, "dataset": dataset,
                                                "path": path})
 
+    def remove_file(self, droplet_id: int, path: str) -> None:
+        """A process on the droplet's TrueNAS node deletes the file (the API has no
+        method that deletes a file: the fake's admin API stands in for the process)."""
+        self._call("POST", f"/truenas/nodes/{droplet_id}/unlink", {"path": path})
+
     def requests(self) -> list[dict]:
         """The fake DigitalOcean's request journal: method, path, query, status..."""
         return self._call("GET", "/requests")["requests"]

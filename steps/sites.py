@@ -38,11 +38,20 @@ URO_IMAGE = os.environ.get("SPEC_URO_IMAGE", "ghcr.io/v-sekai/uro:2025.06.1")
 # own (steps/common.py's `Sites.site` writes them there). "weekly" replicates on a
 # schedule of its own, Sundays at 03:00 (the clock is moved a week to see it run).
 REPLICATION_SOURCE = "origin"
+# "doomed" is a source like "origin" whose droplet a scenario destroys mid-transfer
+# (its receiver "refuge" is then promoted without it); "origin" is shared by the
+# other scenarios, so the lost source is a site of its own.
+LOST_SOURCE = "doomed"
 RECEIVERS = {"mirror": REPLICATION_SOURCE, "fork": REPLICATION_SOURCE,
-             "slow": REPLICATION_SOURCE, "weekly": REPLICATION_SOURCE}
+             "slow": REPLICATION_SOURCE, "weekly": REPLICATION_SOURCE,
+             "refuge": LOST_SOURCE, "stray": REPLICATION_SOURCE}
+# "stray" is a receiver whose run a scenario abandons (state directory lost, droplet
+# swept): what it left on "origin" is found and removed from the source's side.
 REPLICATED = ["data"]
-# "slow" receives at most this many bytes per second: a transfer long enough to cut.
+# "slow" and "refuge" receive at most this many bytes per second: a transfer long
+# enough to cut.
 SLOW_BYTES_PER_SECOND = 4 * 1024 * 1024
+SLOW_RECEIVERS = ("slow", "refuge")
 
 # Apps on the copy (features/replication.feature, issue 16 item 4): "gocd-prod" runs GoCD
 # behind its front door (like apps-1: http-01, admin network 127.0.0.0/24, GoCD
@@ -59,7 +68,7 @@ RECEIVED_APP = "apps/gocd"
 def site_data(name: str) -> dict:
     """A valid site file (as TOML data) for a site called `name`."""
     data = _base_site(name)
-    if name == REPLICATION_SOURCE:
+    if name in (REPLICATION_SOURCE, LOST_SOURCE):
         data["snapshots"] = [{"dataset": "data", "minute": "0", "hour": "3", "dom": "1",
                               "month": "1", "lifetime_value": 2, "lifetime_unit": "YEAR"}]
     if name in RECEIVERS:
@@ -68,7 +77,7 @@ def site_data(name: str) -> dict:
                                 "source_state_dir": RECEIVERS[name], "datasets": REPLICATED}]
         if name == APPS_RECEIVER:
             data["replication"][0].update({"datasets": [RECEIVED_APP], "recursive": True})
-        if name == "slow":
+        if name in SLOW_RECEIVERS:
             data["replication"][0]["speed_limit"] = SLOW_BYTES_PER_SECOND
         if name == "weekly":
             data["replication"][0]["schedule"] = {"minute": "0", "hour": "3", "dow": "0"}

@@ -122,16 +122,23 @@ def source_addresses(do: DigitalOcean, site: Site) -> list[str]:
 
 
 # --- names -----------------------------------------------------------------------
+# What a receiving site called `<name>` makes on a source node is named after it; the
+# source's side (infra/receivers.py) reads a receiver's name back from these.
+KEY_SUFFIX = "-replication-key"
+CONNECTION_SUFFIX = "-replication"
+TASK_SEPARATOR = ":"
+
+
 def key_name(site: Site) -> str:
-    return f"{site.name}-replication-key"
+    return f"{site.name}{KEY_SUFFIX}"
 
 
 def connection_name(site: Site) -> str:
-    return f"{site.name}-replication"
+    return f"{site.name}{CONNECTION_SUFFIX}"
 
 
 def task_name(site: Site, dataset: str) -> str:
-    return f"{site.name}:{dataset}"
+    return f"{site.name}{TASK_SEPARATOR}{dataset}"
 
 
 def target_dataset(site: Site, dataset: str) -> str:
@@ -161,7 +168,7 @@ class OnSource:
 
 def find(client: TrueNASClient, site: Site) -> OnSource:
     names = [key_name(site), connection_name(site)]
-    prefix = f"{site.name}:"
+    prefix = f"{site.name}{TASK_SEPARATOR}"
     return OnSource(
         credentials=client.call("keychaincredential.query", [["name", "in", names]]),
         tasks=[t for t in client.call("replication.query")

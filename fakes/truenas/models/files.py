@@ -13,6 +13,14 @@ Facts followed (reference/truenas-api.md §4 Files; filesystem.put.json, filesys
 The fake stores files only on imported pools' datasets: any other path (the boot
 disk's OS tree, a pool that is not imported) is an error, not a silent write.
 Directories are implied by the files under them (the API has no mkdir here).
+
+The API deletes no file: middleware's plugins/filesystem.py (@ 00371e5, master) has
+mkdir, listdir, stat, statfs, get, put, ZFS attributes and a private file_receive, and
+no unlink or rmdir. A file on a real node is deleted by a process there (an app, a
+shell, a cron job): `remove_file` is that process's unlink(2), reached only through the
+world's admin API. As on ZFS, the live dataset loses the file and its snapshots keep it
+(a snapshot is immutable; the blocks stay referenced by it); a read-only dataset
+refuses with EROFS.
 """
 
 from __future__ import annotations
@@ -115,6 +123,19 @@ def write_file(storage: NodeStorage, path: str, data: bytes, append: bool = Fals
         record["mode"] = mode & 0o7777
     loc.files[loc.inner] = record
     pool.commit()
+
+
+def remove_file(storage: NodeStorage, path: str) -> None:
+    """unlink(2) of a file by a process on the node (no API method does it)."""
+    loc = resolve(storage, path)
+    if loc.pool is None or _is_dir(loc):
+        raise CallError(f"[Errno 21] Is a directory: '{path}'", errno.EISDIR)
+    if loc.inner not in loc.files:
+        raise _not_found(path)
+    loc.pool.require_writable()
+    datasets.check_space(loc.pool, loc.rel, 0)      # readonly=on: EROFS
+    del loc.files[loc.inner]
+    loc.pool.commit()
 
 
 def read_file(storage: NodeStorage, path: str) -> bytes:

@@ -158,6 +158,10 @@ class NodeStorage:
     def read_file(self, path: str) -> bytes:
         return files.read_file(self, path)
 
+    def remove_file(self, path: str) -> None:
+        """A process on the node unlinks the file (the API has no such method)."""
+        files.remove_file(self, path)
+
     def chown(self, path: str, uid: int | None, gid: int | None, recursive: bool = False,
               traverse: bool = False) -> None:
         files.chown(self, path, uid, gid, recursive, traverse)

@@ -24,7 +24,11 @@ the records that differ from the same path in the base snapshot: ZFS sends the
 blocks born after the base's txg, in records of `recordsize` (128 KiB by default,
 reference/truenas-api.md §4 Datasets), so an unchanged file costs its header entry
 only, and a 1 MiB change in a 20 MiB file costs about 1 MiB. A file missing from
-the header is deleted in the new snapshot.
+the header is deleted in the new snapshot: a real incremental carries unlinks as
+DRR_FREEOBJECTS/DRR_FREE records (openzfs/zfs include/sys/zfs_ioctl.h
+`dmu_replay_record`, module/zfs/dmu_send.c), which hold no file data; here a deletion
+costs no payload byte either (the real stream also rewrites the directory's blocks,
+a few KiB: not modelled).
 
 Receiving follows `zfs recv -s -F <dataset>` as zettarepl runs it
 (zettarepl/transport/zfscli/__init__.py `zfs_recv` @ bbf2526, stable/goldeye):

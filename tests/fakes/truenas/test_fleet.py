@@ -269,6 +269,18 @@ def test_files_round_trip_through_a_pool_on_the_droplets_volumes(
     missing = admin(world, "POST", "/truenas/bitrot",
                     {"volume_id": volumes[0]["id"], "dataset": "tank", "path": "nope.bin"})
     assert missing.status_code == 404
+    # A process on the node deletes the file (the API has no method that does).
+    gone = admin(world, "POST", f"/truenas/nodes/{droplet['id']}/unlink",
+                 {"path": "/mnt/tank/hello.bin"})
+    assert gone.status_code == 200, gone.text
+    with node.rpc() as rpc:
+        answer = rpc.call("filesystem.stat", "/mnt/tank/hello.bin")
+        assert "not found" in json.dumps(answer.get("error")), answer
+    again = admin(world, "POST", f"/truenas/nodes/{droplet['id']}/unlink",
+                  {"path": "/mnt/tank/hello.bin"})
+    assert again.status_code == 404 and "not found" in again.text, again.text
+    nowhere = admin(world, "POST", "/truenas/nodes/999999/unlink", {"path": "/mnt/tank/x"})
+    assert nowhere.status_code == 404
     client.droplets.destroy(droplet["id"])
     advance(world, 20)
 

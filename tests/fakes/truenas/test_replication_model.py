@@ -450,3 +450,70 @@ def test_an_admin_user_replicates_only_through_sudo_for_zfs(pair):
     pair.shell = Sudo(pair.target, "truenas_admin")
     pair.run(pair.task(sudo=True))
     assert pair.files(pair.target, "tank/copy") == {"a": b"a"}
+
+
+def test_an_incremental_carries_deletions_and_sends_no_byte_for_them(pair):
+    """A file a process unlinked on the source is gone from the target after the
+    next incremental (ZFS sends the unlink as free records, no data), the other
+    files read the same, and the older snapshot on the target still holds it."""
+    kept = os.urandom(300_000)
+    doomed = os.urandom(500_000)
+    pair.write("/mnt/tank/data/kept.bin", kept)
+    pair.write("/mnt/tank/data/dir/doomed.bin", doomed)
+    first = pair.snapshot()
+    pair.run(pair.task())
+    with pair.lock:
+        pair.source.storage.remove_file("/mnt/tank/data/dir/doomed.bin")
+    second = pair.snapshot()
+    with pair.lock:
+        pool, rel = pair.source.storage.find_dataset("tank/data")
+        stream = zstream.build(pool, rel, second, first)
+    header = json.loads(stream[len(zstream.MAGIC):stream.index(b"\n", len(zstream.MAGIC)) + 1])
+    assert header["payload"] == 0 and len(stream) < 4096
+    pair.run(pair.task())
+    assert pair.files(pair.target, "tank/copy") == {"kept.bin": kept}
+    assert pair.files(pair.target, "tank/copy", first) == {"kept.bin": kept,
+                                                           "dir/doomed.bin": doomed}
+    assert pair.target_snapshots() == [first, second]
+
+
+def test_a_process_cannot_unlink_on_a_read_only_copy(pair):
+    pair.write("/mnt/tank/data/a", b"a")
+    pair.snapshot()
+    pair.run(pair.task(readonly="SET"))
+    with pair.lock, pytest.raises(Exception, match="Read-only file system"):
+        pair.target.storage.remove_file("/mnt/tank/copy/a")
+    assert pair.files(pair.target, "tank/copy") == {"a": b"a"}
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(files=st.dictionaries(st.from_regex(r"[a-z]{1,6}", fullmatch=True),
+                             st.binary(max_size=200_000), min_size=1, max_size=6),
+       data=st.data())
+def test_whatever_is_deleted_and_written_the_target_equals_the_source(tmp_path_factory,
+                                                                      files, data):
+    pair = Pair(tmp_path_factory.mktemp("del"))
+    with pair.lock:
+        from fakes.truenas.models import datasets
+
+        pool = pair.source.storage.pools["tank"]
+        datasets.create(pool, "data", dataset_type="FILESYSTEM", local={}, user_props={},
+                        create_ancestors=False, now=pair.clock.now())
+        pool.commit()
+    for path, content in files.items():
+        pair.write(f"/mnt/tank/data/{path}", content)
+    pair.snapshot()
+    pair.run(pair.task())
+    deleted = data.draw(st.sets(st.sampled_from(sorted(files))), label="deleted")
+    rewritten = data.draw(st.dictionaries(st.sampled_from(sorted(files)),
+                                          st.binary(max_size=200_000)), label="rewritten")
+    for path in deleted:
+        with pair.lock:
+            pair.source.storage.remove_file(f"/mnt/tank/data/{path}")
+    for path, content in rewritten.items():     # a deleted name may come back
+        pair.write(f"/mnt/tank/data/{path}", content)
+    second = pair.snapshot()
+    pair.run(pair.task())
+    expected = {p: c for p, c in files.items() if p not in deleted} | rewritten
+    assert pair.files(pair.target, "tank/copy") == expected
+    assert pair.files(pair.source, "tank/data", second) == expected
