@@ -95,7 +95,8 @@ def test_the_last_link_points_at_the_last_page_and_keeps_filters():
 # --- the same over real HTTPS against a running fake ---------------------------------
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
-    with World(tmp_path_factory.mktemp("pagination-world")) as started:
+    # no certificate is asked for: no ACME server (pebble takes seconds to start)
+    with World(tmp_path_factory.mktemp("pagination-world"), acme=False) as started:
         yield started
 
 
