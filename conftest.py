@@ -60,9 +60,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # No test asserts on wall time, hypothesis's included: its per-example deadline and
 # its too-slow health check fail a test because the machine was busy (a loaded
 # 2-core box runs an example 50 times slower now and then), not because of a defect.
-settings.register_profile("suite", deadline=None,
+# Two budgets (tests/budget.py says which a test gets): "suite", the fast default of
+# every developer run, and "deep" (env SPEC_HYPOTHESIS_PROFILE=deep, the nightly
+# workflow's `deep` job), which runs every property test with at least the examples
+# it ran before the fast default existed. Both keep hypothesis's example database
+# (.hypothesis/ in the working directory): a failure found once is replayed first.
+settings.register_profile("suite", deadline=None, max_examples=50,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("suite")
+settings.register_profile("deep", deadline=None, max_examples=200,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("SPEC_HYPOTHESIS_PROFILE") or "suite")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -2,7 +2,7 @@
 and failures: a test that fails only sometimes is a defect to find.
 
 Each run is `./dev test` (ruff, then every test, in parallel) with a JUnit report;
-the script prints one line per run (exit code, wall time, pytest's closing line) and
+the script prints one line per run (exit code, wall and CPU time, pytest's closing line) and
 then every test that failed at least once with its pass/fail counts.
 
 Run inside a private network namespace:
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import tempfile
 import time
@@ -21,6 +22,13 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of every waited-for child: the run, its workers,
+    fake worlds and child runs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def outcomes(junit: Path) -> dict[str, str]:
@@ -48,13 +56,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="repeat-") as scratch:
         for run in range(1, args.runs + 1):
             junit = Path(scratch) / f"run-{run}.xml"
-            start = time.monotonic()
+            start, cpu = time.monotonic(), _children_cpu()
             child = subprocess.run(["./dev", "test", "-q", f"--junitxml={junit}",
                                     *args.pytest_args], cwd=ROOT, capture_output=True,
                                    text=True, env=os.environ)
-            wall = time.monotonic() - start
+            wall, cpu = time.monotonic() - start, _children_cpu() - cpu
             lines = [line for line in child.stdout.splitlines() if line.strip()]
-            print(f"run {run}: exit {child.returncode}  wall {wall:6.1f} s  "
+            print(f"run {run}: exit {child.returncode}  wall {wall:6.1f} s  cpu {cpu:6.1f} s  "
                   f"{lines[-1] if lines else child.stderr[-300:]}", flush=True)
             failed_runs += child.returncode != 0
             if not junit.exists():

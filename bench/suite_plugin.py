@@ -3,8 +3,9 @@ jump fired, appended as JSON lines to the file env BENCH_SUITE_OUT names.
 
 Loaded with `-p bench.suite_plugin` (xdist passes it to every worker): the test
 durations come from the process that reports outcomes (the controller under xdist),
-the clock jumps from the process whose fake world jumped. Without BENCH_SUITE_OUT it
-records nothing.
+the clock jumps from the process whose fake world jumped. Each test record names the
+worker that ran it and when its phase started and stopped (epoch seconds), for the
+per-worker timeline. Without BENCH_SUITE_OUT it records nothing.
 """
 
 from __future__ import annotations
@@ -52,5 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if _reports["on"]:
+        node = getattr(report, "node", None)      # xdist: the worker that ran it
+        worker = getattr(node, "gateway", None)
         _write({"test": report.nodeid, "when": report.when, "outcome": report.outcome,
-                "duration": report.duration})
+                "duration": report.duration, "start": report.start, "stop": report.stop,
+                "worker": worker.id if worker is not None else "main"})

@@ -31,6 +31,7 @@ from infra.site import parse_site
 from infra.state import StateDir
 from infra.truenas.errors import TrueNASCallError
 from steps.sites import ADMIN_NETWORK, site_data
+from tests.budget import examples
 from tests.infra.test_charts import StubNode, write_chart
 
 URO_IMAGE = "ghcr.io/v-sekai/uro:2025.06.1"
@@ -357,7 +358,7 @@ def test_an_admin_port_must_be_a_published_port_setting(tmp_path) -> None:
         load_chart(unpublished)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(fast=10, deep=40), deadline=None)
 @given(st.text(min_size=1, max_size=12))
 def test_a_strip_prefix_is_a_plain_path(prefix: str) -> None:
     ok = re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", prefix) is not None

@@ -17,6 +17,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.budget import examples
+
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 
@@ -117,7 +119,8 @@ def test_no_infra_subpackage_imports_itself_back() -> None:
     assert cycle is None, "import loop between packages: " + " -> ".join(cycle)
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(fast=1, deep=3), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(order=st.permutations(sorted(name for name in MODULES
                                      if not name.endswith("__main__"))))
 def test_every_infra_module_imports_in_a_fresh_interpreter_in_any_order(

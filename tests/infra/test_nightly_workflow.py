@@ -40,6 +40,19 @@ def test_the_containers_tier_runs_nightly_and_may_not_skip(workflow: dict) -> No
     assert "secrets." not in yaml.safe_dump(job)
 
 
+def test_the_deep_property_budgets_run_nightly_on_the_fakes(workflow: dict) -> None:
+    """Developer runs give each property test a fast budget (tests/budget.py); the deep
+    one, at least what each ran before, runs every night on the fakes, with hypothesis's
+    example database kept from night to night."""
+    job = workflow["jobs"]["deep"]
+    [run] = [step for step in job["steps"] if "./dev test" in step.get("run", "")]
+    assert run["env"]["SPEC_HYPOTHESIS_PROFILE"] == "deep"
+    assert "--target" not in run["run"]          # the default: the embedded fakes
+    [cache] = [step for step in job["steps"] if step.get("uses", "").startswith("actions/cache@")]
+    assert cache["with"]["path"] == ".hypothesis"
+    assert "secrets." not in yaml.safe_dump(job)
+
+
 def _step(steps: list[dict], pattern: str) -> tuple[int, dict]:
     found = [(i, s) for i, s in enumerate(steps) if re.search(pattern, s.get("run", "")
                                                               + s.get("uses", ""))]

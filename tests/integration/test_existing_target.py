@@ -146,30 +146,28 @@ def _testcases(junit: Path) -> dict[str, ET.Element]:
     return cases
 
 
-def _destructive_ids(env: dict[str, str]) -> set[str]:
-    collected = subprocess.run(
-        [sys.executable, "-m", "pytest", "features/", "--collect-only", "-q",
-         "-m", "destructive"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    return {line.strip() for line in collected.stdout.splitlines() if "::" in line}
-
-
 def test_the_whole_spec_in_existing_mode_changes_nothing(running: RunningSite,
                                                          tmp_path: Path) -> None:
     env = _forker_env(running)
     _admin(running).clear_requests()
     _, calls_before = _journals(running)
-    junit = tmp_path / "junit.xml"
+    junit, destructive_ids = tmp_path / "junit.xml", tmp_path / "destructive.txt"
+    # The same run names the scenarios marked destructive (by their markers, not their
+    # outcomes): no second collection of the spec in another process.
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "features/", "--target", "existing", "-q", "-rs",
-         f"--junitxml={junit}", f"--basetemp={tmp_path / 'spec'}"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+         f"--junitxml={junit}", f"--basetemp={tmp_path / 'spec'}",
+         "-p", "tests.integration.marked_items"],
+        cwd=REPO, env={**env, "SPEC_MARKED_ITEMS_OUT": str(destructive_ids),
+                       "SPEC_MARKED_ITEMS_MARKER": "destructive"},
+        capture_output=True, text=True, timeout=900)
     requests, calls_after = _journals(running)
 
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
     cases = _testcases(junit)
     ran = {name for name, case in cases.items() if case.find("skipped") is None}
     assert any("test_an_existing_site_passes_its_checks" in name for name in ran), sorted(ran)
-    destructive = _destructive_ids(env)
+    destructive = set(destructive_ids.read_text().split())
     assert destructive, "no scenario is tagged @destructive: nothing was proved"
     assert not destructive & ran, f"destructive scenarios ran: {sorted(destructive & ran)}"
     reasons = {cases[name].find("skipped").get("message", "") for name in destructive

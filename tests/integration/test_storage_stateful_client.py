@@ -50,6 +50,7 @@ from infra.truenas.errors import TrueNASCallError
 from infra.up import Provisioner
 from steps.fake_admin import FakeAdmin
 from steps.sites import build_site
+from tests.budget import examples
 
 pytestmark = [pytest.mark.slow, pytest.mark.fake_only]
 
@@ -514,7 +515,8 @@ def test_random_storage_operations_keep_what_the_model_says_survives(rig: Rig):
         StorageMachine,
         # Every step is several round trips over HTTPS/WSS; explaining a failure
         # would replay each of them many times, so that phase is left out.
-        settings=settings(max_examples=20, stateful_step_count=25, deadline=None,
+        settings=settings(max_examples=examples(fast=5, deep=20), stateful_step_count=25,
+                          deadline=None,
                           suppress_health_check=[HealthCheck.too_slow],
                           phases=[p for p in Phase if p is not Phase.explain]),
     )

@@ -40,6 +40,7 @@ from infra.truenas.calllog import CallLog
 from infra.up import Provisioner
 from steps.common import to_toml
 from steps.sites import site_data
+from tests.budget import examples
 
 NAMES = itertools.count(1)
 
@@ -136,7 +137,7 @@ def _fault(do: DigitalOcean, site: Site, fault: str) -> None:
         do.client.domains.delete_record(site.dns.domain, record["id"])
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
+@settings(max_examples=examples(fast=4, deep=12), deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(before=st.one_of(st.none(), site_files(), site_files()), after=site_files(),
@@ -214,7 +215,7 @@ def _own_site(name: str, node: dict, key_file: Path, parts: dict) -> Site:
     return parse_site(data)
 
 
-@settings(max_examples=8, deadline=None, derandomize=True,
+@settings(max_examples=examples(fast=3, deep=8), deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(before=st.one_of(st.none(), own_site_files()), after=own_site_files(),

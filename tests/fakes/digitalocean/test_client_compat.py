@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakes.world import World
+from tests.budget import examples
 from tests.fake_clients import settle
 
 pytestmark = pytest.mark.fake_only
@@ -132,7 +133,7 @@ def test_create_get_and_delete_answer_with_a_trailing_slash_and_never_redirect(h
     assert http("DELETE", "/v2/tags/slashed/").status_code == 204
 
 
-@settings(max_examples=30, deadline=None,
+@settings(max_examples=examples(fast=10, deep=30), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
        path=st.sampled_from(["/v2/account", "/v2/droplets", "/v2/droplets/1",

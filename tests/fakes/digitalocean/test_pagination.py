@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from fakes.digitalocean.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE, paginate
 from fakes.world import World
+from tests.budget import examples
 
 BASE_URL = "https://api.example.test/v2/tags"
 
@@ -50,7 +51,7 @@ def assert_links_make_sense(pages: list[tuple[list, dict, dict]]) -> None:
             assert {"next", "last"} <= keys, f"page {number} lacks next/last: {keys}"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(fast=75, deep=300), deadline=None)
 @given(count=st.integers(min_value=0, max_value=450),
        per_page=st.integers(min_value=1, max_value=MAX_PER_PAGE))
 def test_walking_next_links_yields_every_item_exactly_once(count: int, per_page: int):
@@ -66,7 +67,7 @@ def test_walking_next_links_yields_every_item_exactly_once(count: int, per_page:
         assert not pages[0][1].get("pages"), "no links when everything fits on one page"
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(fast=25, deep=100), deadline=None)
 @given(count=st.integers(min_value=0, max_value=450),
        per_page=st.integers(min_value=MAX_PER_PAGE + 1, max_value=10_000))
 def test_per_page_above_200_is_clamped_to_200(count: int, per_page: int):
@@ -75,7 +76,7 @@ def test_per_page_above_200_is_clamped_to_200(count: int, per_page: int):
     assert sum(len(chunk) for chunk, _, _ in pages) == count
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(fast=15, deep=50), deadline=None)
 @given(count=st.integers(min_value=0, max_value=120))
 def test_per_page_defaults_to_20(count: int):
     pages = walk(list(range(count)), {})
@@ -94,7 +95,8 @@ def test_the_last_link_points_at_the_last_page_and_keeps_filters():
 # --- the same over real HTTPS against a running fake ---------------------------------
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
-    with World(tmp_path_factory.mktemp("pagination-world")) as started:
+    # no certificate is asked for: no ACME server (pebble takes seconds to start)
+    with World(tmp_path_factory.mktemp("pagination-world"), acme=False) as started:
         yield started
 
 
@@ -129,7 +131,7 @@ def follow(api: requests.Session, url: str) -> list[dict]:
     return bodies
 
 
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=examples(fast=4, deep=12), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(count=st.integers(min_value=0, max_value=45), per_page=st.integers(1, 25))
 def test_a_client_following_next_links_over_https_sees_each_record_once(
@@ -171,7 +173,7 @@ def test_per_page_above_200_is_clamped_to_200_over_https(world, api):
     assert next_query["per_page"] == str(MAX_PER_PAGE)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(fast=15, deep=50), deadline=None)
 @given(total=st.integers(0, 450), per_page=st.integers(1, 250), page=st.integers(1, 30))
 def test_a_page_serialises_only_the_items_it_returns(total, per_page, page):
     # A page costs what it returns (issue 14 item 5): the serialiser sees only its items.

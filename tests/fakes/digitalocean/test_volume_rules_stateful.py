@@ -35,6 +35,7 @@ from hypothesis.stateful import (
 )
 
 from fakes.world import World
+from tests.budget import examples
 
 pytestmark = pytest.mark.fake_only
 
@@ -370,6 +371,7 @@ def test_random_volume_and_droplet_calls_follow_digitaloceans_attachment_rules(f
     run_state_machine_as_test(
         VolumeRules,
         # No explain phase: tracing every HTTP call through it takes minutes.
-        settings=settings(max_examples=40, stateful_step_count=30, deadline=None,
+        settings=settings(max_examples=examples(fast=10, deep=40),
+                          stateful_step_count=30, deadline=None,
                           phases=[p for p in Phase if p is not Phase.explain]),
     )

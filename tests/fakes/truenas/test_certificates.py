@@ -42,6 +42,7 @@ from fakes.truenas.jobs import Job
 from fakes.truenas.node import CallContext, TrueNASNode
 from fakes.world import World
 from tests import fake_clients
+from tests.budget import examples
 from tests.fakes.truenas import test_fleet as fleet
 from tests.fakes.truenas.test_methods import conforms
 
@@ -278,7 +279,7 @@ def test_dns_mapping_must_cover_every_name_of_the_csr(node) -> None:
     assert job.error.startswith("[EFAULT] Unable to retrieve directory")   # past the checks
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(fast=8, deep=25), deadline=None)
 @given(st.dictionaries(st.sampled_from(["nas.example.test", "DNS:nas.example.test",
                                         "DNS:www.example.test", "DNS:api.example.test",
                                         "www.example.test", "elsewhere.test"]),

@@ -28,7 +28,8 @@ from steps.sites import site_data
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with World(tmp_path_factory.mktemp("first-boot")) as started:
+    # no certificate is asked for: no ACME server (pebble takes seconds to start)
+    with World(tmp_path_factory.mktemp("first-boot"), acme=False) as started:
         started.truenas.fresh_images = True     # the password, no API key
         yield started
 

@@ -22,6 +22,7 @@ from fakes.truenas.apps.deploy import PULL_SECONDS
 from fakes.truenas.apps.gocd import STARTUP_SECONDS, parse_server_url
 from fakes.truenas.apps.gocd_config import CruiseConfig
 from fakes.truenas.apps.images import ContainerFailed
+from tests.budget import examples
 from tests.fakes.truenas.helpers import LoopThread
 from tests.fakes.truenas.test_apps_runtime import Env, succeeded
 
@@ -443,7 +444,7 @@ def test_server_urls_the_agent_refuses_name_the_variable(url):
 NAMES = st.from_regex(r"[a-zA-Z0-9_\-][a-zA-Z0-9_\-.]{0,20}", fullmatch=True)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(fast=15, deep=50), deadline=None)
 @given(st.lists(NAMES, max_size=8, unique_by=str.lower))
 def test_groups_survive_the_file_round_trip(names):
     config = CruiseConfig.default()

@@ -31,6 +31,7 @@ from fakes.truenas.methods import METHODS
 from fakes.truenas.methods.query import filter_list
 from fakes.truenas.models import inject_bit_rot
 from fakes.truenas.node import CallContext, TrueNASNode
+from tests.budget import examples
 from tests.reference import truenas_schema
 
 GIB = 2**30
@@ -548,7 +549,7 @@ REFERENCE_OPS = {
 }
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(fast=50, deep=200), deadline=None)
 @given(rows=ROWS, filters=st.lists(FILTERS, max_size=3), order=st.sampled_from(
     [[], ["n"], ["-n"], ["s", "-n"]]), offset=st.integers(0, 4), limit=st.integers(0, 4),
     count=st.booleans())

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from fakes.clock import VirtualClock
 from fakes.truenas.apps import images
+from tests.budget import examples
 from tests.fakes.truenas.test_apps_runtime import Env, Scripted, succeeded
 
 # Wall time must not move these clocks (see test_snapshot_jumps.py).
@@ -98,7 +99,7 @@ def _run(root: Path, coalesce: bool, spec: list, plan: list) -> dict:
             images._REGISTRY.pop(f"example.test/jumps-{str(coalesce).lower()}-{i}", None)
 
 
-@settings(max_examples=20)
+@settings(max_examples=examples(fast=8, deep=20))
 @given(spec=services, plan=events)
 def test_skipping_quiet_probes_leaves_what_running_them_leaves(spec, plan):
     with tempfile.TemporaryDirectory() as fast, tempfile.TemporaryDirectory() as slow:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from fakes.clock import VirtualClock
 from fakes.truenas.models import replication, snapshots, zfs_cli, zstream
 from fakes.truenas.node import TrueNASNode
+from tests.budget import examples
 
 GIB = 2**30
 MIB = 2**20
@@ -250,7 +251,8 @@ def test_retention_on_the_target(pair):
     assert pair.target_snapshots() == names[-2:]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(fast=8, deep=25),
+          deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_a_cut_at_any_byte_leaves_no_half_snapshot_and_the_next_run_resumes(tmp_path_factory,
                                                                            data):
@@ -300,7 +302,8 @@ def test_a_cut_at_any_byte_leaves_no_half_snapshot_and_the_next_run_resumes(tmp_
     assert pair.files(pair.target, "tank/copy") == pair.files(pair.source, "tank/data", last)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(fast=8, deep=20),
+          deadline=None, suppress_health_check=list(HealthCheck))
 @given(files=st.dictionaries(st.from_regex(r"[a-z]{1,6}(/[a-z]{1,6})?", fullmatch=True),
                              st.binary(max_size=300_000), min_size=1, max_size=6),
        edits=st.dictionaries(st.from_regex(r"[a-z]{1,6}", fullmatch=True),
@@ -363,7 +366,8 @@ def test_a_task_with_its_own_schedule_runs_on_its_cron_and_a_jump_runs_it_once(p
         replication.set_starter(methods._scheduled)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(fast=8, deep=25),
+          deadline=None, suppress_health_check=list(HealthCheck))
 @given(size=st.integers(1, 3 * zstream.RECORD_SIZE + 1000),
        edits=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 200_000)), max_size=4),
        grow=st.integers(0, 70_000))

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from fakes.clock import VirtualClock
 from fakes.truenas.models import cron, datasets, snapshots
+from tests.budget import examples
 from tests.fakes.truenas.test_storage_models import GIB, World, mirror
 
 # Wall time must not move these clocks: at this speed a second of it is far below
@@ -105,7 +106,7 @@ def _run(root: Path, coalesce: bool, configs: list[dict], early: list[int],
         return pool.meta, [task.entry() for task in made], files
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(fast=8, deep=25), deadline=None)
 @given(configs=st.lists(tasks, min_size=1, max_size=2),
        early=st.lists(st.integers(1, 40 * 24 * 60), unique=True, max_size=3), plan=steps)
 def test_a_jump_leaves_what_running_every_snapshot_task_run_leaves(configs, early, plan):

@@ -38,6 +38,7 @@ from fakes.truenas.models.layout import MemberStore, sha256
 from fakes.truenas.models.replace import replace
 from fakes.truenas.models.scan import SCAN_BASE_SECONDS, start_scrub, stop_scrub
 from fakes.truenas.node import TrueNASNode
+from tests.budget import examples
 
 GIB = 2**30
 
@@ -633,4 +634,4 @@ class MirrorMachine(RuleBasedStateMachine):
 @pytest.mark.slow
 def test_mirror_survives_random_sequences():
     run_state_machine_as_test(MirrorMachine, settings=settings(
-        max_examples=40, stateful_step_count=25, deadline=None))
+        max_examples=examples(fast=10, deep=40), stateful_step_count=25, deadline=None))
