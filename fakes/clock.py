@@ -110,15 +110,17 @@ class VirtualClock:
             heapq.heappush(self._events, event)
             return event
 
-    def run_due(self) -> int:
-        """Fire every event whose virtual time has come; returns how many fired."""
+    def run_due(self, until: float | None = None) -> int:
+        """Fire every event whose virtual time has come (and is not after `until`, when
+        given); returns how many fired."""
         fired = 0
         with self._lock:
             if self._firing:  # a callback that reads the clock must not re-enter
                 return 0
             self._firing = True
             try:
-                while self._events and self._events[0].due <= self.now():
+                while self._events and self._events[0].due <= (
+                        self.now() if until is None else min(until, self.now())):
                     event = heapq.heappop(self._events)
                     if not event.cancelled:
                         self._firing_at = (threading.get_ident(), event.due)
@@ -131,6 +133,13 @@ class VirtualClock:
                 self.fired += fired
                 self._firing = False
         return fired
+
+    def next_due(self) -> float | None:
+        """When the earliest event still to fire is due (None: nothing is scheduled)."""
+        with self._lock:
+            while self._events and self._events[0].cancelled:
+                heapq.heappop(self._events)
+            return self._events[0].due if self._events else None
 
     def pending(self) -> int:
         with self._lock:

@@ -57,6 +57,8 @@ class HttpsServer:
             ssl_certfile=str(cert.cert_path), ssl_keyfile=str(cert.key_path),
             log_level="warning", access_log=False, lifespan="off",
             timeout_keep_alive=30, date_header=now is None,
+            # llhttp, not h11: the same HTTP/1.1, about a fifth less serving CPU per request
+            http="httptools",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=f"https-{host}:{self.port}",

@@ -1,9 +1,10 @@
 """Read what the account holds for a site: every cloud resource's `find`
-(infra/resources/), in one `Observed`. Only GETs here."""
+(infra/resources/), in one `Observed`; `refresh` reads again only the resources
+`up` makes. Only GETs here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from infra.digitalocean import DigitalOcean
 from infra.resources import dns, droplet, firewall, image, replication, volume
@@ -50,3 +51,12 @@ def observe(do: DigitalOcean, site: Site, owned_records: dict[str, int] | None =
         replication_sources=replication.source_addresses(do, site),
     )
 
+
+
+def refresh(do: DigitalOcean, site: Site, seen: Observed) -> Observed:
+    """`seen` with the resources `up` makes (image, volumes, droplet, firewall) read
+    again, for their new ids and the droplet's address; the sizes, the domain, its
+    records and the replication sources are as `seen` read them (what `up` reports
+    and hands the node step comes from the four alone)."""
+    return replace(seen, image=image.find(do, site), volumes=volume.find_all(do, site),
+                   droplet=droplet.find(do, site), firewall=firewall.find(do, site))

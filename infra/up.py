@@ -25,7 +25,7 @@ from infra.digitalocean import RequestLog
 from infra.errors import InfraError, NodeProblem, SiteFileError
 from infra.front_door import FrontDoor
 from infra.node import NodeSetup, connect_site_node, open_node, own_node_preflight, remember_ui
-from infra.observe import Observed, observe
+from infra.observe import Observed, observe, refresh
 from infra.operation import SiteOperation
 from infra.plan import Plan, make_plan
 from infra.preflight import preflight
@@ -178,7 +178,10 @@ class Provisioner(SiteOperation):
         else:
             self._apply(plan, seen)
             report.changes = [c.describe() for c in plan.changes]
-        final = observe(self.do, self.site)
+        # The node step and the report need the droplet's address and the resources'
+        # ids: read again after changes (they may be new), and not read again when
+        # nothing was changed (the account answers as it did a moment ago).
+        final = seen if plan.empty else refresh(self.do, self.site, seen)
         report.changes += self._node(final.droplet_ip(),
                                      None if plan.node_pending else plan.node)
         report.resources = {

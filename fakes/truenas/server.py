@@ -485,7 +485,7 @@ def _uvicorn(service: AsgiService, default_cert: ServerCert | None) -> uvicorn.S
         tls = {"ssl_certfile": str(service.certfile), "ssl_keyfile": str(service.keyfile)}
     return uvicorn.Server(uvicorn.Config(
         service.app, log_level="warning", log_config=None, access_log=False,
-        lifespan="off", ws="websockets-sansio", timeout_graceful_shutdown=1,
+        lifespan="off", http="httptools", ws="websockets-sansio", timeout_graceful_shutdown=1,
         # Clients on loopback come from 127.0.0.1, which uvicorn trusts for
         # X-Forwarded-Proto by default: a plain ws:// client could then claim TLS
         # and escape the API key revocation. nginx answers as "nginx".
