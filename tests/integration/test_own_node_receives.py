@@ -99,14 +99,17 @@ def test_an_own_node_receives_a_droplet_sites_data(world, target: Target,
         source_ip = public_ipv4(find_droplet(DigitalOcean(target), source))
         site = _receiver(world, tmp_path, source, source_state)
 
-        # No token: refused by field before any request (the node's included).
-        refused = Provisioner(site, None, state,
-                              target=dataclasses.replace(target, do_token=None))
-        with pytest.raises(SiteFileError) as error:
-            refused.plan()
-        assert any(p.startswith("replication[0].source:") and "DIGITALOCEAN_TOKEN" in p
-                   for p in error.value.problems), error.value.problems
-        assert refused.node_log.total == 0 and refused.source_log.total == 0
+        # No token: plan, up and down refused by field before any request (the node's
+        # included), since the source's droplet is found in the account.
+        no_token = dataclasses.replace(target, do_token=None)
+        for operation, command in ((Provisioner, "plan"), (Provisioner, "up"),
+                                   (Teardown, "down")):
+            refused = operation(site, None, state, target=no_token)
+            with pytest.raises(SiteFileError) as error:
+                getattr(refused, command)()
+            assert any(p.startswith("replication[0].source:") and "DIGITALOCEAN_TOKEN" in p
+                       for p in error.value.problems), (command, error.value.problems)
+            assert refused.node_log.total == 0 and refused.source_log.total == 0, command
 
         # The owner's pool already there: the plan lists everything, the source's side too.
         with open_node(site, target, state, site.node.address) as client:
