@@ -28,7 +28,7 @@ from infra.cost import droplet_hours
 from infra.digitalocean import DigitalOcean, RequestLog
 from infra.errors import InfraError, TeardownIncomplete
 from infra.events import Reporter
-from infra.node import OWN_NODE, connect_site_node, made, open_node
+from infra.node import OWN_NODE, connect_site_node, made, open_node, own_node_preflight
 from infra.node_credentials import api_key_for
 from infra.operation import SiteOperation
 from infra.ownership import only_ours_left
@@ -124,6 +124,11 @@ class Teardown(SiteOperation):
     def _down_own_node(self, started: float) -> RunReport:
         assert self.site.node is not None
         address = self.site.node.address
+        if involved(self.site, self.state):
+            # First what it made on its sources (their droplets found in the account),
+            # so that nothing pushes into what goes next.
+            own_node_preflight(self.site, self.target, self.state.path)
+            self._attempt("replication on the source", self._replication)
         mine = made(self.state)
         client = open_node(self.site, self.target, self.state, address, self.node_log,
                            self.reporter)
@@ -147,6 +152,8 @@ class Teardown(SiteOperation):
         self.report.count(self.do.log if self.do is not None else RequestLog(),
                           self.node_log)
         self.report.wall_seconds = round(time.monotonic() - started, 3)
+        if self.refused:
+            raise TeardownIncomplete(self.report, dict(self.refused))
         return self.report
 
     def _back_home(self, address: str, port: int) -> TrueNASClient:

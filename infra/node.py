@@ -31,7 +31,8 @@ from infra.truenas.pinning import fingerprint
 
 def own_node_preflight(site: Site, target: Target, state_path: Path | None = None) -> None:
     """What a site on a node of one's own needs before any request: a way to log in,
-    and, for dns-01, a DigitalOcean token (TrueNAS writes the TXT records with it)."""
+    and a DigitalOcean token for dns-01 (TrueNAS writes the TXT records with it) and
+    for `[[replication]]` (each source's droplet is found in the account)."""
     problems: list[str] = []
     try:
         check_node_credentials(site, target, state_path)
@@ -41,6 +42,11 @@ def own_node_preflight(site: Site, target: Target, state_path: Path | None = Non
         problems.append("tls.challenge: dns-01 needs a DigitalOcean token "
                         "(DIGITALOCEAN_TOKEN) for TrueNAS to write the TXT records in "
                         f"{site.dns.domain}; or use http-01")
+    if target.do_token is None:
+        problems += [f"replication[{index}].source: {spec.source} runs on a droplet, found "
+                     "through the DigitalOcean account: set DIGITALOCEAN_TOKEN (reading "
+                     "it is all this site asks of the account)"
+                     for index, spec in enumerate(site.replication)]
     if problems:
         raise SiteFileError(problems)
 

@@ -53,10 +53,14 @@ def promote(site: Site, target: Target, state: StateDir, do: DigitalOcean,
             reporter: Reporter) -> list[str]:
     """Promote the copy, then start the charts that waited for it; what was done, one
     line each (nothing when already promoted and running)."""
-    droplet = find_droplet(do, site)
-    if droplet is None or public_ipv4(droplet) is None:
-        raise InfraError("the site has no running droplet; run `up` first")
-    with open_node(site, target, state, public_ipv4(droplet), reporter=reporter) as node:
+    if site.node is not None:        # a node of one's own, at the site file's address
+        address = site.node.address
+    else:
+        droplet = find_droplet(do, site)
+        if droplet is None or public_ipv4(droplet) is None:
+            raise InfraError("the site has no running droplet; run `up` first")
+        address = public_ipv4(droplet)
+    with open_node(site, target, state, address, reporter=reporter) as node:
         done = Replication(site, target, state, do, reporter).promote(node)
     charts = received_charts(site)
     if charts and site.tls is not None:

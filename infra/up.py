@@ -9,7 +9,10 @@ node. A second `up` on a converged site sends no mutating request.
 
 A site on a node of one's own (`[node]`) has no cloud part: its plan and its run are
 the node's alone, at the site file's address, and `up` sends DigitalOcean nothing
-(with dns-01 TrueNAS itself writes the TXT records, with the target's token).
+(with dns-01 TrueNAS itself writes the TXT records, with the target's token). A
+receiving one (`[[replication]]`) also plans and makes the replication on its sources'
+nodes, whose droplets it finds through DigitalOcean (reads only); the port its
+sources need open is the owner's to open (`plan.cannot`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class Provisioner(SiteOperation):
             own_node_preflight(self.site, self.target, self.state.path)
             plan = Plan()
             self._plan_node(plan, self.site.node.address)
+            self._plan_replication(plan, self.site.node.address)
             return plan
         seen = observe(self.do, self.site, self.state.created("records"))
         preflight(self.site, self.do, seen.sizes, self.state.path)
@@ -59,14 +63,43 @@ class Provisioner(SiteOperation):
 
     def _plan(self, seen: Observed) -> Plan:
         plan = self._plan_site(seen)
-        receives = involved(self.site, self.state)
-        if receives and plan.node_pending is None:
-            found = self._replication().plan(seen.droplet_ip())
+        self._plan_replication(plan, seen.droplet_ip())
+        return plan
+
+    def _plan_replication(self, plan: Plan, address: str | None) -> None:
+        """A receiving site's changes on its sources' nodes, once its own node's are
+        listed; on a node of one's own, also the firewall rule only its owner can make."""
+        if not involved(self.site, self.state):
+            return
+        replication = self._replication()
+        if plan.node_pending is None:
+            found = replication.plan(address)   # type: ignore[arg-type]  # node listed: up
             plan.replication, plan.replication_pending = found.changes, found.pending
-        elif receives:
+        else:
             plan.replication_pending = ("the replication from the source sites is set up "
                                         "once this site's node is")
-        return plan
+        if self.site.node is not None:
+            plan.cannot += self._owner_firewall(replication)
+
+    def _owner_firewall(self, replication: Replication) -> list[Change]:
+        """No DigitalOcean firewall stands before a node of one's own, so `up` opens no
+        port to a source: the owner lets each source's droplet reach port 22 (the
+        transfer) and the admin port (the SSH pairing logs in to this node's API there:
+        infra/resources/replication.py `setup_connection`)."""
+        node = self.site.node
+        assert node is not None
+        admin = self.site.access.truenas_admin_port if self.site.tls else node.admin_port
+        wanted = []
+        for source in replication.sources:
+            found = replication.address(source)
+            who = (f"{source.site.name}'s droplet {found}" if found else
+                   f"{source.site.name}'s droplet (it has none yet: its address once it has)")
+            wanted.append(Change(
+                "open_firewall", f"ports 22 and {admin} of {node.address} to {who}",
+                "no DigitalOcean firewall stands before a node of your own: allow it in "
+                "your own firewall or router, or the source cannot pair (admin port) nor "
+                "send (22)"))
+        return wanted
 
     def _plan_site(self, seen: Observed) -> Plan:
         plan = make_plan(self.site, seen, self.state.created("records"),
@@ -199,6 +232,8 @@ class Provisioner(SiteOperation):
         if self.site.tls is not None:
             apps.desired(self.site, self.state, tls_ready=False, memory_mb=None)
         plan = self.plan()
+        for refused in plan.cannot:
+            self.reporter.note(f"cannot {refused.describe()}")
         report.changes = self._node(self.site.node.address,  # type: ignore[union-attr]
                                     None if plan.node_pending else plan.node)
         report.resources = {"node": self.site.node.address}  # type: ignore[union-attr]

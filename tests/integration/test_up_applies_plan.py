@@ -10,7 +10,9 @@ perhaps with a fault on top (its firewall or one of its records deleted by hand)
 When the plan cannot list the node's changes yet (no droplet), it says so, and only
 the cloud's requests are held to it. Some examples are receiving sites (a
 `[[replication]]` of a source site brought up once for the module): their requests
-on the source's node are held to the plan too.
+on the source's node are held to the plan too; so are those of sites on a node of
+one's own, receiving or not (their plan also names the firewall rule only the owner
+can make).
 """
 
 from __future__ import annotations
@@ -203,7 +205,8 @@ def own_site_files(draw: st.DrawFn) -> dict:
     }
 
 
-def _own_site(name: str, node: dict, key_file: Path, parts: dict) -> Site:
+def _own_site(name: str, node: dict, key_file: Path, parts: dict,
+              source: Source | None = None) -> Site:
     from steps.sites import own_node_site_data
 
     prefix = node["prefix"]
@@ -212,6 +215,10 @@ def _own_site(name: str, node: dict, key_file: Path, parts: dict) -> Site:
     data["truenas"]["datasets"] = ["data", *parts["datasets"]]
     data["snapshots"][0]["lifetime_value"] = parts["lifetime"]
     data["snapshots"][0]["hour"] = "*" if parts["hourly"] else "3"
+    if source is not None:   # receives `data`, whose snapshots come from the source
+        data["replication"] = [{"source": str(source.path),
+                                "source_state_dir": str(source.state), "datasets": ["data"]}]
+        data["snapshots"] = []
     return parse_site(data)
 
 
@@ -219,15 +226,19 @@ def _own_site(name: str, node: dict, key_file: Path, parts: dict) -> Site:
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(before=st.one_of(st.none(), own_site_files()), after=own_site_files(),
-       existing_pool=st.booleans())
+       existing_pool=st.booleans(), receiving=st.booleans())
 def test_up_on_an_own_node_sends_exactly_its_plan_and_nothing_to_the_cloud(
-        world, target: Target, tmp_path: Path, before: dict | None, after: dict,
-        existing_pool: bool) -> None:
+        world, target: Target, source: Source, tmp_path: Path, before: dict | None,
+        after: dict, existing_pool: bool, receiving: bool) -> None:
     """The same property for a site on its own node, from a fresh node, one the site
-    was brought up on from another file, or one whose owner made the pool already:
-    what `up` sends the node is its plan, DigitalOcean gets no request at all, and a
-    second plan is empty."""
+    was brought up on from another file, or one whose owner made the pool already,
+    perhaps receiving the source site's `data`: what `up` sends the node (and the
+    source's node) is its plan, DigitalOcean gets no mutating request (a receiver only
+    reads where its source's droplet is), a second plan is empty, and what the plan
+    cannot do is the owner's firewall rule for the source, named in every plan."""
     name = f"own-{next(NAMES)}"
+    event(f"an own node{', receiving' if receiving else ''}")
+    source = source if receiving else None
     prefix = f"{name}-"
     with world.backend.lock:
         entry = world.truenas.boot_own_node([(f"{prefix}{d}", 10 * GIB) for d in OWN_DISKS])
@@ -238,7 +249,7 @@ def test_up_on_an_own_node_sends_exactly_its_plan_and_nothing_to_the_cloud(
     key_file.write_text(world.truenas.own_keys[entry.droplet_id])
     key_file.chmod(0o600)
     state = StateDir(tmp_path / name)
-    site = _own_site(name, node, key_file, after)
+    site = _own_site(name, node, key_file, after, source)
     try:
         if existing_pool and before is None:
             # The owner's pool already there, on the same disks: `up` uses it.
@@ -252,8 +263,8 @@ def test_up_on_an_own_node_sends_exactly_its_plan_and_nothing_to_the_cloud(
                                                                        "disks": devices}]}},
                                 real_seconds=600)
         if before is not None:
-            Provisioner(_own_site(name, node, key_file, before), DigitalOcean(target),
-                        state).up()
+            Provisioner(_own_site(name, node, key_file, before, source),
+                        DigitalOcean(target), state).up()
 
         plan = Provisioner(site, DigitalOcean(target), state).plan()
         do, node_log = DigitalOcean(target), CallLog()
@@ -261,9 +272,16 @@ def test_up_on_an_own_node_sends_exactly_its_plan_and_nothing_to_the_cloud(
         run.node_log = node_log
         run.up()
 
-        assert do.log.total == 0, "up sent DigitalOcean a request for a site on its own node"
-        assert plan.changes == [] and plan.cannot == []
-        extra, never = _unmatched(_planned(plan), node_log.mutating_calls())
+        if receiving:
+            assert do.log.mutating_requests() == [], "up changed the cloud"
+        else:
+            assert do.log.total == 0, "up sent DigitalOcean a request for an own node"
+        assert plan.changes == []
+        assert [c.kind for c in plan.cannot] == (["open_firewall"] if receiving else [])
+        sent = node_log.mutating_calls()
+        if plan.replication_pending is None:   # on the source's node
+            sent += run.source_log.mutating_calls()
+        extra, never = _unmatched(_planned(plan), sent)
         if plan.node_pending is None:   # else what the new pool holds is planned by up
             assert extra == [], f"up sent what its plan did not list: {extra}"
         assert never == [], f"the plan listed what up did not send: {never}"
@@ -271,5 +289,6 @@ def test_up_on_an_own_node_sends_exactly_its_plan_and_nothing_to_the_cloud(
         again = Provisioner(site, DigitalOcean(target), state).plan()
         assert again.all_empty, [c.describe() for c in again.every_change()] + [
             again.node_pending]
+        assert [c.kind for c in again.cannot] == [c.kind for c in plan.cannot]
     finally:
         Teardown(site, DigitalOcean(target), state).down()
