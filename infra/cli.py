@@ -37,8 +37,7 @@ from infra.failover import Failover
 from infra.image.cli import image_app
 from infra.node import open_node
 from infra.promote import promote as promote_site
-from infra.resources.droplet import find as find_droplet
-from infra.resources.droplet import public_ipv4
+from infra.resources.droplet import node_address
 from infra.site import Site, load_site
 from infra.state import DEFAULT_ROOT, StateDir
 from infra.storage import Repair
@@ -353,10 +352,8 @@ def repair(site: Path = SiteOption, world: Path | None = WorldOption,
 
     def run() -> list[str]:
         do = DigitalOcean(target)
-        droplet = find_droplet(do, loaded)
-        if droplet is None or public_ipv4(droplet) is None:
-            raise InfraError("the site has no running droplet; run `up` first")
-        with open_node(loaded, target, state, public_ipv4(droplet), reporter=reporter) as node:
+        with open_node(loaded, target, state, node_address(do, loaded),
+                       reporter=reporter) as node:
             return Repair(loaded, do, node, state, reporter).run()
 
     changes = _run(run)
@@ -420,13 +417,7 @@ def _with_node(loaded: Site, target: Target, state_dir: Path | None, action):
     state = _state(loaded, state_dir)
 
     def run():
-        if loaded.node is not None:
-            address = loaded.node.address
-        else:
-            droplet = find_droplet(DigitalOcean(target), loaded)
-            if droplet is None or public_ipv4(droplet) is None:
-                raise InfraError("the site has no running droplet; run `up` first")
-            address = public_ipv4(droplet)
+        address = node_address(None if loaded.node else DigitalOcean(target), loaded)
         with open_node(loaded, target, state, address) as node:
             return action(node)
 
@@ -531,14 +522,7 @@ def sweep_receivers(site: Path = SiteOption, world: Path | None = WorldOption,
     do = DigitalOcean(target)
 
     def run() -> receivers.ReceiversReport:
-        if loaded.node is not None:
-            address = loaded.node.address
-        else:
-            droplet = find_droplet(do, loaded)
-            if droplet is None or public_ipv4(droplet) is None:
-                raise InfraError("the site has no running droplet; run `up` first")
-            address = public_ipv4(droplet)
-        with open_node(loaded, target, _state(loaded, state_dir), address,
+        with open_node(loaded, target, _state(loaded, state_dir), node_address(do, loaded),
                        reporter=reporter) as node:
             return receivers.sweep(node, do, dry_run, reporter)
 

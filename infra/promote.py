@@ -30,13 +30,11 @@ from __future__ import annotations
 
 from infra.charts.render import APPS_DATASET
 from infra.digitalocean import DigitalOcean
-from infra.errors import InfraError
 from infra.events import Reporter
 from infra.node import open_node
 from infra.replication import Replication
 from infra.resources import replication as tasks
-from infra.resources.droplet import find as find_droplet
-from infra.resources.droplet import public_ipv4
+from infra.resources.droplet import node_address
 from infra.site import Site
 from infra.state import StateDir
 from infra.target import Target
@@ -53,14 +51,7 @@ def promote(site: Site, target: Target, state: StateDir, do: DigitalOcean,
             reporter: Reporter) -> list[str]:
     """Promote the copy, then start the charts that waited for it; what was done, one
     line each (nothing when already promoted and running)."""
-    if site.node is not None:        # a node of one's own, at the site file's address
-        address = site.node.address
-    else:
-        droplet = find_droplet(do, site)
-        if droplet is None or public_ipv4(droplet) is None:
-            raise InfraError("the site has no running droplet; run `up` first")
-        address = public_ipv4(droplet)
-    with open_node(site, target, state, address, reporter=reporter) as node:
+    with open_node(site, target, state, node_address(do, site), reporter=reporter) as node:
         done = Replication(site, target, state, do, reporter).promote(node)
     charts = received_charts(site)
     if charts and site.tls is not None:

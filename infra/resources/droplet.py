@@ -9,7 +9,7 @@ from collections.abc import Callable
 from infra import desired as names
 from infra.change import Change
 from infra.digitalocean import DigitalOcean
-from infra.errors import ConflictError, NodeProblem, NotFound, WaitTimeout
+from infra.errors import ConflictError, InfraError, NodeProblem, NotFound, WaitTimeout
 from infra.events import Reporter
 from infra.site import Site
 from infra.wait import Pending, wait_for
@@ -22,6 +22,18 @@ def public_ipv4(droplet: dict) -> str | None:
         if network.get("type") == "public":
             return network["ip_address"]
     return None
+
+
+def node_address(do: DigitalOcean | None, site: Site) -> str:
+    """Where the site's node answers: a node of one's own at its site file's address,
+    else the droplet's public address; InfraError when the site has no running droplet."""
+    if site.node is not None:
+        return site.node.address
+    found = find(do, site) if do is not None else None
+    address = public_ipv4(found) if found else None
+    if address is None:
+        raise InfraError("the site has no running droplet; run `up` first")
+    return address
 
 
 def find(do: DigitalOcean, site: Site) -> dict | None:
