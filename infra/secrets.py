@@ -1,8 +1,9 @@
 """A wrapper that keeps a secret out of reprs, logs and exception messages, and the
-one reader of the files a user keeps secrets in (mode 0600: readable by no one else)."""
+one reader and writer of files that hold secrets (mode 0600: readable by no one else)."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -24,6 +25,17 @@ def read_private_file(path: Path) -> str:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise PrivateFileProblem(f"{path} is readable by others; chmod 600 it")
     return text
+
+
+def write_private_file(path: Path, data: str | bytes) -> Path:
+    """Write `data` to `path` 0600, atomically: a crash leaves the old file or the new
+    one, never a part, and the file is never readable by others, even for a moment."""
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb" if isinstance(data, bytes) else "w") as handle:
+        handle.write(data)
+    os.replace(temporary, path)
+    return path
 
 
 def read_site_secret(field: str, name: str, site_file_dir: Path | None) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from infra.charts.catalog import Chart
-from infra.secrets import Secret
+from infra.secrets import Secret, write_private_file
 from infra.state import StateDir
 
 ALPHABET = string.ascii_letters + string.digits  # safe in URLs, YAML, shells and DSNs
@@ -73,11 +73,7 @@ def _inherit(state: StateDir, source: StateDir, app: str, name: str
     if not own.exists() or own.read_text().strip() != value.reveal():
         _private_dir(own.parent.parent)
         _private_dir(own.parent)
-        temporary = own.with_suffix(".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(value.reveal() + "\n")
-        os.replace(temporary, own)
+        write_private_file(own, value.reveal() + "\n")
     return value, None
 
 

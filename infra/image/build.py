@@ -22,7 +22,6 @@ is kept only in the site's 0600 state directory (PASSWORD_FILE).
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import time
@@ -44,7 +43,7 @@ from infra.image.machine import (
     kvm_usable,
     missing_tools,
 )
-from infra.secrets import PrivateFileProblem, Secret, read_private_file
+from infra.secrets import PrivateFileProblem, Secret, read_private_file, write_private_file
 from infra.state import StateDir
 
 GiB = 1024**3
@@ -95,13 +94,7 @@ def admin_password(password_file: Path | None, environ: Mapping[str, str]) -> Se
 
 
 def store_password(state: StateDir, password: Secret) -> Path:
-    path = state.path / PASSWORD_FILE
-    temporary = path.with_suffix(".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(password.reveal())
-    os.replace(temporary, path)
-    return path
+    return write_private_file(state.path / PASSWORD_FILE, password.reveal())
 
 
 def pick_disk(disks: list[dict], size: int) -> str:

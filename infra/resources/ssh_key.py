@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
-from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
@@ -39,6 +37,7 @@ from infra import desired
 from infra.digitalocean import DigitalOcean
 from infra.errors import CloudError, NotFound
 from infra.events import Reporter
+from infra.secrets import write_private_file
 from infra.site import Site
 from infra.state import StateDir
 
@@ -64,23 +63,15 @@ def public_key(site: Site, state: StateDir) -> str:
     private_path, public_path = state.path / PRIVATE_FILE, state.path / PUBLIC_FILE
     if not private_path.exists():
         key = Ed25519PrivateKey.generate()
-        _write_0600(private_path, key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH,
+        write_private_file(private_path, key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH,
                                                     NoEncryption()))
         line = key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
-        _write_0600(public_path, line + f" truenas-site:{site.name}\n".encode())
+        write_private_file(public_path, line + f" truenas-site:{site.name}\n".encode())
     if not public_path.exists():  # the private half is the truth: derive it again
         loaded = load_ssh_private_key(private_path.read_bytes(), password=None)
         line = loaded.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
-        _write_0600(public_path, line + f" truenas-site:{site.name}\n".encode())
+        write_private_file(public_path, line + f" truenas-site:{site.name}\n".encode())
     return public_path.read_text().strip()
-
-
-def _write_0600(path: Path, data: bytes) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    os.replace(temporary, path)
 
 
 def _get(do: DigitalOcean, identifier: str | int) -> dict | None:

@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from infra.secrets import Secret, read_site_secret
+from infra.secrets import Secret, read_site_secret, write_private_file
 from infra.truenas.client import AdminPassword, TrueNASClient
 
 PASSWORD_ENV = "TRUENAS_ADMIN_PASSWORD"
@@ -45,13 +45,7 @@ def stored_api_key(state_dir: Path) -> Secret | None:
 
 def store_api_key(state_dir: Path, key: Secret) -> Path:
     """Write the key 0600, atomically (a crash leaves the old file or the new one)."""
-    path = Path(state_dir) / KEY_FILE
-    temporary = path.with_suffix(".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(key.reveal() + "\n")
-    os.replace(temporary, path)
-    return path
+    return write_private_file(Path(state_dir) / KEY_FILE, key.reveal() + "\n")
 
 
 def forget_api_key(state_dir: Path) -> None:
