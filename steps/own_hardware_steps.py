@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pytest_bdd import given, parsers, then
 
 from infra.resources import pool as pools
+from infra.site import Site
+from infra.truenas.client import TrueNASClient
 from steps.common import Run, Sites
 from steps.fake_admin import FakeAdmin
 from steps.sites import OWN_DOMAIN, own_node_site_data
@@ -100,3 +102,13 @@ def _nothing_made_left(sites: Sites, name: str) -> None:
 def _no_pool(sites: Sites, name: str) -> None:
     with sites.node(name) as client:
         assert client.call("pool.query") == []
+
+
+def make_owners_pool(client: TrueNASClient, site: Site) -> None:
+    """The pool the owner made in TrueNAS before there was a site file: a mirror of the
+    site's named disks, with the site's pool name (`up` then uses it as it is)."""
+    devices = [d["name"] for d in client.call("disk.query") if d["serial"] in site.node.disks]
+    client.call_job("pool.create", {"name": site.truenas.pool, "encryption": False,
+                                    "topology": {"data": [{"type": "MIRROR",
+                                                           "disks": devices}]}},
+                    real_seconds=600)

@@ -32,6 +32,7 @@ from infra.truenas.calllog import CallLog
 from infra.truenas.client import TrueNASClient
 from infra.up import Provisioner
 from steps.common import to_toml
+from steps.own_hardware_steps import make_owners_pool
 from steps.sites import own_node_site_data, site_data
 
 GIB = 2**30
@@ -113,12 +114,7 @@ def test_an_own_node_receives_a_droplet_sites_data(world, target: Target,
 
         # The owner's pool already there: the plan lists everything, the source's side too.
         with open_node(site, target, state, site.node.address) as client:
-            devices = [d["name"] for d in client.call("disk.query")
-                       if d["serial"] in site.node.disks]
-            client.call_job("pool.create", {"name": "tank", "encryption": False,
-                                            "topology": {"data": [{"type": "MIRROR",
-                                                                   "disks": devices}]}},
-                            real_seconds=600)
+            make_owners_pool(client, site)
         plan = Provisioner(site, DigitalOcean(target), state).plan()
         assert plan.node_pending is None and plan.replication_pending is None
         assert [c.kind for c in plan.replication] == [

@@ -41,6 +41,7 @@ from infra.target import Target
 from infra.truenas.calllog import CallLog
 from infra.up import Provisioner
 from steps.common import to_toml
+from steps.own_hardware_steps import make_owners_pool
 from steps.sites import site_data
 from tests.budget import examples
 
@@ -253,15 +254,8 @@ def test_up_on_an_own_node_sends_exactly_its_plan_and_nothing_to_the_cloud(
     try:
         if existing_pool and before is None:
             # The owner's pool already there, on the same disks: `up` uses it.
-            from infra.node import open_node
-
             with open_node(site, target, state, node["address"]) as client:
-                devices = [d["name"] for d in client.call("disk.query")
-                           if d["serial"] in site.node.disks]
-                client.call_job("pool.create", {"name": "tank", "encryption": False,
-                                                "topology": {"data": [{"type": "MIRROR",
-                                                                       "disks": devices}]}},
-                                real_seconds=600)
+                make_owners_pool(client, site)
         if before is not None:
             Provisioner(_own_site(name, node, key_file, before, source),
                         DigitalOcean(target), state).up()
