@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 
 import requests
@@ -40,6 +42,23 @@ REAL_REQUIRED = {
 REAL_ALTERNATIVES = {"TRUENAS_API_KEY": ("TRUENAS_ADMIN_PASSWORD",)}
 # Required by the CLI against a real account: the site file has the rest.
 REAL_CLI_REQUIRED = ("DIGITALOCEAN_TOKEN",)
+
+
+# `Target.now` is asked often (every certificate and age judged on a fake world's
+# clock): one session per thread keeps its connections open across calls instead of a
+# new TLS connection each time, as `requests.get` makes. It sends what `requests.get`
+# sends: the environment is still read per request (trust_env), and no cookie is kept,
+# as a fresh session would have none.
+_clock_sessions = threading.local()
+
+
+def _clock_session() -> requests.Session:
+    session = getattr(_clock_sessions, "session", None)
+    if session is None:
+        session = requests.Session()
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        _clock_sessions.session = session
+    return session
 
 
 @dataclass(frozen=True)
@@ -105,7 +124,7 @@ class Target:
             return time.time()
         url = f"{self.do_endpoint}/v2/account"
         # verify on the call: requests lets REQUESTS_CA_BUNDLE override a session's.
-        response = requests.get(url, timeout=10, verify=self.ca_bundle or True)
+        response = _clock_session().get(url, timeout=10, verify=self.ca_bundle or True)
         date = response.headers.get("Date")
         if not date:
             raise ConnectionError(f"{url} sent no Date header: the target's clock is unknown")
