@@ -10,7 +10,9 @@ check against the node's IP fails, as it does against a real fresh node
 (reference/truenas-api.md §1: the official client connects with `verify_ssl=False`).
 
 The certificate belongs to the droplet's boot disk, so it is kept per droplet and
-reused when the same droplet boots again (power off and on).
+reused when the same droplet boots again (power off and on). Its key comes from the
+fake's key supply (keys.py): no other node of the world has it, so a replaced
+droplet presents a different certificate.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fakes.tls import ServerCert
+from fakes.truenas import keys
 
 # truenas_crypto_utils DEFAULT_LIFETIME_DAYS; the exact value was not read [I].
 LIFETIME_DAYS = 397
@@ -36,7 +38,7 @@ def node_certificate(directory: Path) -> ServerCert:
     if cert_path.exists() and key_path.exists():
         return ServerCert(cert_path, key_path)
     directory.mkdir(parents=True, exist_ok=True)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = keys.rsa_key(2048)           # made at first boot; from the supply (keys.py)
     subject = x509.Name([
         x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
         x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Tennessee"),
@@ -58,10 +60,7 @@ def node_certificate(directory: Path) -> ServerCert:
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ))
+    key_path.write_text(keys.private_text(key, serialization.PrivateFormat.PKCS8))
     key_path.chmod(0o600)
     # Written last and renamed into place: whoever sees the certificate finds its key.
     partial = cert_path.with_suffix(".partial")

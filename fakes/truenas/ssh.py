@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
+from fakes.truenas import keys
 from fakes.truenas.models import keychain, zfs_cli
 
 if TYPE_CHECKING:
@@ -55,8 +56,7 @@ def service(node: TrueNASNode, policy: Callable[[], Any]) -> SocketService:
     """The node's sshd, for NodeServer.publish(22, ...)."""
     connections: set[asyncssh.SSHServerConnection] = set()
     # read here, on the caller's thread (which holds the world's lock), not on the loop
-    host_keys = [asyncssh.import_private_key(text)
-                 for text in keychain.host_keys(node).values()]
+    host_keys = [import_key(text) for text in keychain.host_keys(node).values()]
 
     def allowed(peer: str) -> bool:
         current = policy()
@@ -136,6 +136,14 @@ def _run_locked(node: TrueNASNode, username: str, command: str, stdin: bytes):
         return zfs_cli.run(node, username, command, stdin)
 
 
+def import_key(text: str) -> asyncssh.SSHKey:
+    """asyncssh's import of a private key, with OpenSSL's RSA check once per text
+    (keys.py: a refused text is never known, so it is refused every time)."""
+    key = asyncssh.import_private_key(text, unsafe_skip_rsa_key_validation=keys.known(text))
+    keys.vouch(text)
+    return key
+
+
 class SshError(ConnectionError):
     """The connection could not be made or was lost (ssh's exit status 255)."""
 
@@ -152,7 +160,7 @@ class SshShell:
         # zettarepl/transport/base_ssh.py @ bbf2526: a user other than root with the
         # task's `sudo` runs the remote `zfs` commands through sudo
         self.sudo = sudo and username != "root"
-        self._key = asyncssh.import_private_key(private_key)
+        self._key = import_key(private_key)
         self._known = [asyncssh.import_public_key(line)
                        for line in remote_host_key.splitlines() if line.strip()]
         self.timeout = connect_timeout

@@ -36,6 +36,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from fakes.truenas import keys
+
 RE_CERTIFICATE = re.compile(r"(-{5}BEGIN[\s\w]+-{5}[^-]+-{5}END[\s\w]+-{5})+", re.M | re.S)
 EC_CURVES = {"SECP256R1": ec.SECP256R1, "SECP384R1": ec.SECP384R1, "SECP521R1": ec.SECP521R1}
 DIGESTS = {"SHA224": hashes.SHA224, "SHA256": hashes.SHA256, "SHA384": hashes.SHA384,
@@ -87,12 +89,11 @@ def generate_key(key_type: str, key_length: int | None, ec_curve: str) -> Any:
         if ec_curve == "ed25519":
             return ed25519.Ed25519PrivateKey.generate()
         return ec.generate_private_key(EC_CURVES[ec_curve]())
-    return rsa.generate_private_key(public_exponent=65537, key_size=key_length or 2048)
+    return keys.rsa_key(key_length or 2048)     # a key nothing else got (keys.py)
 
 
 def key_pem(key: Any) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return keys.private_text(key, serialization.PrivateFormat.PKCS8)
 
 
 def generate_csr(data: dict) -> tuple[str, str]:
@@ -140,11 +141,16 @@ def _add_extensions(builder: Any, extensions: dict) -> Any:
 def load_private_key(pem: str | None, passphrase: str | None = None) -> Any:
     if not pem:
         return None
+    data = pem.encode()
     try:
-        return serialization.load_pem_private_key(
-            pem.encode(), password=passphrase.encode() if passphrase else None)
+        # OpenSSL's RSA check runs once per text (keys.py); a refused text is never known
+        key = serialization.load_pem_private_key(
+            data, password=passphrase.encode() if passphrase else None,
+            unsafe_skip_rsa_key_validation=keys.known(data))
     except (ValueError, TypeError):
         return None
+    keys.vouch(data)
+    return key
 
 
 def private_key_problem(pem: str, passphrase: str | None = None) -> str | None:

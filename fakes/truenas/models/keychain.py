@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from fakes.truenas import keys
 from fakes.truenas.errors import CallError, ValidationErrors
 
 if TYPE_CHECKING:
@@ -68,10 +69,8 @@ def state(node: TrueNASNode) -> dict:
 
 # --- keys ------------------------------------------------------------------
 def generate_key_pair(comment: str = "root@truenas") -> dict:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
-    private = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption()).decode()
+    key = keys.rsa_key(RSA_BITS)         # a key no other node or credential has (keys.py)
+    private = keys.private_text(key, serialization.PrivateFormat.OpenSSH)
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                            serialization.PublicFormat.OpenSSH).decode()
     return {"private_key": private, "public_key": f"{public} {comment}\n"}
@@ -80,13 +79,17 @@ def generate_key_pair(comment: str = "root@truenas") -> dict:
 def _load_private(text: str) -> Any:
     data = text.encode()
     loaders = (serialization.load_ssh_private_key, serialization.load_pem_private_key)
+    # OpenSSL's RSA check runs once per text (keys.py); a refused text is never known
+    checked = keys.known(data)
     for loader in loaders:
         try:
-            return loader(data, password=None)
+            key = loader(data, password=None, unsafe_skip_rsa_key_validation=checked)
         except TypeError:
             raise ValueError("Encrypted private keys are not allowed") from None
         except (ValueError, UnsupportedAlgorithm):
             continue
+        keys.vouch(data)
+        return key
     raise ValueError("Load key: invalid format")
 
 
@@ -225,12 +228,10 @@ def host_keys(node: TrueNASNode) -> dict[str, str]:
         made = {
             "ssh-ed25519": ed25519.Ed25519PrivateKey.generate(),
             "ecdsa-sha2-nistp256": ec.generate_private_key(ec.SECP256R1()),
-            "ssh-rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            "ssh-rsa": keys.rsa_key(2048),     # no other node's (keys.py)
         }
         ssh["host_keys"] = {
-            kind: key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.OpenSSH,
-                                    serialization.NoEncryption()).decode()
+            kind: keys.private_text(key, serialization.PrivateFormat.OpenSSH)
             for kind, key in made.items()}
     return ssh["host_keys"]
 
