@@ -39,8 +39,8 @@ from typing import Any, Protocol
 import josepy as jose
 import requests
 from acme import client, errors, messages
-from cryptography.hazmat.primitives.asymmetric import rsa
 
+from fakes.truenas import keys
 from fakes.truenas.errors import ValidationErrors
 
 FINALIZE_SECONDS = 600.0        # issue_cert.py: poll_and_finalize with a 10-minute deadline
@@ -136,8 +136,9 @@ def _register(request: IssueRequest) -> tuple[client.ClientV2, jose.JWKRSA]:
     if not request.tos:
         raise ValidationErrors([("acme_registration_create.tos",
                                  "Please agree to the terms of service", 22)])
-    key = jose.JWKRSA(key=rsa.generate_private_key(public_exponent=65537,
-                                                    key_size=ACCOUNT_KEY_BITS))
+    # A new account key per registration, from the supply (fakes/truenas/keys.py: never
+    # one handed out before in this process)
+    key = jose.JWKRSA(key=keys.rsa_key(ACCOUNT_KEY_BITS))
     acme = client.ClientV2(directory, _network(key, request.ca_bundle))
     try:
         regr = acme.new_account(messages.NewRegistration.from_data(
