@@ -23,7 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import infra.cli
 from fakes.world import World
@@ -33,6 +32,7 @@ from infra.target import Target
 from steps import inventory
 from steps.fake_admin import FakeAdmin
 from steps.sites import set_field, site_data
+from tests.cli_runner import CliRunner
 
 RUNNER = CliRunner()
 UP_STEPS = {
