@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import errno
 import json
+from functools import cache
 from typing import Any
 
 import jsonschema
@@ -71,6 +72,19 @@ INSTALL_SCHEMA = {
                          "properties": {"network_interfaces": _INTERFACES}},
     },
 }
+
+AUTHENTICATE_SCHEMA = {"type": "string"}
+_SCHEMAS = {"install": INSTALL_SCHEMA, "authenticate": AUTHENTICATE_SCHEMA}
+
+
+@cache
+def _validator(method: str) -> Any:
+    """The method's parameter validator, its schema checked once per process
+    (jsonschema.validate checks the schema again on every call)."""
+    schema = _SCHEMAS[method]
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
 
 
 class RpcError(Exception):
@@ -147,20 +161,18 @@ class InstallerServer:
                 and socket not in self._authenticated:
             raise RpcError(-32602, "You must authenticate before making this call",
                            {"errno": errno.EACCES})
-        takes_one = {"install": INSTALL_SCHEMA, "authenticate": {"type": "string"}}
         handlers = {"is_adopted": self._is_adopted, "system_info": self._system_info,
                     "list_disks": self._list_disks, "list_network_interfaces": self._nics,
                     "install": self._install, "shutdown": self._power_off,
                     "reboot": self._power_off, "authenticate": self._authenticate}
         if method not in handlers:
             raise RpcError(-32601, "Method not found")
-        if method in takes_one:
+        if method in _SCHEMAS:
             if len(args) != 1:
                 raise _refusal(f"1 parameter required, found {len(args)}", errno.EINVAL)
-            try:
-                jsonschema.validate(args[0], takes_one[method])
-            except jsonschema.ValidationError as error:
-                raise _refusal(str(error), errno.EINVAL) from None
+            error = jsonschema.exceptions.best_match(_validator(method).iter_errors(args[0]))
+            if error is not None:   # what jsonschema.validate would raise
+                raise _refusal(str(error), errno.EINVAL)
             return await handlers[method](socket, args[0])
         if args:
             raise _refusal(f"0 parameters required, found {len(args)}", errno.EINVAL)

@@ -48,10 +48,16 @@ RESERVED_MEMORY_MB = 4096  # TrueNAS itself wants 8 GB; leave it at least half
 
 
 @cache
+def compose_schema() -> dict[str, Any]:
+    """The vendored Compose schema, read once per process (a test checks it is a valid
+    JSON schema: checking it here cost ~1 s of CPU in every process that validates)."""
+    return json.loads(files(SCHEMA_PACKAGE).joinpath(SCHEMA_FILE).read_text())
+
+
+@cache
 def compose_validator() -> Draft202012Validator:
-    schema = json.loads(files(SCHEMA_PACKAGE).joinpath(SCHEMA_FILE).read_text())
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    """One validator per process: built once, it keeps what it resolved between apps."""
+    return Draft202012Validator(compose_schema())
 
 
 def _path(parts: Iterable[Any]) -> str:

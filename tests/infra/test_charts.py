@@ -27,7 +27,7 @@ from infra.charts.images import check_pinned
 from infra.charts.ingress import IngressRoute, caddy_config
 from infra.charts.render import render_site
 from infra.charts.secretstore import env_name, generated_path
-from infra.charts.validate import prepare_site, validate_apps
+from infra.charts.validate import compose_schema, compose_validator, prepare_site, validate_apps
 from infra.errors import SiteFileError
 from infra.secrets import Secret
 from infra.site import parse_site
@@ -784,3 +784,8 @@ def test_secret_wrapper_is_what_render_keeps(secret_catalog, state) -> None:
                         environ={"WEB_TOKEN": "x" * 20})
     web = next(a for a in apps if a.name == "web")
     assert all(isinstance(s, Secret) for s in web.secrets.values())
+
+
+def test_the_vendored_compose_schema_is_a_valid_json_schema() -> None:
+    # infra/charts/validate.py trusts the schema it reads; a broken one would pass anything.
+    type(compose_validator()).check_schema(compose_schema())

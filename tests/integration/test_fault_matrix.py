@@ -7,16 +7,22 @@ KeyboardInterrupt raised once that mutating request was answered, as in
 tests/integration/test_interrupted_up.py, from then on nothing more is sent). After the failing
 command, the report it printed (`--json`) lists exactly what the fake's inventory
 holds of the site, and a plain `down` then leaves nothing.
+
+What the assertions do not look at is made quick: the module's world runs its clock
+faster than the default (a boot or an image import is seconds of the world's time, not
+of the test's), and the client's backoff between retries of a persistent 500 is zero
+(each retry is still made and reported, `retrying in 0.0 s after 500`, as a 429 with
+`retry-after: 0` already is; the retry policy is tests/infra/test_digitalocean_client.py's).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import infra.cli
 from fakes.world import World
@@ -26,6 +32,7 @@ from infra.target import Target
 from steps import inventory
 from steps.fake_admin import FakeAdmin
 from steps.sites import set_field, site_data
+from tests.cli_runner import CliRunner
 
 RUNNER = CliRunner()
 UP_STEPS = {
@@ -46,6 +53,9 @@ DOWN_STEPS = {
     "tags": ("DELETE", r"/v2/tags/[^/]+"),
 }
 KILL_POINTS = 12   # an up sends at most this many (tests/integration/test_interrupted_up.py)
+# Ten times fakes.world.DEFAULT_SPEED: an up waits ~0.1 s instead of ~1 s for its image,
+# volumes and droplet; infra/ reads the speed from world.json (timing.time_scale).
+SPEED = 5000.0
 
 
 class KilledAfter(DigitalOcean):
@@ -112,6 +122,25 @@ def _reported(result) -> set[str]:
     report = json.loads(result.stdout)
     assert report["ok"] is False
     return {f"{item['kind']}:{item['id']}" for item in report["leftovers"]}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory):
+    with World(tmp_path_factory.mktemp("fault-matrix"), speed=SPEED, acme=False) as started:
+        yield started
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _retries_without_backoff():
+    """The CLI's client with a zero backoff: every retry is made and reported, none waited."""
+    real = infra.cli._client
+
+    def client(target: Target, reporter):
+        return real(replace(target, timing=replace(target.timing, backoff=0.0)), reporter)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(infra.cli, "_client", client)
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,9 @@ swallow it); from then on every request of that client raises too, as a dead
 process sends nothing more (the image and volume workers of `up` included). The
 server did the Nth change but the run never learned of it: the worst moment to
 die. N runs over every mutating request of a whole `up` (measured, not assumed);
-`up` is ~1 s on the fake, so the full set is run rather than a sample.
+`up` is well under a second on this module's world (its clock runs at ten times the
+default speed: boots and imports are the world's seconds, not the test's), so the full
+set is run rather than a sample.
 
 Each site has its own domain, so a domain the killed run created is part of what
 must be gone.
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from fakes.world import World
 from infra.check import check
 from infra.digitalocean import MUTATING, DigitalOcean
 from infra.down import Teardown
@@ -37,6 +40,7 @@ from steps.fake_admin import FakeAdmin
 from steps.sites import site_data
 
 MAX_POINTS = 12  # parametrised up to here; a test below proves a whole up needs no more
+SPEED = 5000.0   # ten times fakes.world.DEFAULT_SPEED; infra/ reads it from world.json
 
 
 class Interrupted(BaseException):
@@ -83,6 +87,12 @@ def _left(do: DigitalOcean, site: Site) -> dict[str, dict]:
     left = inventory.of_site(found, site.name, site.dns.hostnames, site.dns.domain)
     domain = f"domain:{site.dns.domain}"
     return {**left, **({domain: {}} if domain in found else {})}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory):
+    with World(tmp_path_factory.mktemp("interrupted-up"), speed=SPEED, acme=False) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,26 @@ against a fake world started with distinctive credentials, and neither its outpu
 its DEBUG log, its cucumber JSON and JUnit reports, nor any file it or the world left
 behind holds them, except the 0600 files whose job is to hold them.
 
-The run is a representative subset of the spec, not all of it (the whole spec takes
-~90 s): every scenario of features/node.feature whose name has "up" or "invalid" in it
-(up, converge, fork, teardown, failed half-way up, duplicate-proof creation, invalid
-site files through the CLI) and the TLS scenarios with "valid" in their name (a site
-certificate by http-01 and by dns-01, whose DigitalOcean DNS authenticator holds the
-token, and the invalid ingress settings).
+The run is a subset of the spec, not all of it (the whole spec takes ~90 s): the
+scenarios that each take a secret down a path of its own. Of features/node.feature:
+- up from an empty account: the token on every kind of DigitalOcean request, the
+  image import, the TrueNAS API key and admin password on the new node, the state
+  directory's secret files;
+- up again on a converged site: the same secrets read back from the state directory;
+- a fork beside a site, then down: a second site's state, and teardown's requests;
+- down after an up that failed half-way (500 on every droplet creation): the error a
+  refused request raises, and the message the run fails with;
+- a failed answer during droplet creation, twice: 500 answered after the work (the
+  retry report, then the lookup that finds the droplet) and 429 answered before it (the
+  same, with the server's retry-after and rate-limit headers). The outline's other two
+  rows (503 before, 504 after) take the same code path as these with another status
+  (infra/digitalocean.py: `_error_from`, `_retrying` and `create_once` do not look at
+  which 5xx it is), so they are left out;
+- every invalid site file through the CLI, `up` and `plan` (refused before any change,
+  with the token in the environment).
+Of features/tls.feature, those with "valid" in their name: a site certificate by
+http-01 and by dns-01 (whose DigitalOcean DNS authenticator holds the token on the
+node), and the invalid ingress settings (a chart refused, its secrets scrubbed).
 """
 
 from __future__ import annotations
@@ -33,7 +47,8 @@ from fakes.truenas.fleet import new_api_key
 
 ROOT = Path(__file__).resolve().parents[2]
 SELECTION = ["features/test_node.py", "features/test_tls.py",
-             "-k", "(test_node and (up or invalid)) or (test_tls and valid)"]
+             "-k", "(test_node and (up or invalid) and not delta-2 and not delta-4)"
+                   " or (test_tls and valid)"]
 # A secret leaks if any stretch of it this long shows, not only the whole of it
 # (a log line that cut a token at 40 characters has still leaked it).
 WINDOW = 16

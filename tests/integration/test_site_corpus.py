@@ -15,12 +15,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from fakes.world import World
 from infra.cli import app
 from infra.digitalocean import MUTATING
 from steps.fake_admin import FakeAdmin
+from tests.cli_runner import CliRunner
 
 CORPUS = Path(__file__).resolve().parent / "site_corpus"
 CASES = sorted(CORPUS.glob("*.toml"))
