@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 from pytest_bdd import given, parsers, then, when
-from typer.testing import CliRunner
 
 from infra import desired
 from infra.check import check
@@ -19,6 +18,7 @@ from infra.observe import observe
 from infra.storage import Repair
 from infra.sweep import Sweeper
 from steps import inventory
+from steps.cli_runner import CliRunner
 from steps.common import Run, SiteFile, Sites, resolve, write_site_file
 from steps.fake_admin import FakeAdmin
 from steps.fixtures import OTHER_TAGS, Bystanders

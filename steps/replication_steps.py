@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import pytest
 from pytest_bdd import given, parsers, then, when
-from typer.testing import CliRunner
 
 from infra import desired, snapshots
 from infra.check import check
@@ -21,6 +20,7 @@ from infra.replication import Replication, Started
 from infra.resources import firewall
 from infra.resources import replication as tasks
 from infra.resources.droplet import find as find_droplet
+from steps.cli_runner import CliRunner
 from steps.common import Sites, WrittenFiles, to_toml
 from steps.fake_admin import FakeAdmin
 from steps.sites import site_data

@@ -8,12 +8,12 @@ import stat
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from infra import cli
 from infra.image import build as build_module
 from infra.image import cli as image_cli
 from infra.image.output import sha256_of
+from steps.cli_runner import CliRunner
 from tests.image.conftest import PASSWORD, fake_launcher
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "site.example.toml"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from infra.cli import app
+from steps.cli_runner import CliRunner
 
 WORKFLOW = Path(__file__).resolve().parents[2] / ".github" / "workflows" / "nightly.yml"
 SECRETS = ("DIGITALOCEAN_TOKEN", "TRUENAS_API_KEY", "TRUENAS_IMAGE_URL", "ACME_ROOT_CA",

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from infra.cli import app
 from infra.errors import TargetError
 from infra.target import LETSENCRYPT_STAGING, REAL_REQUIRED, Target
+from steps.cli_runner import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_SITE = REPO / "site.example.toml"

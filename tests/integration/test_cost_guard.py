@@ -11,8 +11,6 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from fakes.world import World
 from infra.cli import app
 from infra.digitalocean import DigitalOcean
@@ -20,6 +18,7 @@ from infra.resources.droplet import find as find_droplet
 from infra.site import load_site
 from infra.target import Target
 from steps import inventory
+from steps.cli_runner import CliRunner
 from steps.sites import set_field, site_data
 
 RUNNER = CliRunner()

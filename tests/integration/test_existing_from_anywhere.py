@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from fakes.world import World
 from infra.cli import app
@@ -31,6 +30,7 @@ from infra.state import StateDir
 from infra.target import Target
 from infra.truenas.calllog import is_mutating
 from infra.up import Provisioner
+from steps.cli_runner import CliRunner
 from steps.fake_admin import FakeAdmin
 from steps.sites import URO_IMAGE
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from fakes.world import World
 from infra import snapshots
@@ -34,6 +33,7 @@ from infra.state import StateDir
 from infra.target import Target
 from infra.truenas.calllog import is_mutating
 from infra.up import Provisioner
+from steps.cli_runner import CliRunner
 from steps.common import to_toml
 from steps.fake_admin import FakeAdmin
 from steps.sites import site_data

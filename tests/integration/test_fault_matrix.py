@@ -30,9 +30,9 @@ from infra.cli import app
 from infra.digitalocean import MUTATING, DigitalOcean
 from infra.target import Target
 from steps import inventory
+from steps.cli_runner import CliRunner
 from steps.fake_admin import FakeAdmin
 from steps.sites import set_field, site_data
-from tests.cli_runner import CliRunner
 
 RUNNER = CliRunner()
 UP_STEPS = {

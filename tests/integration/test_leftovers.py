@@ -8,8 +8,6 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from fakes.world import World
 from infra import desired
 from infra.cli import app
@@ -22,6 +20,7 @@ from infra.state import StateDir
 from infra.sweep import Sweeper
 from infra.target import Target
 from infra.up import Provisioner
+from steps.cli_runner import CliRunner
 from steps.fake_admin import FakeAdmin
 from steps.sites import site_data
 

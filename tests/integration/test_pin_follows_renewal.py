@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import trustme
-from typer.testing import CliRunner
 
 from fakes.world import World
 from infra.cli import app
@@ -29,6 +28,7 @@ from infra.target import Target
 from infra.truenas.errors import CertificateChanged
 from infra.truenas.pinning import PINS_FILE, CertificatePins
 from infra.up import Provisioner
+from steps.cli_runner import CliRunner
 from steps.sites import site_data
 
 

@@ -19,8 +19,8 @@ import pytest
 from fakes.world import World
 from infra.cli import app
 from infra.digitalocean import MUTATING
+from steps.cli_runner import CliRunner
 from steps.fake_admin import FakeAdmin
-from tests.cli_runner import CliRunner
 
 CORPUS = Path(__file__).resolve().parent / "site_corpus"
 CASES = sorted(CORPUS.glob("*.toml"))

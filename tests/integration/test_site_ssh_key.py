@@ -15,7 +15,6 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from typer.testing import CliRunner
 
 from fakes.world import World
 from infra import desired
@@ -26,6 +25,7 @@ from infra.site import load_site
 from infra.state import StateDir
 from infra.sweep import Sweeper
 from infra.target import Target
+from steps.cli_runner import CliRunner
 from steps.sites import set_field, site_data
 from tests.fake_clients import settle
 

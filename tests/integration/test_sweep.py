@@ -13,7 +13,6 @@ import json
 from datetime import timedelta
 
 import pytest
-from typer.testing import CliRunner
 
 from infra import desired
 from infra.cli import app
@@ -23,6 +22,7 @@ from infra.resources.droplet import public_ipv4
 from infra.sweep import Sweeper
 from infra.target import Target
 from steps import inventory
+from steps.cli_runner import CliRunner
 from steps.fake_admin import FakeAdmin
 from steps.sites import FAKE_IMAGE_URL
 

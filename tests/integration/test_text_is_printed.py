@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from fakes.world import World
 from infra.cli import app
+from steps.cli_runner import CliRunner
 from steps.sites import site_data
 
 MARKUP = "[/bold]x[red]y[/]"

@@ -1,4 +1,4 @@
-"""typer's CliRunner, with each app's click command built once.
+"""typer's CliRunner, with each app's click command built once (steps and tests use it).
 
 typer's runner builds the click command from the app (every command's signature and
 type hints read again) on each `invoke`: ~40 ms of CPU, more than a refused site file
