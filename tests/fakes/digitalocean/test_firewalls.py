@@ -11,7 +11,7 @@ import pytest
 
 from fakes.world import World
 from tests.fake_clients import refused, settle
-from tests.reference import openapi_subset
+from tests.reference import openapi_subset_spec
 
 EVERYWHERE = ["0.0.0.0/0", "::/0"]
 HTTPS_IN = {"protocol": "tcp", "ports": "443", "sources": {"addresses": EVERYWHERE}}
@@ -296,9 +296,7 @@ def test_a_destroyed_droplet_drops_out_of_its_firewalls(world, client, new_dropl
 
 @pytest.fixture(scope="module")
 def openapi():
-    from openapi_core import OpenAPI
-
-    return OpenAPI.from_dict(openapi_subset())
+    return openapi_subset_spec()
 
 
 def conforms(openapi, method: str, path: str, status: int, body: dict) -> None:

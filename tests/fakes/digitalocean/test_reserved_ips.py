@@ -10,7 +10,7 @@ import pytest
 
 from fakes.world import World
 from tests.fake_clients import refused, settle
-from tests.reference import openapi_subset
+from tests.reference import openapi_subset_spec
 
 
 def assign(client: pydo.Client, ip: str, droplet_id: int) -> dict:
@@ -261,9 +261,7 @@ def test_a_destroyed_droplet_leaves_its_ip_unassigned(world, client, new_droplet
 
 @pytest.fixture(scope="module")
 def openapi():
-    from openapi_core import OpenAPI
-
-    return OpenAPI.from_dict(openapi_subset())
+    return openapi_subset_spec()
 
 
 def conforms(openapi, method: str, path: str, status: int, body: dict) -> None:
