@@ -35,10 +35,12 @@ class Observed:
 
 def observe(do: DigitalOcean, site: Site, owned_records: dict[str, int] | None = None) -> Observed:
     sizes = {s["slug"]: s for s in do.list_all("list sizes", do.client.sizes.list, "sizes")}
-    has_domain = dns.domain_exists(do, site)
+    # One listing of the domain says whether it exists, every hostname's A records and
+    # whether it holds the marker.
+    listed = dns.records_if_domain(do, site.dns.domain)
+    has_domain = listed is not None
     hostnames = [*site.dns.hostnames,
                  *(h for h in owned_records or {} if h not in site.dns.hostnames)]
-    records = {h: dns.find_records(do, site, h) for h in hostnames} if has_domain else {}
     return Observed(
         sizes=sizes,
         image=image.find(do, site),
@@ -46,8 +48,9 @@ def observe(do: DigitalOcean, site: Site, owned_records: dict[str, int] | None =
         droplet=droplet.find(do, site),
         firewall=firewall.find(do, site),
         domain_exists=has_domain,
-        records=records,
-        domain_marked=has_domain and dns.is_marked(do, site),
+        records=dns.a_records(site.dns.domain, listed, hostnames) if listed is not None
+        else {},
+        domain_marked=listed is not None and dns.marked(listed),
         replication_sources=replication.source_addresses(do, site),
     )
 
