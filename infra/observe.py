@@ -1,10 +1,11 @@
 """Read what the account holds for a site: every cloud resource's `find`
-(infra/resources/), in one `Observed`; `refresh` reads again only the resources
-`up` makes. Only GETs here."""
+(infra/resources/), in one `Observed`. Only GETs here, each list once: the domain's
+records in one listing (every hostname's A records and the marker), the region's
+volumes in one."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from infra.digitalocean import DigitalOcean
 from infra.resources import dns, droplet, firewall, image, replication, volume
@@ -53,13 +54,3 @@ def observe(do: DigitalOcean, site: Site, owned_records: dict[str, int] | None =
         domain_marked=listed is not None and dns.marked(listed),
         replication_sources=replication.source_addresses(do, site),
     )
-
-
-
-def refresh(do: DigitalOcean, site: Site, seen: Observed) -> Observed:
-    """`seen` with the resources `up` makes (image, volumes, droplet, firewall) read
-    again, for their new ids and the droplet's address; the sizes, the domain, its
-    records and the replication sources are as `seen` read them (what `up` reports
-    and hands the node step comes from the four alone)."""
-    return replace(seen, image=image.find(do, site), volumes=volume.find_all(do, site),
-                   droplet=droplet.find(do, site), firewall=firewall.find(do, site))
