@@ -311,5 +311,4 @@ class Teardown(SiteOperation):
         them. A user's own tags (`site.tags`) stay: they may be shared with other
         sites, and deleting a tag untags whatever carries it by then."""
         run_tags = {t for t in self.tags_seen if t.startswith(desired.run_tag(""))}
-        for name in [self.tag, *sorted(run_tags)]:
-            tags.destroy_if_empty(self.do, name)
+        tags.destroy_empty(self.do, [self.tag, *sorted(run_tags)])
