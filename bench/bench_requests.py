@@ -142,6 +142,8 @@ def report(records: list[dict], top: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--save", type=Path, help="also write every request (JSON) here, "
+                        "to compare two runs")
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args()
     pytest_args = args.pytest_args or ["features/", "-n", "0"]
@@ -160,7 +162,10 @@ def main() -> None:
         if not out.exists():
             print(child.stdout[-4000:] + child.stderr[-4000:])
             sys.exit(1)
-        report(json.loads(out.read_text()), args.top)
+        records = json.loads(out.read_text())
+        if args.save:
+            args.save.write_text(json.dumps(records))
+        report(records, args.top)
 
 
 if __name__ == "__main__":
