@@ -223,14 +223,17 @@ class Teardown(SiteOperation):
 
     def _records(self, droplet_ips: set[str]) -> None:
         do = self.do
-        if not dns.domain_exists(do, self.site):
+        domain = self.site.dns.domain
+        listed = dns.records_if_domain(do, domain)     # one listing for every hostname
+        if listed is None:
             return
         owned = self.state.created("records")
         # The site's hostnames, and those it made records for before they left the file.
         hostnames = [*self.site.dns.hostnames,
                      *(h for h in owned if h not in self.site.dns.hostnames)]
+        found = dns.a_records(domain, listed, hostnames)
         for hostname in hostnames:
-            for record in dns.find_records(do, self.site, hostname):
+            for record in found[hostname]:
                 if record["id"] == owned.get(hostname) or record["data"] in droplet_ips:
                     dns.destroy_record(do, self.site.dns.domain, record, hostname)
                     self._deleted(f"A record {hostname} -> {record['data']}")
@@ -293,9 +296,9 @@ class Teardown(SiteOperation):
                     f"({self.state.path}) has no record that the site created it; delete it "
                     "yourself if it is the site's (--state-dir names the directory `up` used)")
             return
-        if not dns.domain_exists(do, self.site):
+        records = dns.records_if_domain(do, domain)   # after `_records` removed ours
+        if records is None:
             return
-        records = dns.find_all_records(do, domain)
         if only_ours_left(records):
             dns.destroy_domain(do, domain)
             self._deleted(f"domain {domain}")
@@ -308,5 +311,4 @@ class Teardown(SiteOperation):
         them. A user's own tags (`site.tags`) stay: they may be shared with other
         sites, and deleting a tag untags whatever carries it by then."""
         run_tags = {t for t in self.tags_seen if t.startswith(desired.run_tag(""))}
-        for name in [self.tag, *sorted(run_tags)]:
-            tags.destroy_if_empty(self.do, name)
+        tags.destroy_empty(self.do, [self.tag, *sorted(run_tags)])

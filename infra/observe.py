@@ -1,10 +1,11 @@
 """Read what the account holds for a site: every cloud resource's `find`
-(infra/resources/), in one `Observed`; `refresh` reads again only the resources
-`up` makes. Only GETs here."""
+(infra/resources/), in one `Observed`. Only GETs here, each list once: the domain's
+records in one listing (every hostname's A records and the marker), the region's
+volumes in one."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from infra.digitalocean import DigitalOcean
 from infra.resources import dns, droplet, firewall, image, replication, volume
@@ -35,10 +36,12 @@ class Observed:
 
 def observe(do: DigitalOcean, site: Site, owned_records: dict[str, int] | None = None) -> Observed:
     sizes = {s["slug"]: s for s in do.list_all("list sizes", do.client.sizes.list, "sizes")}
-    has_domain = dns.domain_exists(do, site)
+    # One listing of the domain says whether it exists, every hostname's A records and
+    # whether it holds the marker.
+    listed = dns.records_if_domain(do, site.dns.domain)
+    has_domain = listed is not None
     hostnames = [*site.dns.hostnames,
                  *(h for h in owned_records or {} if h not in site.dns.hostnames)]
-    records = {h: dns.find_records(do, site, h) for h in hostnames} if has_domain else {}
     return Observed(
         sizes=sizes,
         image=image.find(do, site),
@@ -46,17 +49,8 @@ def observe(do: DigitalOcean, site: Site, owned_records: dict[str, int] | None =
         droplet=droplet.find(do, site),
         firewall=firewall.find(do, site),
         domain_exists=has_domain,
-        records=records,
-        domain_marked=has_domain and dns.is_marked(do, site),
+        records=dns.a_records(site.dns.domain, listed, hostnames) if listed is not None
+        else {},
+        domain_marked=listed is not None and dns.marked(listed),
         replication_sources=replication.source_addresses(do, site),
     )
-
-
-
-def refresh(do: DigitalOcean, site: Site, seen: Observed) -> Observed:
-    """`seen` with the resources `up` makes (image, volumes, droplet, firewall) read
-    again, for their new ids and the droplet's address; the sizes, the domain, its
-    records and the replication sources are as `seen` read them (what `up` reports
-    and hands the node step comes from the four alone)."""
-    return replace(seen, image=image.find(do, site), volumes=volume.find_all(do, site),
-                   droplet=droplet.find(do, site), firewall=firewall.find(do, site))

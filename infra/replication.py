@@ -112,8 +112,10 @@ class Replication:
             return None
         return tasks.source_address(self.do, source.site)
 
-    def connect(self, source: Source | Dropped) -> TrueNASClient:
-        address = self.address(source)
+    def connect(self, source: Source | Dropped, address: str | None = None) -> TrueNASClient:
+        """A client on the source's node, at `address` when the caller has just looked
+        it up (`address`), else at the address looked up now."""
+        address = address or self.address(source)
         if address is None:
             raise tasks.ReplicationProblem(
                 f"the source site {source.site.name} has no droplet with a public address "
@@ -167,18 +169,18 @@ class Replication:
         for name in promoted - set(tasks.received(self.site)):
             self.state.forget(tasks.PROMOTED, name)     # no longer received: no longer a copy
         for dropped in self.dropped:
-            if self.address(dropped) is not None:
-                with self.connect(dropped) as client:
+            if (address := self.address(dropped)) is not None:
+                with self.connect(dropped, address) as client:
                     done += tasks.destroy(client, self.site, self.reporter)
             self.state.forget(SOURCES, str(dropped.file))
         for source in self.sources:
             self.state.record_created(SOURCES, str(source.file), str(source.state.path))
-            if self.address(source) is None:
+            if (address := self.address(source)) is None:
                 # A lost source is what promotion is for: the copy's own `up` goes on.
                 self.reporter.note(f"the source site {source.site.name} has no droplet: its "
                                    "replication is set up once it has (up again then)")
                 continue
-            with self.connect(source) as client:
+            with self.connect(source, address) as client:
                 seen = tasks.find(client, self.site)
                 connection = seen.credential(tasks.connection_name(self.site))
                 if connection is None or tasks._connection_host(connection) != target_address:
@@ -246,11 +248,11 @@ class Replication:
         for name in tasks.promoted(self.state):
             self.state.forget(tasks.PROMOTED, name)
         for source in [*self.sources, *self.dropped]:
-            if self.address(source) is None:
+            if (address := self.address(source)) is None:
                 self.reporter.note(f"the source site {source.site.name} has no droplet: "
                                    "nothing of this site's is left on it")
             else:
-                with self.connect(source) as client:
+                with self.connect(source, address) as client:
                     done += tasks.destroy(client, self.site, self.reporter)
             self.state.forget(SOURCES, str(source.file))
         return done

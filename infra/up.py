@@ -28,7 +28,7 @@ from infra.digitalocean import RequestLog
 from infra.errors import InfraError, NodeProblem, SiteFileError
 from infra.front_door import FrontDoor
 from infra.node import NodeSetup, connect_site_node, open_node, own_node_preflight, remember_ui
-from infra.observe import Observed, observe, refresh
+from infra.observe import Observed, observe
 from infra.operation import SiteOperation
 from infra.plan import Plan, make_plan
 from infra.preflight import preflight
@@ -206,15 +206,15 @@ class Provisioner(SiteOperation):
         report.cost = cost.to_dict()
         if not plan.empty:
             guard(cost, self.site.site.max_cost_usd)
+        # The node step and the report need the droplet's address and the resources'
+        # ids: after changes, as `_apply` left them (what it created, and the droplet
+        # and image it waited for, as last read); else as observed a moment ago.
+        final = seen
         if plan.empty:
             self.reporter.note("nothing to change: the site matches its file")
         else:
-            self._apply(plan, seen)
+            final = self._apply(plan, seen)
             report.changes = [c.describe() for c in plan.changes]
-        # The node step and the report need the droplet's address and the resources'
-        # ids: read again after changes (they may be new), and not read again when
-        # nothing was changed (the account answers as it did a moment ago).
-        final = seen if plan.empty else refresh(self.do, self.site, seen)
         report.changes += self._node(final.droplet_ip(),
                                      None if plan.node_pending else plan.node)
         report.resources = {
@@ -242,10 +242,12 @@ class Provisioner(SiteOperation):
         return report
 
     # --- the cloud, as planned -------------------------------------------------
-    def _apply(self, plan: Plan, seen: Observed) -> None:
+    def _apply(self, plan: Plan, seen: Observed) -> Observed:
         """The plan's cloud changes, in order: image and volumes (in parallel), volume
         resizes, the droplet (volumes attached at creation), the volumes still to
-        attach (one at a time: a droplet takes one event at a time), the firewall, DNS."""
+        attach (one at a time: a droplet takes one event at a time), the firewall, DNS.
+        Returns `seen` with the image, volumes, droplet and firewall as they are now
+        (their ids and the droplet's address; no further read)."""
         self.tags = desired.tags_for(self.site, self.state.run_id())
         planned = {(c.kind, c.subject) for c in plan.changes}
         image_found, volumes = self._image_and_volumes(planned, seen)
@@ -269,11 +271,14 @@ class Provisioner(SiteOperation):
                 volume.attach(self.do, self.site, volumes[change.subject], found,
                               self.reporter)
         wanted = firewall.desired(self.site, self.state.run_id(), seen.replication_sources)
+        found_firewall = seen.firewall
         if ("create_firewall", wanted["name"]) in planned:
-            firewall.create(self.do, self.site, wanted, self.reporter)
+            found_firewall = firewall.create(self.do, self.site, wanted, self.reporter)
         elif ("update_firewall", wanted["name"]) in planned:
             firewall.update(self.do, seen.firewall, wanted, self.reporter)
         self._dns(plan, seen, public_ipv4(found))
+        return dataclasses.replace(seen, image=image_found, volumes=volumes, droplet=found,
+                                   firewall=found_firewall)
 
     def _image_and_volumes(self, planned: set[tuple[str, str]],
                            seen: Observed) -> tuple[dict, dict[str, dict]]:

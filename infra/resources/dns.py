@@ -42,16 +42,42 @@ def find_records(do: DigitalOcean, site: Site, hostname: str) -> list[dict]:
                        domain_name=site.dns.domain, name=hostname, type="A")
 
 
-def is_marked(do: DigitalOcean, site: Site) -> bool:
-    """Whether the site's domain holds its `_truenas-site` marker."""
-    return any(ownership.is_marker(r) for r in do.list_all(
-        "list DNS records", do.client.domains.list_records, "domain_records",
-        domain_name=site.dns.domain, type="TXT"))
-
-
 def find_all_records(do: DigitalOcean, domain: str) -> list[dict]:
     return do.list_all("list DNS records", do.client.domains.list_records, "domain_records",
                        domain_name=domain)
+
+
+def records_if_domain(do: DigitalOcean, domain: str) -> list[dict] | None:
+    """The domain's records, or None when the account has no such domain (the listing
+    answers 404 then: reference/digitalocean-api.md §2): whether it exists and what it
+    holds, in one request."""
+    try:
+        return find_all_records(do, domain)
+    except NotFound:
+        return None
+
+
+def fqdn(domain: str, record: dict) -> str:
+    """A record's fully qualified name: DigitalOcean answers with the name relative to
+    the domain, `@` for the apex (reference/digitalocean-api.md, Domains)."""
+    name = str(record.get("name", "")).lower().rstrip(".")
+    return domain.lower() if name in ("@", "") else f"{name}.{domain.lower()}"
+
+
+def a_records(domain: str, listed: list[dict], hostnames: list[str]) -> dict[str, list[dict]]:
+    """Each of `hostnames` -> its A records among `listed` (the domain's records): what
+    `find_records` answers for each, from one listing of the domain instead of one
+    request per hostname."""
+    by_name: dict[str, list[dict]] = {}
+    for record in listed:
+        if record.get("type") == "A":
+            by_name.setdefault(fqdn(domain, record), []).append(record)
+    return {h: by_name.get(h.lower().rstrip("."), []) for h in hostnames}
+
+
+def marked(listed: list[dict]) -> bool:
+    """Whether the domain whose records are `listed` holds the `_truenas-site` marker."""
+    return any(ownership.is_marker(r) for r in listed)
 
 
 def desired(site: Site, hostname: str, ip: str) -> dict:

@@ -50,7 +50,7 @@ def create(do: DigitalOcean, site: Site, body: dict, reporter: Reporter) -> dict
     reporter.step(f"create firewall {body['name']}")
     return do.create_once(f"create firewall {body['name']}",
                           lambda: do.client.firewalls.create(body),
-                          lambda: (f := find(do, site)) and {"firewall": f})
+                          lambda: (f := find(do, site)) and {"firewall": f})["firewall"]
 
 
 def update(do: DigitalOcean, firewall: dict, body: dict, reporter: Reporter) -> None:

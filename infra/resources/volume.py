@@ -24,9 +24,15 @@ def find(do: DigitalOcean, site: Site, name: str) -> dict | None:
 
 
 def find_all(do: DigitalOcean, site: Site) -> dict[str, dict]:
-    """The site's wanted volume names -> the volume, for those that exist."""
-    return {name: vol for name in names.volume_names(site)
-            if (vol := find(do, site, name)) is not None}
+    """The site's wanted volume names -> the volume, for those that exist: one listing
+    of the region's volumes (a name is unique in a region), not one per name."""
+    wanted = names.volume_names(site)
+    found: dict[str, dict] = {}
+    for vol in do.list_all("list volumes", do.client.volumes.list, "volumes",
+                           region=site.site.region):
+        if vol["name"] in wanted:
+            found.setdefault(vol["name"], vol)
+    return {name: found[name] for name in wanted if name in found}
 
 
 def find_tagged(do: DigitalOcean, tag: str) -> list[dict]:
