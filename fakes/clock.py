@@ -4,7 +4,10 @@ Real services take time (a droplet boots in tens of seconds, an image imports in
 minutes). The fakes model those durations in virtual seconds; the clock maps them
 onto wall time at `speed` virtual seconds per wall second, so scenarios finish
 quickly while the virtual timeline stays realistic. Events fire lazily whenever
-anyone reads the clock (`run_due`) and from the world's ticker thread.
+anyone reads the clock (`run_due`) and from the world's ticker thread (`tick_forever`),
+which sleeps until the next event is due by wall time, or until an earlier event is
+scheduled or the clock is advanced (`wakeup`): an idle world costs no CPU, and an
+event fires no later than its due time plus a tick.
 
 A jump of weeks must not cost what replaying it one event at a time costs: a
 callback may ask `quiet_until()` how far the clock will run before anything else
@@ -26,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 
 @dataclass(order=True)
@@ -55,6 +59,9 @@ class VirtualClock:
         self._firing_at: tuple[int, float] | None = None
         self.coalesce = coalesce
         self.fired = 0      # events fired since the clock started (bench/bench_suite.py)
+        # Set when the ticker's sleep may be too long: an event scheduled before the
+        # earliest one, or a jump of the clock.
+        self.wakeup = threading.Event()
 
     def now(self) -> float:
         """Virtual time as a Unix timestamp."""
@@ -97,6 +104,7 @@ class VirtualClock:
             raise ValueError("the clock only moves forward")
         with self._lock:
             self._offset += seconds
+        self.wakeup.set()
         return self.run_due()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> _Event:
@@ -108,6 +116,8 @@ class VirtualClock:
         with self._lock:
             event = _Event(max(due, self.now()), next(self._seq), callback)
             heapq.heappush(self._events, event)
+            if self._events[0] is event:
+                self.wakeup.set()       # the ticker may be sleeping past it
             return event
 
     def run_due(self, until: float | None = None) -> int:
@@ -140,6 +150,31 @@ class VirtualClock:
             while self._events and self._events[0].cancelled:
                 heapq.heappop(self._events)
             return self._events[0].due if self._events else None
+
+    def wall_seconds_until_due(self) -> float | None:
+        """Wall seconds until the earliest event is due (0: due now; None: nothing
+        is scheduled)."""
+        due = self.next_due()
+        if due is None:
+            return None
+        return max(0.0, (due - self.horizon()) / self.speed)
+
+    def tick_forever(self, stop: threading.Event, lock: Any, tick: float) -> None:
+        """The ticker: fire what is due (under `lock`, the world's), then sleep until
+        the next event is due, or `wakeup` is set, or `stop` (set `wakeup` after it).
+        An event fires within `tick` wall seconds of its due time, as a ticker that
+        woke every `tick` fired it; events due within one tick fire together."""
+        while not stop.is_set():
+            # cleared before looking: whatever is scheduled from here on wakes us
+            self.wakeup.clear()
+            with lock:
+                self.run_due()
+            wait = self.wall_seconds_until_due()
+            if wait is not None and wait < tick:
+                # due within a tick, or due now but another thread is firing: a tick
+                stop.wait(tick)
+            else:
+                self.wakeup.wait(wait)
 
     def pending(self) -> int:
         with self._lock:

@@ -142,6 +142,7 @@ class World:
 
     def stop(self) -> None:
         self._ticking.set()
+        self.clock.wakeup.set()
         if self._ticker.is_alive():
             self._ticker.join(timeout=5)
         self.truenas.stop_all()
@@ -158,6 +159,4 @@ class World:
         self.stop()
 
     def _tick(self) -> None:
-        while not self._ticking.wait(TICK_SECONDS):
-            with self.backend.lock:
-                self.clock.run_due()
+        self.clock.tick_forever(self._ticking, self.backend.lock, TICK_SECONDS)

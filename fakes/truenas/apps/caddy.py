@@ -244,24 +244,28 @@ class CaddyImage(ImageBehaviour):
             raise ContainerFailed(child.log_tail() or "caddy exited",
                                   exit_code=code if code else 1)
 
-        def refresh() -> None:
-            """The mounts as the container sees them now, and the config translated."""
-            mirror.sync()
+        def refresh() -> bool:
+            """The mounts as the container sees them now, and the config translated;
+            True when anything changed."""
+            changed = mirror.sync()
             if config_path is not None:
                 raw = container.read_file(config_path)
                 if raw is not None and raw != state["raw"]:
                     state["raw"] = raw
                     (private / "caddy.json").write_bytes(translation.config(raw))
+                    changed = True
+            return changed
 
-        def tick() -> None:
+        def tick() -> bool:
             if not container.state.get("caddy"):
-                return
-            refresh()
+                return False
+            changed = refresh()
             code = child.exit_code
             if code is not None and container.state.pop("caddy", None):
                 container.exit_async(code, child.log_tail())
+            return changed
 
-        thread = MirrorThread(tick, f"caddy-{container.name}").start()
+        thread = MirrorThread(tick, f"caddy-{container.name}").start().poke_on_exit(child)
         container.state["on_pool_write"] = (mirror, refresh)
         container.state["caddy"] = {"child": child, "thread": thread,
                                     "forwarders": forwarders, "translation": translation}

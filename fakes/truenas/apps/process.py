@@ -12,9 +12,11 @@ the container's isolation, and only that:
   read-only mount and the host (the process's last write) for a writable one. A file
   written on the pool (filesystem.put) is mirrored before the write returns
   (runtime.host_file_written), as a bind mount shows it at once; what the process
-  writes, and what a rollback changes, is mirrored every MIRROR_SECONDS of wall time
-  by the mirror's thread, and once more when the process has exited (a dump written
-  at shutdown reaches the pool).
+  writes, and what a rollback changes, is mirrored by the mirror's thread within
+  MIRROR_MAX_SECONDS of wall time (it syncs every MIRROR_SECONDS while syncs find
+  changes, backing off to MIRROR_MAX_SECONDS while they find none: an idle app walks
+  its tree twice a second, not ten times), and once more as soon as the process has
+  exited (a dump written at shutdown reaches the pool).
 - ports: the process listens on the node's address at ports picked here (`free_port`);
   what the container publishes is spliced to them (`splice_service`) through the
   node's listener, so the cloud firewall check still applies. Names another container
@@ -45,9 +47,8 @@ from fakes import children
 log = logging.getLogger(__name__)
 
 MIRROR_SECONDS = 0.1
+MIRROR_MAX_SECONDS = 0.5
 STOP_SECONDS = 5.0
-
-
 
 
 @dataclass
@@ -135,22 +136,27 @@ class MountMirror:
         return any(pool_path == m.source or pool_path.startswith(m.source.rstrip("/") + "/")
                    for m in self.mounts)
 
-    def sync(self) -> None:
+    def sync(self) -> bool:
+        """Copy what changed either way; True when anything was copied or deleted."""
+        changed = False
         with self.lock:
             if self._syncing:
-                return          # a write this sync made on the pool calls back: done here
+                return False    # a write this sync made on the pool calls back: done here
             self._syncing = True
             try:
                 for mount in self.mounts:
                     try:
-                        self._sync(mount)
+                        changed = self._sync(mount) or changed
                     except Exception:  # noqa: BLE001 - one failed copy must not stop it
                         log.exception("mirroring %s -> %s failed", mount.source,
                                       mount.target)
+                        changed = True          # try again soon
             finally:
                 self._syncing = False
+        return changed
 
-    def _sync(self, mount: Mount) -> None:
+    def _sync(self, mount: Mount) -> bool:
+        changed = False
         base = self.host_path(mount.target)
         base.mkdir(parents=True, exist_ok=True)
         listed = self.list_pool(mount.source) or {}
@@ -163,6 +169,7 @@ class MountMirror:
                             and self._host_seen.get(key) != _stamp(host))
             if host_changed and key in self._pool_seen:
                 self._push(mount, rel, host)
+                changed = True
             elif pool_changed:
                 data = self.read_pool(f"{mount.source}/{rel}")
                 if data is None:
@@ -176,6 +183,7 @@ class MountMirror:
                 os.replace(temporary, host)
                 self._pool_seen[key] = oid
                 self._host_seen[key] = _stamp(host)
+                changed = True
         for rel, host in on_host.items():
             key = str(host)
             if rel in listed or host.name.endswith(".mirror"):
@@ -188,6 +196,10 @@ class MountMirror:
             elif key in self._pool_seen:
                 host.unlink(missing_ok=True)          # deleted on the pool (rollback)
                 self._pool_seen.pop(key, None)
+            else:
+                continue
+            changed = True
+        return changed
 
     def _push(self, mount: Mount, rel: str, host: Path) -> None:
         stamp = _stamp(host)
@@ -207,25 +219,52 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 
 class MirrorThread:
-    """Runs `sync` every MIRROR_SECONDS until stopped."""
+    """Runs `sync` until stopped: every MIRROR_SECONDS while it returns true (it found
+    something changed), the interval doubling up to MIRROR_MAX_SECONDS while it returns
+    false; at once when poked (`poke`, `poke_on_exit`)."""
 
-    def __init__(self, sync: Callable[[], None], name: str) -> None:
+    def __init__(self, sync: Callable[[], object], name: str) -> None:
         self._sync = sync
         self._stop = threading.Event()
+        self._poked = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=name)
 
     def start(self) -> MirrorThread:
         self._thread.start()
         return self
 
+    def poke(self) -> None:
+        """Sync now (the process exited: what it wrote last reaches the pool at once)."""
+        self._poked.set()
+
+    def poke_on_exit(self, child: ChildProcess) -> MirrorThread:
+        """Poke when `child` exits: a thread blocked in wait(2) costs no CPU, where
+        polling its exit costs a wake-up each time."""
+        process = child.process
+        if process is not None:
+            def wait() -> None:
+                with contextlib.suppress(Exception):
+                    process.wait()
+                self.poke()
+            threading.Thread(target=wait, daemon=True,
+                             name=f"{self._thread.name}-exit").start()
+        return self
+
     def _run(self) -> None:
-        while not self._stop.wait(MIRROR_SECONDS):
-            self._sync()
+        interval = MIRROR_SECONDS
+        while not self._stop.is_set():
+            self._poked.wait(interval)
+            self._poked.clear()
+            if self._stop.is_set():
+                return
+            changed = self._sync()
+            interval = MIRROR_SECONDS if changed else min(interval * 2, MIRROR_MAX_SECONDS)
 
     def stop(self, join: bool = True) -> None:
         """`join=False` from a thread holding the world's lock: the mirror may be
         waiting for that lock, and it checks the stop flag before its next step."""
         self._stop.set()
+        self._poked.set()
         if join and self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
 

@@ -159,16 +159,17 @@ class Redis(ImageBehaviour):
             raise ContainerFailed(child.log_tail() or "redis-server exited",
                                   exit_code=code if code else 1)
 
-        def tick() -> None:
+        def tick() -> bool:
             if not container.state.get("redis"):
-                return
-            mirror.sync()
+                return False
+            changed = mirror.sync()
             code = child.exit_code
             if code is not None and container.state.pop("redis", None):
                 mirror.sync()
                 container.exit_async(code, child.log_tail())
+            return changed
 
-        thread = MirrorThread(tick, f"redis-{container.name}").start()
+        thread = MirrorThread(tick, f"redis-{container.name}").start().poke_on_exit(child)
         container.state["on_pool_write"] = (mirror, mirror.sync)
         container.state["redis"] = {"child": child, "thread": thread, "mirror": mirror,
                                     "address": address}
