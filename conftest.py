@@ -143,7 +143,7 @@ def _spec_world_speed() -> float:
     except ValueError:
         speed = 0.0
     if not (speed > 0 and math.isfinite(speed)):
-        raise pytest.UsageError(f"SPEC_WORLD_SPEED={raw!r}: give a positive number "
+        raise pytest.UsageError(f"SPEC_WORLD_SPEED={raw!r}: give a positive finite number "
                                 "(how many times faster than wall time the world runs)")
     return speed
 
