@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fakes.clock import VirtualClock
+from fakes.digitalocean.models import validation
 from fakes.digitalocean.models.actions import ActionLog
 from fakes.digitalocean.models.addresses import AddressPool
 from fakes.digitalocean.models.domains import DomainStore
@@ -118,10 +119,11 @@ class DigitalOceanBackend:
             )
 
     def find_taggable(self, kind: str, resource_id: str):
-        if kind == "droplet" and resource_id.isdigit():
-            return self.droplets.droplets.get(int(resource_id))
-        if kind == "image" and resource_id.isdigit():
-            image = self.images.images.get(int(resource_id))
+        number = validation.numeric_id(resource_id)
+        if kind == "droplet" and number is not None:
+            return self.droplets.droplets.get(number)
+        if kind == "image" and number is not None:
+            image = self.images.images.get(number)
             return image if image is not None and not image.public else None
         if kind == "volume":
             return self.volumes.volumes.get(resource_id)

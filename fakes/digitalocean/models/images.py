@@ -86,7 +86,7 @@ class ImageStore:
         return [i for i in self.images.values() if not i.public]
 
     def get(self, image_id: int | str) -> Image:
-        if isinstance(image_id, str) and not image_id.isdigit():
+        if isinstance(image_id, str) and v.numeric_id(image_id) is None:
             for image in self.images.values():
                 if image.slug == image_id:
                     return image

@@ -80,8 +80,9 @@ class SshKeyStore:
 
     def get(self, identifier: str | int) -> SshKey:
         text = str(identifier)
-        if text.isdigit():
-            key = self.keys.get(int(text))
+        number = v.numeric_id(text)
+        if number is not None:
+            key = self.keys.get(number)
             if key is not None:
                 return key
         for key in self.keys.values():

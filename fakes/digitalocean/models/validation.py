@@ -10,6 +10,12 @@ from fakes.digitalocean.errors import ApiError, unprocessable
 TAG_NAME = re.compile(r"^[a-zA-Z0-9_\-:]+$")
 
 
+def numeric_id(text: str) -> int | None:
+    """`text` as a resource id when it is one: ASCII digits only, as the API's Go backend
+    parses ids (strconv); str.isdigit() also accepts '³', which int() refuses."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def require(body: dict, *fields: str) -> None:
     missing = [name for name in fields if body.get(name) in (None, "")]
     if missing:

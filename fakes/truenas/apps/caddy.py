@@ -125,7 +125,7 @@ class Translation:
         if not colon:
             return [address]                    # Caddy refuses it itself
         first, dash, last = ports.partition("-")
-        if not first.isdigit() or (dash and not last.isdigit()):
+        if not first.isdecimal() or (dash and not last.isdecimal()):
             return [address]
         prefix = f"{network}{slash}" if network else ""
         span = range(int(first), int(last or first) + 1)
@@ -205,7 +205,7 @@ class CaddyImage(ImageBehaviour):
 
         def dial(target: str) -> str:
             name, colon, port = target.rpartition(":")
-            if not colon or not port.isdigit() or not name or name[0].isdigit():
+            if not colon or not port.isdecimal() or not name or name[0].isdigit():
                 return target                    # an address, or not "name:port"
             if target not in forwarders:
                 forwarders[target] = Forwarder(

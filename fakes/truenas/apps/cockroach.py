@@ -65,7 +65,7 @@ def _port(addr: str | None, default: int) -> int:
     if not addr:
         return default
     _, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not port.isdecimal():
         return default if not sep else _invalid(addr)
     return int(port)
 

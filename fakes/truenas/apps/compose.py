@@ -603,7 +603,7 @@ def _service(name: str, body: Any, shell: Mapping[str, str]) -> Service:
     restart = _string(body.get("restart", "no"), f"{path}.restart")
     policy, _, count = restart.partition(":")
     if policy not in RESTART_POLICIES or (count and (policy != "on-failure"
-                                                     or not count.isdigit())):
+                                                     or not count.isdecimal())):
         raise ComposeError(f"invalid restart policy: {restart}")
     service = Service(
         name=name,

@@ -243,7 +243,7 @@ class Ports:
         """The running container `"host:port"` reaches from `me` (its own app's first,
         then any app's, on a network they share) and the container port."""
         host, sep, port_text = dial.rpartition(":")
-        if not sep or not port_text.isdigit():
+        if not sep or not port_text.isdecimal():
             return None
         my_networks = me.app.network_names(me.service)
         mine_first = sorted(self.runtime.all_containers(), key=lambda c: c.app is not me.app)

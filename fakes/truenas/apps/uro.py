@@ -94,7 +94,7 @@ class Uro(ImageBehaviour):
         name = missing_variable(env)
         if name is not None:
             raise ContainerFailed(f"** (RuntimeError) environment variable {name} is missing.")
-        if not env["PORT"].isdigit():
+        if not env["PORT"].isdecimal():
             raise ContainerFailed(f"** (ArgumentError) invalid PORT {env['PORT']!r}")
         try:
             db, db_name = _dial(env["DATABASE_URL"], 5432, "DATABASE_URL")

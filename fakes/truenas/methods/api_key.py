@@ -44,7 +44,7 @@ def _entries(node) -> dict[int, dict]:
 
 def _key_id(key: str) -> int | None:
     head = key.split("-", 1)[0]
-    return int(head) if head.isdigit() else None
+    return int(head) if head.isdecimal() else None
 
 
 def _entry(node, key_id: int, name: str, username: str, key: str) -> dict:

@@ -109,7 +109,7 @@ def lookup(entry: Any, parts: list[str]) -> tuple[Any, list[str] | None]:
         elif isinstance(current, (list, tuple)):
             if part == "*":
                 return current, parts[i + 1:]
-            if not part.isdigit():
+            if not part.isdecimal():
                 raise CallError(f"{part}: must be array index or wildcard character",
                                 errno.EINVAL)
             index = int(part)

@@ -42,7 +42,7 @@ def parse_field(name: str, text: str) -> set[int]:
         step = 1
         if "/" in part:
             part, step_text = part.split("/", 1)
-            if not step_text.isdigit() or int(step_text) < 1:
+            if not step_text.isdecimal() or int(step_text) < 1:
                 raise ValueError(f"{name}: bad step {step_text!r}")
             step = int(step_text)
         if part == "*":
@@ -66,7 +66,7 @@ def parse_field(name: str, text: str) -> set[int]:
 def _value(name: str, text: str, names: dict[str, int]) -> int:
     if text in names:
         return names[text]
-    if not text.isdigit():
+    if not text.isdecimal():
         raise ValueError(f"{name}: {text!r} is not a number")
     return int(text)
 

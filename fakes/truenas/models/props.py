@@ -81,9 +81,9 @@ def parse_size(text: str | int) -> int | None:
     if isinstance(text, int) and not isinstance(text, bool):
         return text
     text = str(text).strip().upper().removesuffix("B")
-    if text.isdigit():
+    if text.isdecimal():
         return int(text)
-    if text and text[-1] in SIZE_SUFFIXES and text[:-1].replace(".", "", 1).isdigit():
+    if text and text[-1] in SIZE_SUFFIXES and text[:-1].replace(".", "", 1).isdecimal():
         return int(float(text[:-1]) * SIZE_SUFFIXES[text[-1]])
     return None
 

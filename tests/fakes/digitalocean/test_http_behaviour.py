@@ -316,3 +316,13 @@ def test_a_failed_host_turns_the_droplet_off_then_it_disappears_leaving_its_volu
     survivor = api.call("GET", f"/v2/volumes/{volume['id']}")
     assert survivor.status_code == 200, "losing a droplet never deletes its volumes"
     assert survivor.json()["volume"]["droplet_ids"] == []
+
+
+@pytest.mark.parametrize("path", ["/v2/account/keys/{id}", "/v2/images/{id}"])
+@pytest.mark.parametrize("identifier", ["³", "٣", "１２", "²⁵"])
+def test_an_id_of_digits_other_than_ascii_is_not_found_not_a_server_error(api, path,
+                                                                          identifier):
+    """Found by the schemathesis fuzz test (GET /v2/account/keys/%C2%B3 answered 500):
+    str.isdigit() accepts '³', which int() refuses. The API's Go backend takes ASCII
+    digits as an id and looks anything else up by fingerprint or slug: 404 here."""
+    assert_error(api.call("GET", path.format(id=identifier)), 404, "not_found")
