@@ -128,12 +128,13 @@ def fake_world(tmp_path_factory: pytest.TempPathFactory):
         world.stop()
 
 
-# The spec's own world runs its clock 4 times faster than `python -m fakes` does: the
-# scenarios mostly wait on the world's time (boots, imports, schedules), and infra/ reads
-# the pace from world.json (timing.time_scale), so nothing else changes. Measured on
-# 2 cores, `pytest features/ -n 0`: 137 s wall and 73 s CPU at 500, 95 s and 61 s at 2000,
-# every scenario passing. SPEC_WORLD_SPEED sets another pace (500: the standalone one).
-SPEC_WORLD_SPEED = 2000.0
+# The pace of the spec's own world (world.json's timing.time_scale tells infra/). 2000
+# ran `pytest features/ -n 0` in 95 s wall and 61 s CPU where 500 takes 137 s and 73 s,
+# but in 10 whole runs at 2000 one failed: the TrueNAS UI did not present its new
+# certificate within the wait's 10 s floor (a TLS handshake to the node timed out; the
+# cause is not found yet, issue 14's note). Until it is, the spec runs at the world's
+# default; SPEC_WORLD_SPEED sets another pace.
+SPEC_WORLD_SPEED = 500.0
 
 
 def _spec_world_speed() -> float:
