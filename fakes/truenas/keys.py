@@ -23,11 +23,12 @@ exponent whose numbers agree (n = pq, d inverts e, the CRT values match); anythi
 else is ignored. Primality of p and q is not re-tested (OpenSSL's full check costs
 what making the key costs): a file passing the rest was written by this user.
 
-Validated once (`vouch`, `known`). A key's text is validated in full the first time
-it is loaded (OpenSSL's RSA check: what refuses broken keys); the SHA-256 of every
-text that passed, or that was made from a key known good, is remembered (a bounded
-set: digests, not keys) and later loads of that exact text skip the repeat check.
-A text that failed is never remembered, so it fails, with the same error, every time.
+Validated once (`load_checked_once`, over `known` and `vouch`). A key's text is
+validated in full the first time it is loaded (OpenSSL's RSA check: what refuses
+broken keys); the SHA-256 of every text that passed, or that was made from a key known
+good, is remembered (a bounded set: digests, not keys) and later loads of that exact
+text skip the repeat check. A text that failed is never remembered, so it fails, with
+the same error, every time.
 """
 
 from __future__ import annotations
@@ -42,12 +43,15 @@ import stat
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PUBLIC_EXPONENT = 65537
 CACHE_KEYS = 256            # per key size: one `pytest features/` process uses fewer
@@ -83,6 +87,15 @@ def vouch(text: str | bytes) -> None:
         _known.move_to_end(digest)
         while len(_known) > KNOWN_TEXTS:
             _known.popitem(last=False)
+
+
+def load_checked_once(text: str | bytes, load: Callable[[bool], T]) -> T:
+    """`load(skip_check)`, skipping OpenSSL's RSA check when this exact text passed it
+    before; the text is remembered only once `load` succeeded (a refused text raises
+    again, with the same error, every time)."""
+    key = load(known(text))
+    vouch(text)
+    return key
 
 
 # --- the supply ------------------------------------------------------------------------

@@ -139,9 +139,8 @@ def _run_locked(node: TrueNASNode, username: str, command: str, stdin: bytes):
 def import_key(text: str) -> asyncssh.SSHKey:
     """asyncssh's import of a private key, with OpenSSL's RSA check once per text
     (keys.py: a refused text is never known, so it is refused every time)."""
-    key = asyncssh.import_private_key(text, unsafe_skip_rsa_key_validation=keys.known(text))
-    keys.vouch(text)
-    return key
+    return keys.load_checked_once(text, lambda skip: asyncssh.import_private_key(
+        text, unsafe_skip_rsa_key_validation=skip))
 
 
 class SshError(ConnectionError):

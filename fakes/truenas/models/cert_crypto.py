@@ -143,14 +143,11 @@ def load_private_key(pem: str | None, passphrase: str | None = None) -> Any:
         return None
     data = pem.encode()
     try:
-        # OpenSSL's RSA check runs once per text (keys.py); a refused text is never known
-        key = serialization.load_pem_private_key(
+        return keys.load_checked_once(data, lambda skip: serialization.load_pem_private_key(
             data, password=passphrase.encode() if passphrase else None,
-            unsafe_skip_rsa_key_validation=keys.known(data))
+            unsafe_skip_rsa_key_validation=skip))
     except (ValueError, TypeError):
         return None
-    keys.vouch(data)
-    return key
 
 
 def private_key_problem(pem: str, passphrase: str | None = None) -> str | None:

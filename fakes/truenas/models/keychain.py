@@ -78,19 +78,18 @@ def generate_key_pair(comment: str = "root@truenas") -> dict:
 
 def _load_private(text: str) -> Any:
     data = text.encode()
-    loaders = (serialization.load_ssh_private_key, serialization.load_pem_private_key)
-    # OpenSSL's RSA check runs once per text (keys.py); a refused text is never known
-    checked = keys.known(data)
-    for loader in loaders:
-        try:
-            key = loader(data, password=None, unsafe_skip_rsa_key_validation=checked)
-        except TypeError:
-            raise ValueError("Encrypted private keys are not allowed") from None
-        except (ValueError, UnsupportedAlgorithm):
-            continue
-        keys.vouch(data)
-        return key
-    raise ValueError("Load key: invalid format")
+
+    def load(skip_check: bool) -> Any:
+        for loader in (serialization.load_ssh_private_key, serialization.load_pem_private_key):
+            try:
+                return loader(data, password=None, unsafe_skip_rsa_key_validation=skip_check)
+            except TypeError:
+                raise ValueError("Encrypted private keys are not allowed") from None
+            except (ValueError, UnsupportedAlgorithm):
+                continue
+        raise ValueError("Load key: invalid format")
+
+    return keys.load_checked_once(data, load)
 
 
 def public_of(private_key: str) -> str:
