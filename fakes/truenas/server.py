@@ -384,15 +384,18 @@ class NodeServer:
         try:
             listener.asyncio_server = await asyncio.start_server(
                 handle, sock=listener.sock, ssl=service.ssl_context)
-        except OSError:
-            log.exception("fake TrueNAS %s: cannot serve port %s", self.address, listener.port)
-        if listener.closed and listener.asyncio_server is not None:
-            listener.asyncio_server.close()
+        except (OSError, ValueError):
+            if not listener.closed:     # else: closed before it served (`_release`)
+                log.exception("fake TrueNAS %s: cannot serve port %s", self.address,
+                              listener.port)
+            return
+        if listener.closed:
+            _stop(listener.asyncio_server)
 
     async def _start_socket(self, listener: _Listener, service: Any) -> None:
         listener.asyncio_server = await service.start(listener.sock)
         if listener.closed:
-            listener.asyncio_server.close()
+            _stop(listener.asyncio_server)
             service.abort_all()
 
     def _close(self, listeners: list[_Listener], loop: asyncio.AbstractEventLoop | None,
@@ -421,7 +424,7 @@ class NodeServer:
                     _shut(listener)
             finally:
                 for listener in listeners:
-                    _close_socket(listener.sock)
+                    _release(listener.sock, loop)
                 closed.set()
 
         try:
@@ -457,9 +460,35 @@ def _shut(listener: _Listener) -> None:
             writer.transport.abort()
 
 
+def _stop(server: Any) -> None:
+    """Close a server that finished starting after its listener was closed: `_release`
+    already stopped watching and closed the socket, which asyncio's close would
+    look up again and refuse (descriptor -1)."""
+    with contextlib.suppress(OSError, ValueError):
+        server.close()
+
+
 def _close_socket(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.close()
+
+
+def _release(sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+    """On the loop: stop watching a listening socket, then close it.
+
+    A listener closed while its server is still starting (asyncio's `create_server`
+    watches the socket a loop step before uvicorn records the server, so `_shut`
+    cannot close that server) would otherwise be closed while the loop still watches
+    its descriptor. The kernel forgets a closed descriptor, asyncio's selector map does
+    not, and the next socket the loop watches with that number (a new listener, an
+    accepted connection) is only re-labelled there, never watched: it accepts or
+    reads nothing, and clients hang in the TLS handshake. CPython's selectors.py
+    `_PollLikeSelector.modify` (unchanged events: no epoll_ctl) and
+    base_events.py `create_server` (`await tasks.sleep(0)` after `_start_serving`)."""
+    with contextlib.suppress(OSError, ValueError):
+        if sock.fileno() != -1:
+            loop.remove_reader(sock.fileno())
+    _close_socket(sock)
 
 
 async def _quietly(coroutine: Awaitable[Any], address: str,
@@ -467,13 +496,19 @@ async def _quietly(coroutine: Awaitable[Any], address: str,
     try:
         await coroutine
     except Exception:  # noqa: BLE001 - a listener failing must not end the node's loop
+        if listener is not None and listener.closed:
+            # closed while starting (`_release`): uvicorn's shutdown then finds its
+            # socket already closed; that is the close, not a failure
+            log.debug("fake TrueNAS %s: listener on %s closed while starting", address,
+                      listener.port, exc_info=True)
+            return
         log.exception("fake TrueNAS %s: a listener failed", address)
         if listener is not None:
             # A server that failed to start has no port open (nginx that cannot load its
             # certificate): close the bound socket, or clients would queue in its
             # backlog and hang in the TLS handshake instead of being refused.
             listener.closed = True
-            _close_socket(listener.sock)
+            _release(listener.sock, asyncio.get_running_loop())
 
 
 def _uvicorn(service: AsgiService, default_cert: ServerCert | None) -> uvicorn.Server:
